@@ -48,6 +48,11 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, DecodeError> {
         Some(f @ (ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP)) => f,
         _ => return Err(DecodeError::UnsupportedFormat),
     };
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err(DecodeError::Corrupt(
+            "JPEG is truncated: no end-of-image marker after its last scan".into(),
+        ));
+    }
     let mut decoder = reader.into_decoder().map_err(corrupt)?;
     let (width, height) = decoder.dimensions();
     let pixels = u64::from(width) * u64::from(height);
@@ -72,6 +77,19 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, DecodeError> {
         pixels: image.into_rgb8(),
         format,
     })
+}
+
+/// Whether an end-of-image marker (FF D9) follows the last start-of-scan (FF DA).
+///
+/// The JPEG decoder fills a truncated scan with grey instead of failing, which would
+/// silently detect objects in half an image. Inside entropy-coded data every 0xFF is
+/// followed by 0x00 or a restart marker, so FF D9 there can only be the real end; an
+/// EXIF thumbnail's own markers come before the main scan.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let Some(last_scan) = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]) else {
+        return false;
+    };
+    bytes[last_scan..].windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
 fn corrupt(e: image::ImageError) -> DecodeError {
@@ -103,7 +121,7 @@ mod tests {
 
         let deep: Vec<u8> = [0xffffu16, 0x0000, 0x8000]
             .iter()
-            .flat_map(|v| v.to_be_bytes())
+            .flat_map(|v| v.to_ne_bytes())
             .collect();
         let d = decode(&png(1, 1, ExtendedColorType::Rgb16, &deep), 100).unwrap();
         assert_eq!(d.pixels.get_pixel(0, 0).0, [255, 0, 128]);
@@ -120,9 +138,19 @@ mod tests {
         let mut bomb = png(1, 1, ExtendedColorType::L8, &[0]);
         bomb[16..20].copy_from_slice(&100_000u32.to_be_bytes());
         bomb[20..24].copy_from_slice(&100_000u32.to_be_bytes());
-        bomb.truncate(33);
+        let crc = crc32(&bomb[12..29]);
+        bomb[29..33].copy_from_slice(&crc.to_be_bytes());
         let err = decode(&bomb, 40_000_000).unwrap_err();
-        assert!(matches!(err, DecodeError::TooManyPixels { pixels: 10_000_000_000, .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                DecodeError::TooManyPixels {
+                    pixels: 10_000_000_000,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -130,11 +158,34 @@ mod tests {
         let full = png(64, 64, ExtendedColorType::Rgb8, &[7; 64 * 64 * 3]);
         for cut in [8, 20, 40, full.len() / 2, full.len() - 13] {
             let err = decode(&full[..cut], 1 << 20).unwrap_err();
-            assert!(matches!(err, DecodeError::Corrupt(_)), "cut at {cut}: {err:?}");
+            assert!(
+                matches!(err, DecodeError::Corrupt(_)),
+                "cut at {cut}: {err:?}"
+            );
         }
         assert_eq!(decode(b"", 10).unwrap_err(), DecodeError::Empty);
-        assert_eq!(decode(b"hello, world", 10).unwrap_err(), DecodeError::UnsupportedFormat);
-        assert_eq!(decode(b"GIF89a\x01\x00\x01\x00", 10).unwrap_err(), DecodeError::UnsupportedFormat);
+        assert_eq!(
+            decode(b"hello, world", 10).unwrap_err(),
+            DecodeError::UnsupportedFormat
+        );
+        assert_eq!(
+            decode(b"GIF89a\x01\x00\x01\x00", 10).unwrap_err(),
+            DecodeError::UnsupportedFormat
+        );
+
+        let mut jpeg = Vec::new();
+        let noise: Vec<u8> = (0..64 * 64 * 3).map(|i| (i * 7919 % 251) as u8).collect();
+        image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
+            .encode(&noise, 64, 64, ExtendedColorType::Rgb8)
+            .unwrap();
+        assert!(decode(&jpeg, 1 << 20).is_ok());
+        for cut in [4, jpeg.len() / 2, jpeg.len() - 2] {
+            let err = decode(&jpeg[..cut], 1 << 20).unwrap_err();
+            assert!(
+                matches!(err, DecodeError::Corrupt(_)),
+                "JPEG cut at {cut}: {err:?}"
+            );
+        }
     }
 
     #[test]
@@ -160,6 +211,22 @@ mod tests {
         let d = decode(&webp, 100).unwrap();
         assert_eq!(d.format, ImageFormat::WebP);
         assert_eq!(d.pixels.get_pixel(1, 0).0, [4, 5, 6]);
+    }
+
+    /// PNG's chunk CRC (ISO 3309), so the forged header is otherwise valid.
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
     }
 
     /// Inserts an APP1 EXIF segment with one Orientation entry right after SOI.

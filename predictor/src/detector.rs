@@ -104,7 +104,11 @@ fn ms_since(start: Instant) -> f64 {
 
 impl Detector {
     /// Loads `model` into ONNX Runtime and warms it up with one inference.
-    pub fn load(model: &Path, threading: Threading, settings: Settings) -> Result<Self, DetectError> {
+    pub fn load(
+        model: &Path,
+        threading: Threading,
+        settings: Settings,
+    ) -> Result<Self, DetectError> {
         let engine = OrtEngine::load(model, threading)?;
         Detector::new(Box::new(engine), settings)
     }
@@ -116,7 +120,11 @@ impl Detector {
         let warm = engine.run(&vec![0.0; 3 * (w * h) as usize])?;
         let classes = postprocess::Layout::from_shape(&warm.shape)?.classes();
         let names = labels::resolve(engine.class_names(), classes);
-        Ok(Detector { engine, names, settings })
+        Ok(Detector {
+            engine,
+            names,
+            settings,
+        })
     }
 
     pub fn settings(&self) -> &Settings {
@@ -151,7 +159,11 @@ impl Detector {
         let detections = postprocess::detections(&output, &self.settings.thresholds, &letterbox)?
             .into_iter()
             .map(|d| Found {
-                label: self.names.get(d.class_id).cloned().unwrap_or_else(|| format!("class {}", d.class_id)),
+                label: self
+                    .names
+                    .get(d.class_id)
+                    .cloned()
+                    .unwrap_or_else(|| format!("class {}", d.class_id)),
                 class_id: d.class_id,
                 score: d.score,
                 bbox: d.bbox.map(|v| (v * 10.0).round() / 10.0),
@@ -197,12 +209,18 @@ impl Detector {
 /// Where the bundled model is looked for when none is named: next to the executable
 /// (`models/` beside it or one level up, the image layout), then this crate's `models/`.
 pub fn bundled_model() -> Option<PathBuf> {
-    let exe_dir = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf));
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf));
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Some(dir) = exe_dir {
         candidates.push(dir.join("models").join(BUNDLED_MODEL));
         candidates.push(dir.join("../models").join(BUNDLED_MODEL));
     }
-    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(BUNDLED_MODEL));
+    candidates.push(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("models")
+            .join(BUNDLED_MODEL),
+    );
     candidates.into_iter().find(|p| p.is_file())
 }

@@ -17,11 +17,26 @@ pub struct Annotation {
 
 /// Ultralytics' 20-colour palette: a class always gets the same colour.
 const PALETTE: [[u8; 3]; 20] = [
-    [0xFF, 0x38, 0x38], [0xFF, 0x9D, 0x97], [0xFF, 0x70, 0x1F], [0xFF, 0xB2, 0x1D],
-    [0xCF, 0xD2, 0x31], [0x48, 0xF9, 0x0A], [0x92, 0xCC, 0x17], [0x3D, 0xDB, 0x86],
-    [0x1A, 0x93, 0x34], [0x00, 0xD4, 0xBB], [0x2C, 0x99, 0xA8], [0x00, 0xC2, 0xFF],
-    [0x34, 0x45, 0x93], [0x64, 0x73, 0xFF], [0x00, 0x18, 0xEC], [0x84, 0x38, 0xFF],
-    [0x52, 0x00, 0x85], [0xCB, 0x38, 0xFF], [0xFF, 0x95, 0xC8], [0xFF, 0x37, 0xC7],
+    [0xFF, 0x38, 0x38],
+    [0xFF, 0x9D, 0x97],
+    [0xFF, 0x70, 0x1F],
+    [0xFF, 0xB2, 0x1D],
+    [0xCF, 0xD2, 0x31],
+    [0x48, 0xF9, 0x0A],
+    [0x92, 0xCC, 0x17],
+    [0x3D, 0xDB, 0x86],
+    [0x1A, 0x93, 0x34],
+    [0x00, 0xD4, 0xBB],
+    [0x2C, 0x99, 0xA8],
+    [0x00, 0xC2, 0xFF],
+    [0x34, 0x45, 0x93],
+    [0x64, 0x73, 0xFF],
+    [0x00, 0x18, 0xEC],
+    [0x84, 0x38, 0xFF],
+    [0x52, 0x00, 0x85],
+    [0xCB, 0x38, 0xFF],
+    [0xFF, 0x95, 0xC8],
+    [0xFF, 0x37, 0xC7],
 ];
 
 pub fn class_color(class_id: usize) -> Rgb<u8> {
@@ -39,7 +54,14 @@ pub fn draw(image: &mut RgbImage, annotations: &[Annotation]) {
         let [x1, y1, x2, y2] = a.bbox.map(|v| v.round().max(0.0) as u32);
         let (x2, y2) = (x2.min(w.saturating_sub(1)), y2.min(h.saturating_sub(1)));
         for t in 0..thickness {
-            outline(image, x1 + t, y1 + t, x2.saturating_sub(t), y2.saturating_sub(t), color);
+            outline(
+                image,
+                x1 + t,
+                y1 + t,
+                x2.saturating_sub(t),
+                y2.saturating_sub(t),
+                color,
+            );
         }
         label(image, x1, y1, &a.label, color, glyph_scale);
     }
@@ -74,7 +96,11 @@ fn label(image: &mut RgbImage, x: u32, y: u32, text: &str, color: Rgb<u8>, scale
     let left = x.min(image.width().saturating_sub(plate_w));
     fill(image, left, top, left + plate_w, top + plate_h, color);
     let [r, g, b] = color.0.map(u32::from);
-    let ink = if r * 299 + g * 587 + b * 114 > 150_000 { Rgb([0, 0, 0]) } else { Rgb([255, 255, 255]) };
+    let ink = if r * 299 + g * 587 + b * 114 > 150_000 {
+        Rgb([0, 0, 0])
+    } else {
+        Rgb([255, 255, 255])
+    };
     for (i, ch) in text.chars().enumerate() {
         let bitmap = font8x8::BASIC_FONTS.get(ch).unwrap_or([0; 8]);
         let gx = left + pad + i as u32 * glyph;
@@ -94,7 +120,12 @@ fn label(image: &mut RgbImage, x: u32, y: u32, text: &str, color: Rgb<u8>, scale
 pub fn encode_jpeg(image: &RgbImage, quality: u8) -> Vec<u8> {
     let mut out = Vec::with_capacity(image.as_raw().len() / 8);
     JpegEncoder::new_with_quality(&mut out, quality)
-        .encode(image.as_raw(), image.width(), image.height(), ExtendedColorType::Rgb8)
+        .encode(
+            image.as_raw(),
+            image.width(),
+            image.height(),
+            ExtendedColorType::Rgb8,
+        )
         .expect("encoding an in-memory RGB buffer into a Vec cannot fail");
     out
 }
@@ -112,7 +143,11 @@ mod tests {
     #[test]
     fn draws_the_box_outline_and_a_label_plate() {
         let mut img = RgbImage::new(200, 200);
-        let a = Annotation { class_id: 0, bbox: [50.0, 60.0, 150.0, 160.0], label: "person 0.9".into() };
+        let a = Annotation {
+            class_id: 0,
+            bbox: [50.0, 60.0, 150.0, 160.0],
+            label: "person 0.9".into(),
+        };
         draw(&mut img, &[a]);
         let red = class_color(0);
         assert_eq!(*img.get_pixel(50, 100), red, "left edge");
@@ -127,10 +162,18 @@ mod tests {
     #[test]
     fn boxes_at_and_beyond_the_edges_do_not_panic() {
         let mut img = RgbImage::new(1, 1);
-        let a = Annotation { class_id: 3, bbox: [0.0, 0.0, 1.0, 1.0], label: "a long label".into() };
+        let a = Annotation {
+            class_id: 3,
+            bbox: [0.0, 0.0, 1.0, 1.0],
+            label: "a long label".into(),
+        };
         draw(&mut img, &[a]);
         let mut img = RgbImage::new(30, 10);
-        let a = Annotation { class_id: 3, bbox: [25.0, 0.0, 90.0, 40.0], label: "x".into() };
+        let a = Annotation {
+            class_id: 3,
+            bbox: [25.0, 0.0, 90.0, 40.0],
+            label: "x".into(),
+        };
         draw(&mut img, &[a]);
     }
 

@@ -71,7 +71,10 @@ pub fn runtime_candidates() -> Vec<PathBuf> {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
         out.push(PathBuf::from(p));
     }
-    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
         out.extend(LIB_NAMES.iter().map(|n| dir.join(n)));
         out.extend(LIB_NAMES.iter().map(|n| dir.join("lib").join(n)));
     }
@@ -121,16 +124,29 @@ impl OrtEngine {
             message: e.to_string(),
         };
         let session = Session::builder(env)
-            .and_then(|b| b.with_optimization_level(GraphOptimizationLevel::Level3).map_err(Into::into))
-            .and_then(|b| b.with_intra_threads(threading.intra_threads).map_err(Into::into))
+            .and_then(|b| {
+                b.with_optimization_level(GraphOptimizationLevel::Level3)
+                    .map_err(Into::into)
+            })
+            .and_then(|b| {
+                b.with_intra_threads(threading.intra_threads)
+                    .map_err(Into::into)
+            })
             .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
-            .and_then(|b| b.with_intra_op_spinning(threading.spinning).map_err(Into::into))
+            .and_then(|b| {
+                b.with_intra_op_spinning(threading.spinning)
+                    .map_err(Into::into)
+            })
             .and_then(|mut b| b.commit_from_file(model))
             .map_err(|e| model_err(&e))?;
 
         let input_size = match session.inputs().first().map(|i| i.dtype()) {
             Some(ValueType::Tensor { shape, .. })
-                if shape.len() == 4 && shape[0] <= 1 && shape[1] == 3 && shape[2] > 0 && shape[3] > 0 =>
+                if shape.len() == 4
+                    && shape[0] <= 1
+                    && shape[1] == 3
+                    && shape[2] > 0
+                    && shape[3] > 0 =>
             {
                 (shape[3] as u32, shape[2] as u32)
             }
@@ -161,7 +177,8 @@ impl Engine for OrtEngine {
     fn run(&self, input: &[f32]) -> Result<Tensor, EngineError> {
         let (w, h) = self.input_size;
         let shape = [1usize, 3, h as usize, w as usize];
-        let tensor = TensorRef::from_array_view((shape, input)).map_err(|e| EngineError::Run(e.to_string()))?;
+        let tensor = TensorRef::from_array_view((shape, input))
+            .map_err(|e| EngineError::Run(e.to_string()))?;
         // A poisoned lock only means another run panicked; the session itself is intact.
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
         let outputs = session

@@ -9,7 +9,10 @@ use predictor::engine::Threading;
 use predictor::postprocess::Thresholds;
 
 #[derive(Parser)]
-#[command(version, about = "YOLO object detection: one pipeline, served on ECS and on Lambda")]
+#[command(
+    version,
+    about = "YOLO object detection: one pipeline, served on ECS and on Lambda"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -48,7 +51,10 @@ struct DetectArgs {
 
 fn unit_interval(s: &str) -> Result<f32, String> {
     let v: f32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
-    (0.0..=1.0).contains(&v).then_some(v).ok_or_else(|| format!("`{s}` is not between 0 and 1"))
+    (0.0..=1.0)
+        .contains(&v)
+        .then_some(v)
+        .ok_or_else(|| format!("`{s}` is not between 0 and 1"))
 }
 
 fn main() -> ExitCode {
@@ -60,7 +66,10 @@ fn main() -> ExitCode {
 
 fn detect(args: DetectArgs) -> ExitCode {
     let Some(model) = args.model.clone().or_else(detector::bundled_model) else {
-        eprintln!("error: no model given and the bundled `{}` was not found", detector::BUNDLED_MODEL);
+        eprintln!(
+            "error: no model given and the bundled `{}` was not found",
+            detector::BUNDLED_MODEL
+        );
         eprintln!("hint: pass --model PATH or set MODEL_PATH");
         return ExitCode::FAILURE;
     };
@@ -120,7 +129,10 @@ fn detect_one(detector: &Detector, path: &Path, args: &DetectArgs) -> Result<(),
     let mut outcome = detector.detect(&bytes).map_err(|e| e.to_string())?;
     if let Some(dir) = &args.out {
         let jpeg = detector.annotate(&mut outcome);
-        let stem = path.file_stem().unwrap_or(path.as_os_str()).to_string_lossy();
+        let stem = path
+            .file_stem()
+            .unwrap_or(path.as_os_str())
+            .to_string_lossy();
         let dest = dir.join(format!("{stem}.jpg"));
         std::fs::write(&dest, jpeg).map_err(|e| format!("writing `{}`: {e}", dest.display()))?;
     }
@@ -132,14 +144,21 @@ fn detect_one(detector: &Detector, path: &Path, args: &DetectArgs) -> Result<(),
             detections: &outcome.detections,
             timings_ms: outcome.timings,
         };
-        println!("{}", serde_json::to_string(&line).map_err(|e| e.to_string())?);
+        println!(
+            "{}",
+            serde_json::to_string(&line).map_err(|e| e.to_string())?
+        );
     } else {
         let found: Vec<String> = outcome
             .detections
             .iter()
             .map(|d| format!("{} {:.2}", d.label, d.score))
             .collect();
-        let found = if found.is_empty() { "nothing".to_string() } else { found.join(", ") };
+        let found = if found.is_empty() {
+            "nothing".to_string()
+        } else {
+            found.join(", ")
+        };
         println!(
             "{}  {}x{}  {}  ({:.1} ms, inference {:.1} ms)",
             path.display(),

@@ -14,7 +14,9 @@ pub enum Layout {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unsupported model output shape {0:?}: expected [1, 4+C, N] (YOLOv8/11) or [1, N, 5+C] (YOLOv5/7)")]
+#[error(
+    "unsupported model output shape {0:?}: expected [1, 4+C, N] (YOLOv8/11) or [1, N, 5+C] (YOLOv5/7)"
+)]
 pub struct LayoutError(pub Vec<usize>);
 
 impl Layout {
@@ -22,14 +24,22 @@ impl Layout {
     /// anchors (thousands) than attributes (tens).
     pub fn from_shape(shape: &[usize]) -> Result<Layout, LayoutError> {
         let err = || LayoutError(shape.to_vec());
-        let [batch, a, b] = *shape else { return Err(err()) };
+        let [batch, a, b] = *shape else {
+            return Err(err());
+        };
         if batch != 1 {
             return Err(err());
         }
         if a < b && a > 4 {
-            Ok(Layout::AttributesFirst { classes: a - 4, anchors: b })
+            Ok(Layout::AttributesFirst {
+                classes: a - 4,
+                anchors: b,
+            })
         } else if b < a && b > 5 {
-            Ok(Layout::AnchorsFirst { classes: b - 5, anchors: a })
+            Ok(Layout::AnchorsFirst {
+                classes: b - 5,
+                anchors: a,
+            })
         } else {
             Err(err())
         }
@@ -37,7 +47,9 @@ impl Layout {
 
     pub fn classes(&self) -> usize {
         match *self {
-            Layout::AttributesFirst { classes, .. } | Layout::AnchorsFirst { classes, .. } => classes,
+            Layout::AttributesFirst { classes, .. } | Layout::AnchorsFirst { classes, .. } => {
+                classes
+            }
         }
     }
 }
@@ -71,7 +83,11 @@ pub struct Detection {
 
 /// Decodes `output`, keeps what scores at least `t.confidence`, suppresses overlaps per
 /// class, and maps boxes back through `letterbox`. Sorted by score, best first.
-pub fn detections(output: &Tensor, t: &Thresholds, letterbox: &Letterbox) -> Result<Vec<Detection>, LayoutError> {
+pub fn detections(
+    output: &Tensor,
+    t: &Thresholds,
+    letterbox: &Letterbox,
+) -> Result<Vec<Detection>, LayoutError> {
     let layout = Layout::from_shape(&output.shape)?;
     let mut candidates = candidates(&output.data, layout, t.confidence);
     candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -87,7 +103,8 @@ pub fn detections(output: &Tensor, t: &Thresholds, letterbox: &Letterbox) -> Res
 /// Every anchor whose best class clears `confidence`, box as corners in input pixels.
 fn candidates(data: &[f32], layout: Layout, confidence: f32) -> Vec<Detection> {
     let mut out = Vec::new();
-    let corners = |cx: f32, cy: f32, w: f32, h: f32| [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0];
+    let corners =
+        |cx: f32, cy: f32, w: f32, h: f32| [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0];
     match layout {
         Layout::AttributesFirst { classes, anchors } => {
             // Row-major [4 + C][N]: walk class rows, tracking each anchor's best so far,
@@ -105,7 +122,11 @@ fn candidates(data: &[f32], layout: Layout, confidence: f32) -> Vec<Detection> {
             for (i, &(class_id, score)) in best.iter().enumerate() {
                 if score >= confidence {
                     let bbox = corners(at(0, i), at(1, i), at(2, i), at(3, i));
-                    out.push(Detection { class_id, score, bbox });
+                    out.push(Detection {
+                        class_id,
+                        score,
+                        bbox,
+                    });
                 }
             }
         }
@@ -115,14 +136,22 @@ fn candidates(data: &[f32], layout: Layout, confidence: f32) -> Vec<Detection> {
                 if objectness < confidence {
                     continue;
                 }
-                let (class_id, class_score) = row[5..]
-                    .iter()
-                    .enumerate()
-                    .fold((0, f32::MIN), |best, (c, &s)| if s > best.1 { (c, s) } else { best });
+                let (class_id, class_score) =
+                    row[5..]
+                        .iter()
+                        .enumerate()
+                        .fold(
+                            (0, f32::MIN),
+                            |best, (c, &s)| if s > best.1 { (c, s) } else { best },
+                        );
                 let score = objectness * class_score;
                 if score >= confidence {
                     let bbox = corners(row[0], row[1], row[2], row[3]);
-                    out.push(Detection { class_id, score, bbox });
+                    out.push(Detection {
+                        class_id,
+                        score,
+                        bbox,
+                    });
                 }
             }
         }
@@ -162,18 +191,28 @@ mod tests {
     use super::*;
 
     fn det(class_id: usize, score: f32, bbox: [f32; 4]) -> Detection {
-        Detection { class_id, score, bbox }
+        Detection {
+            class_id,
+            score,
+            bbox,
+        }
     }
 
     #[test]
     fn layout_is_chosen_from_the_shape() {
         assert_eq!(
             Layout::from_shape(&[1, 84, 8400]),
-            Ok(Layout::AttributesFirst { classes: 80, anchors: 8400 })
+            Ok(Layout::AttributesFirst {
+                classes: 80,
+                anchors: 8400
+            })
         );
         assert_eq!(
             Layout::from_shape(&[1, 25200, 85]),
-            Ok(Layout::AnchorsFirst { classes: 80, anchors: 25200 })
+            Ok(Layout::AnchorsFirst {
+                classes: 80,
+                anchors: 25200
+            })
         );
         assert!(Layout::from_shape(&[1, 84]).is_err());
         assert!(Layout::from_shape(&[2, 84, 8400]).is_err());
@@ -184,10 +223,10 @@ mod tests {
     fn nms_suppresses_overlaps_within_a_class_only() {
         let sorted = [
             det(0, 0.9, [0.0, 0.0, 10.0, 10.0]),
-            det(0, 0.8, [1.0, 1.0, 11.0, 11.0]),  // IoU 0.68 with the first: dropped
-            det(1, 0.7, [1.0, 1.0, 11.0, 11.0]),  // other class: kept
+            det(0, 0.8, [1.0, 1.0, 11.0, 11.0]), // IoU 0.68 with the first: dropped
+            det(1, 0.7, [1.0, 1.0, 11.0, 11.0]), // other class: kept
             det(0, 0.6, [20.0, 20.0, 30.0, 30.0]), // no overlap: kept
-            det(0, 0.5, [5.0, 0.0, 15.0, 10.0]),  // IoU 0.33 with the first: kept
+            det(0, 0.5, [5.0, 0.0, 15.0, 10.0]), // IoU 0.33 with the first: kept
         ];
         let kept = nms(&sorted, 0.45, 300);
         let scores: Vec<f32> = kept.iter().map(|d| d.score).collect();
@@ -203,35 +242,71 @@ mod tests {
     }
 
     fn identity() -> Letterbox {
-        Letterbox { scale: 1.0, pad_x: 0.0, pad_y: 0.0, width: 640, height: 640 }
+        Letterbox {
+            scale: 1.0,
+            pad_x: 0.0,
+            pad_y: 0.0,
+            width: 640,
+            height: 640,
+        }
+    }
+
+    /// `[1, 4 + classes, anchors]` with the given anchors set and every other score zero.
+    fn v8(classes: usize, anchors: usize, set: &[(usize, [f32; 4], usize, f32)]) -> Tensor {
+        let mut data = vec![0.0; (4 + classes) * anchors];
+        for &(i, [cx, cy, w, h], class, score) in set {
+            for (attr, v) in [cx, cy, w, h].into_iter().enumerate() {
+                data[attr * anchors + i] = v;
+            }
+            data[(4 + class) * anchors + i] = score;
+        }
+        Tensor {
+            shape: vec![1, 4 + classes, anchors],
+            data,
+        }
     }
 
     #[test]
     fn decodes_the_v8_layout() {
-        // 2 classes, 3 anchors: [4 + 2, 3]. Anchor 1 is class 1 at 0.9, anchor 2 below threshold.
-        let data = vec![
-            100.0, 200.0, 300.0, // cx
-            100.0, 200.0, 300.0, // cy
-            20.0, 40.0, 10.0, // w
-            20.0, 40.0, 10.0, // h
-            0.1, 0.2, 0.1, // class 0
-            0.3, 0.9, 0.2, // class 1
-        ];
-        let out = Tensor { shape: vec![1, 6, 3], data };
+        let out = v8(
+            2,
+            10,
+            &[
+                (1, [200.0, 200.0, 40.0, 40.0], 1, 0.9),
+                (4, [100.0, 100.0, 20.0, 20.0], 0, 0.3),
+                (7, [300.0, 300.0, 10.0, 10.0], 1, 0.2), // under the threshold
+            ],
+        );
         let d = detections(&out, &Thresholds::default(), &identity()).unwrap();
-        assert_eq!(d, [det(1, 0.9, [180.0, 180.0, 220.0, 220.0]), det(1, 0.3, [90.0, 90.0, 110.0, 110.0])]);
+        assert_eq!(
+            d,
+            [
+                det(1, 0.9, [180.0, 180.0, 220.0, 220.0]),
+                det(0, 0.3, [90.0, 90.0, 110.0, 110.0])
+            ]
+        );
     }
 
     #[test]
     fn decodes_the_v7_layout_with_objectness() {
-        // 3 anchors of [cx, cy, w, h, obj, c0, c1]: score = obj * best class.
-        let data = vec![
+        // Anchors of [cx, cy, w, h, obj, c0, c1]; score = obj * best class.
+        let mut data = vec![
             50.0, 50.0, 10.0, 10.0, 0.9, 0.1, 0.8, // 0.72, class 1
             60.0, 60.0, 10.0, 10.0, 0.2, 0.9, 0.1, // objectness under threshold
             300.0, 300.0, 100.0, 50.0, 0.5, 0.4, 0.3, // 0.2: under threshold after product
         ];
-        let out = Tensor { shape: vec![1, 3, 7], data };
-        let lb = Letterbox { scale: 0.5, pad_x: 0.0, pad_y: 140.0, width: 1280, height: 720 };
+        data.resize(7 * 12, 0.0); // more anchors than attributes, as in any real model
+        let out = Tensor {
+            shape: vec![1, 12, 7],
+            data,
+        };
+        let lb = Letterbox {
+            scale: 0.5,
+            pad_x: 0.0,
+            pad_y: 140.0,
+            width: 1280,
+            height: 720,
+        };
         let d = detections(&out, &Thresholds::default(), &lb).unwrap();
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].class_id, 1);

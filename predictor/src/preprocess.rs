@@ -80,7 +80,9 @@ fn taps(src: u32, dst: u32) -> Taps {
     for d in 0..dst {
         let centre = (d as f32 + 0.5) * scale;
         let lo = ((centre - support + 0.5).floor().max(0.0) as usize).min(src - 1);
-        let hi = ((centre + support + 0.5).floor() as usize).clamp(lo + 1, src).min(lo + len);
+        let hi = ((centre + support + 0.5).floor() as usize)
+            .clamp(lo + 1, src)
+            .min(lo + len);
         let w = &mut t.weights[d * len..][..len];
         let mut sum = 0.0;
         for (k, s) in (lo..hi).enumerate() {
@@ -113,7 +115,10 @@ pub fn letterbox_into(image: &RgbImage, dst_w: u32, dst_h: u32, out: &mut Vec<f3
     let xs = taps(src_w as u32, new_w as u32);
     let src = image.as_raw();
     let mut rows = vec![0.0f32; src_h * new_w * 3];
-    for (src_row, row) in src.chunks_exact(src_w * 3).zip(rows.chunks_exact_mut(new_w * 3)) {
+    for (src_row, row) in src
+        .chunks_exact(src_w * 3)
+        .zip(rows.chunks_exact_mut(new_w * 3))
+    {
         for (x, px) in row.chunks_exact_mut(3).enumerate() {
             let (start, weights) = xs.of(x);
             let mut acc = [0.0f32; 3];
@@ -135,7 +140,10 @@ pub fn letterbox_into(image: &RgbImage, dst_w: u32, dst_h: u32, out: &mut Vec<f3
     for y in 0..new_h {
         let (start, weights) = ys.of(y);
         acc.fill(0.0);
-        for (row, &w) in rows[start * new_w * 3..].chunks_exact(new_w * 3).zip(weights) {
+        for (row, &w) in rows[start * new_w * 3..]
+            .chunks_exact(new_w * 3)
+            .zip(weights)
+        {
             if w != 0.0 {
                 acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v * w);
             }
