@@ -127,6 +127,11 @@ impl Detector {
         })
     }
 
+    /// The engine, for callers that time inference alone (the benchmark).
+    pub fn engine(&self) -> &dyn Engine {
+        self.engine.as_ref()
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.settings
     }

@@ -4,8 +4,8 @@
 //! the image, so the crate needs no font file and no glyph rasteriser.
 
 use font8x8::UnicodeFonts;
-use image::codecs::jpeg::JpegEncoder;
-use image::{ExtendedColorType, Rgb, RgbImage};
+use image::{Rgb, RgbImage};
+use jpeg_encoder::{ColorType, Encoder};
 
 /// A box to draw: corners in pixels, its class and the text of its label.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,16 +116,18 @@ fn label(image: &mut RgbImage, x: u32, y: u32, text: &str, color: Rgb<u8>, scale
     }
 }
 
-/// Encodes as baseline JPEG at `quality` (1..=100).
+/// Encodes as baseline JPEG at `quality` (1..=100), 4:2:0 chroma as cameras do.
+///
+/// `jpeg-encoder` with its SIMD path is several times faster than `image`'s own encoder.
 pub fn encode_jpeg(image: &RgbImage, quality: u8) -> Vec<u8> {
     let mut out = Vec::with_capacity(image.as_raw().len() / 8);
-    JpegEncoder::new_with_quality(&mut out, quality)
-        .encode(
-            image.as_raw(),
-            image.width(),
-            image.height(),
-            ExtendedColorType::Rgb8,
-        )
+    let mut encoder = Encoder::new(&mut out, quality.clamp(1, 100));
+    encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
+    // JPEG cannot hold more than 65535 pixels a side; the decoder's pixel limit keeps
+    // images far below that, so a failure here is a bug, not bad input.
+    let (w, h) = (image.width() as u16, image.height() as u16);
+    encoder
+        .encode(image.as_raw(), w, h, ColorType::Rgb)
         .expect("encoding an in-memory RGB buffer into a Vec cannot fail");
     out
 }

@@ -53,13 +53,17 @@ impl Letterbox {
 /// first source index and the normalised weights of the source samples from there on.
 struct Taps {
     start: Vec<usize>,
-    len: usize,
+    count: Vec<usize>,
+    stride: usize,
     weights: Vec<f32>,
 }
 
 impl Taps {
     fn of(&self, d: usize) -> (usize, &[f32]) {
-        (self.start[d], &self.weights[d * self.len..][..self.len])
+        (
+            self.start[d],
+            &self.weights[d * self.stride..][..self.count[d]],
+        )
     }
 }
 
@@ -71,37 +75,43 @@ fn taps(src: u32, dst: u32) -> Taps {
     let scale = src as f32 / dst as f32;
     let filter_scale = scale.max(1.0);
     let support = filter_scale;
-    let len = (support.ceil() as usize) * 2 + 1;
+    let stride = (support.ceil() as usize) * 2 + 1;
     let mut t = Taps {
         start: Vec::with_capacity(dst),
-        len,
-        weights: vec![0.0; dst * len],
+        count: Vec::with_capacity(dst),
+        stride,
+        weights: vec![0.0; dst * stride],
     };
     for d in 0..dst {
         let centre = (d as f32 + 0.5) * scale;
         let lo = ((centre - support + 0.5).floor().max(0.0) as usize).min(src - 1);
         let hi = ((centre + support + 0.5).floor() as usize)
             .clamp(lo + 1, src)
-            .min(lo + len);
-        let w = &mut t.weights[d * len..][..len];
-        let mut sum = 0.0;
+            .min(lo + stride);
+        let w = &mut t.weights[d * stride..][..hi - lo];
         for (k, s) in (lo..hi).enumerate() {
             let x = ((s as f32 - centre + 0.5) / filter_scale).abs();
             w[k] = (1.0 - x).max(0.0);
-            sum += w[k];
         }
+        let sum: f32 = w.iter().sum();
         if sum > 0.0 {
             w.iter_mut().for_each(|v| *v /= sum);
         } else {
             w[0] = 1.0;
         }
+        // Trailing zero weights are dropped so the inner loops do no empty work.
+        let count = w.iter().rposition(|&v| v != 0.0).map_or(1, |i| i + 1);
         t.start.push(lo);
+        t.count.push(count);
     }
     t
 }
 
 /// Writes the letterboxed image into `out` (resized to 3 * `dst_w` * `dst_h`, planes R, G, B)
 /// and returns the geometry needed to map detections back.
+///
+/// The vertical pass runs first, straight from the `u8` rows (contiguous, so it
+/// vectorises), which leaves the gather-heavy horizontal pass only the output rows.
 pub fn letterbox_into(image: &RgbImage, dst_w: u32, dst_h: u32, out: &mut Vec<f32>) -> Letterbox {
     let lb = Letterbox::fit(image.width(), image.height(), dst_w, dst_h);
     let (new_w, new_h) = lb.resized();
@@ -111,53 +121,41 @@ pub fn letterbox_into(image: &RgbImage, dst_w: u32, dst_h: u32, out: &mut Vec<f3
     out.clear();
     out.resize(3 * plane, f32::from(PAD_VALUE) / 255.0);
 
-    // Horizontal pass: every source row to `new_w` interleaved RGB floats.
     let xs = taps(src_w as u32, new_w as u32);
-    let src = image.as_raw();
-    let mut rows = vec![0.0f32; src_h * new_w * 3];
-    for (src_row, row) in src
-        .chunks_exact(src_w * 3)
-        .zip(rows.chunks_exact_mut(new_w * 3))
-    {
-        for (x, px) in row.chunks_exact_mut(3).enumerate() {
-            let (start, weights) = xs.of(x);
-            let mut acc = [0.0f32; 3];
-            for (rgb, &w) in src_row[start * 3..].chunks_exact(3).zip(weights) {
-                acc[0] += f32::from(rgb[0]) * w;
-                acc[1] += f32::from(rgb[1]) * w;
-                acc[2] += f32::from(rgb[2]) * w;
-            }
-            px.copy_from_slice(&acc);
-        }
-    }
-
-    // Vertical pass, straight into the three planes at the letterbox offset.
     let ys = taps(src_h as u32, new_h as u32);
+    let src = image.as_raw();
+    let row_len = src_w * 3;
     let (r_plane, rest) = out.split_at_mut(plane);
     let (g_plane, b_plane) = rest.split_at_mut(plane);
     let (ox, oy) = (lb.pad_x as usize, lb.pad_y as usize);
-    let mut acc = vec![0.0f32; new_w * 3];
+    let mut column = vec![0.0f32; row_len];
+
     for y in 0..new_h {
+        // Vertical: one row of interleaved RGB at the source width.
         let (start, weights) = ys.of(y);
-        acc.fill(0.0);
-        for (row, &w) in rows[start * new_w * 3..]
-            .chunks_exact(new_w * 3)
-            .zip(weights)
-        {
-            if w != 0.0 {
-                acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v * w);
-            }
+        column.fill(0.0);
+        for (src_row, &w) in src[start * row_len..].chunks_exact(row_len).zip(weights) {
+            column
+                .iter_mut()
+                .zip(src_row)
+                .for_each(|(c, &v)| *c += f32::from(v) * w);
         }
+        // Horizontal: into the three planes at the letterbox offset, scaled to 0..1.
         let base = (oy + y) * dst_w as usize + ox;
-        let (r, g, b) = (
-            &mut r_plane[base..base + new_w],
-            &mut g_plane[base..base + new_w],
-            &mut b_plane[base..base + new_w],
-        );
-        for (x, px) in acc.chunks_exact(3).enumerate() {
-            r[x] = px[0] * (1.0 / 255.0);
-            g[x] = px[1] * (1.0 / 255.0);
-            b[x] = px[2] * (1.0 / 255.0);
+        let r = &mut r_plane[base..base + new_w];
+        let g = &mut g_plane[base..base + new_w];
+        let b = &mut b_plane[base..base + new_w];
+        for x in 0..new_w {
+            let (start, weights) = xs.of(x);
+            let mut acc = [0.0f32; 3];
+            for (rgb, &w) in column[start * 3..].chunks_exact(3).zip(weights) {
+                acc[0] += rgb[0] * w;
+                acc[1] += rgb[1] * w;
+                acc[2] += rgb[2] * w;
+            }
+            r[x] = acc[0] * (1.0 / 255.0);
+            g[x] = acc[1] * (1.0 / 255.0);
+            b[x] = acc[2] * (1.0 / 255.0);
         }
     }
     lb
