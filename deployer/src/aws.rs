@@ -1,0 +1,236 @@
+//! The AWS clients of one run, and the one place where each service's "not found"
+//! answers are classified: finders turn those into `Ok(None)`; anything else is an error.
+
+use std::fmt;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_ecr::error::ProvideErrorMetadata;
+use aws_smithy_runtime_api::client::result::SdkError;
+use tokio::sync::OnceCell;
+
+use crate::manifest::Manifest;
+
+/// An AWS call that failed: which operation, AWS's error code, and its message.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct AwsError {
+    pub operation: &'static str,
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "{}: {code}: {}", self.operation, self.message),
+            None => write!(f, "{}: {}", self.operation, self.message),
+        }
+    }
+}
+
+impl AwsError {
+    pub fn new(operation: &'static str, message: impl Into<String>) -> Self {
+        AwsError {
+            operation,
+            code: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// The services this tool calls, for not-found classification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Ecr,
+    S3,
+    Iam,
+    Logs,
+}
+
+impl Service {
+    /// Error codes meaning "the thing you asked about does not exist" (as AWS and the
+    /// moto emulator answer them).
+    fn not_found_codes(self) -> &'static [&'static str] {
+        match self {
+            Service::Ecr => &[
+                "RepositoryNotFoundException",
+                "LifecyclePolicyNotFoundException",
+            ],
+            Service::S3 => &[
+                "NoSuchBucket",
+                "NotFound",
+                "NoSuchKey",
+                "NoSuchTagSet",
+                "NoSuchLifecycleConfiguration",
+                "NoSuchPublicAccessBlockConfiguration",
+                "ServerSideEncryptionConfigurationNotFoundError",
+                "NoSuchBucketPolicy",
+            ],
+            Service::Iam => &["NoSuchEntity"],
+            Service::Logs => &["ResourceNotFoundException"],
+        }
+    }
+}
+
+/// Converts an SDK error into an [`AwsError`] naming `operation`.
+pub fn error<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: fmt::Debug,
+{
+    move |e| {
+        let (code, message) = match &e {
+            SdkError::ServiceError(s) => (
+                s.err().code().map(str::to_string),
+                s.err().message().unwrap_or("no message").to_string(),
+            ),
+            other => (
+                None,
+                aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
+            ),
+        };
+        AwsError {
+            operation,
+            code,
+            message,
+        }
+    }
+}
+
+/// `Ok(None)` for a not-found answer of `service`, the error otherwise.
+pub trait FoundExt<T> {
+    fn found(self, service: Service, operation: &'static str) -> Result<Option<T>, AwsError>;
+}
+
+impl<T, E, R> FoundExt<T> for Result<T, SdkError<E, R>>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: fmt::Debug + HttpStatus,
+{
+    fn found(self, service: Service, operation: &'static str) -> Result<Option<T>, AwsError> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if is_not_found(&e, service) => Ok(None),
+            Err(e) => Err(error(operation)(e)),
+        }
+    }
+}
+
+/// The HTTP status of a raw response, for services (S3's HEAD) that answer 404 with no body.
+pub trait HttpStatus {
+    fn status(&self) -> Option<u16>;
+}
+
+impl HttpStatus for aws_smithy_runtime_api::http::Response {
+    fn status(&self) -> Option<u16> {
+        Some(self.status().as_u16())
+    }
+}
+
+fn is_not_found<E, R>(e: &SdkError<E, R>, service: Service) -> bool
+where
+    E: ProvideErrorMetadata,
+    R: HttpStatus,
+{
+    match e {
+        SdkError::ServiceError(s) => {
+            let coded = s
+                .err()
+                .code()
+                .is_some_and(|c| service.not_found_codes().contains(&c));
+            coded
+                || (service == Service::S3
+                    && s.err().code().is_none()
+                    && s.raw().status() == Some(404))
+        }
+        _ => false,
+    }
+}
+
+/// Clients for every service the stack uses, built from the standard credential chain.
+pub struct Aws {
+    pub region: String,
+    pub ecr: aws_sdk_ecr::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub sts: aws_sdk_sts::Client,
+    account: OnceCell<String>,
+}
+
+impl Aws {
+    /// Region from the manifest; endpoint from `AWS_ENDPOINT_URL`, else the manifest's.
+    /// Against a loopback emulator with no credentials configured, fixed test
+    /// credentials are used so nothing waits on the instance metadata service.
+    pub async fn connect(manifest: &Manifest) -> Aws {
+        let endpoint = std::env::var("AWS_ENDPOINT_URL")
+            .ok()
+            .filter(|e| !e.is_empty())
+            .or_else(|| manifest.endpoint.clone());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new(manifest.region.clone()));
+        if let Some(endpoint) = &endpoint {
+            loader = loader.endpoint_url(endpoint);
+            if is_loopback(endpoint) && !has_configured_credentials() {
+                loader = loader.test_credentials();
+            }
+        }
+        let config = loader.load().await;
+        let s3_config = aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(endpoint.is_some())
+            .build();
+        Aws {
+            region: manifest.region.clone(),
+            ecr: aws_sdk_ecr::Client::new(&config),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            iam: aws_sdk_iam::Client::new(&config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+            sts: aws_sdk_sts::Client::new(&config),
+            account: OnceCell::new(),
+        }
+    }
+
+    /// The account the credentials belong to (one STS call, cached).
+    pub async fn account(&self) -> Result<&str, AwsError> {
+        self.account
+            .get_or_try_init(|| async {
+                let me = self
+                    .sts
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .map_err(error("sts:GetCallerIdentity"))?;
+                me.account.ok_or_else(|| {
+                    AwsError::new("sts:GetCallerIdentity", "no account in the answer")
+                })
+            })
+            .await
+            .map(String::as_str)
+    }
+
+    /// The ARN partition of the region.
+    pub fn partition(&self) -> &'static str {
+        if self.region.starts_with("cn-") {
+            "aws-cn"
+        } else if self.region.starts_with("us-gov-") {
+            "aws-us-gov"
+        } else {
+            "aws"
+        }
+    }
+}
+
+fn is_loopback(endpoint: &str) -> bool {
+    let host = endpoint.split("://").nth(1).unwrap_or(endpoint);
+    host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]")
+}
+
+fn has_configured_credentials() -> bool {
+    [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some())
+}

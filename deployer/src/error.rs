@@ -1,0 +1,55 @@
+//! The errors a command ends with, and the exit code of each class.
+
+use crate::aws::AwsError;
+use crate::manifest::ManifestError;
+use crate::resources::Id;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Manifest(#[from] ManifestError),
+    #[error("{message}")]
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("{0}")]
+    Aws(#[from] AwsError),
+    #[error("{} exist without the tag `deployer:stack = {stack}`; refusing to modify them", list(.ids))]
+    Foreign { stack: String, ids: Vec<Id> },
+    #[error("{failed} of {total} changes failed")]
+    Failed { failed: usize, total: usize },
+    #[error("cancelled: nothing was changed")]
+    Cancelled,
+}
+
+fn list(ids: &[Id]) -> String {
+    ids.iter().map(Id::to_string).collect::<Vec<_>>().join(", ")
+}
+
+impl Error {
+    /// 2: the input is wrong (manifest, arguments); 1: anything that happened in AWS.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Manifest(_) | Error::Usage { .. } => 2,
+            Error::Aws(_) | Error::Foreign { .. } | Error::Failed { .. } | Error::Cancelled => 1,
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Usage { hint, .. } => hint.clone(),
+            Error::Aws(e) if e.code.as_deref().is_some_and(|c| c.contains("Credential") || c == "InvalidClientTokenId") => {
+                Some("check the AWS credentials in the environment or profile (`aws sts get-caller-identity`)".into())
+            }
+            Error::Aws(e) if e.code.is_none() && e.message.contains("dispatch failure") => {
+                Some("could not reach the AWS endpoint: check the network, or AWS_ENDPOINT_URL / `endpoint`".into())
+            }
+            Error::Foreign { .. } => Some(
+                "rename the stack, delete those resources, or tag them `deployer:stack` if they really belong to it"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! The stack manifest: typed YAML, checked completely before any AWS call.
+//!
+//! Every field has a default, so a manifest only says what differs from the study's
+//! deployment (t3a.xlarge 1–5 at 70 % CPU; Lambda 3000 MB / 30 s).
+
+mod names;
+mod spans;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use names::Names;
+pub use spans::{Position, Spans};
+
+/// The tag every resource of a stack carries; its value is the stack name. Nothing
+/// without it is ever modified or deleted.
+pub const OWNER_TAG: &str = "deployer:stack";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Prefix of every resource name and the value of the ownership tag.
+    pub name: String,
+    pub region: String,
+    /// An AWS-compatible endpoint (an emulator). `AWS_ENDPOINT_URL` overrides it.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Extra tags on every resource.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub image: Image,
+    #[serde(default)]
+    pub buckets: Buckets,
+    #[serde(default)]
+    pub model: Model,
+    #[serde(default)]
+    pub logs: Logs,
+    #[serde(default)]
+    pub serverful: Serverful,
+    #[serde(default)]
+    pub serverless: Serverless,
+    #[serde(default)]
+    pub predictor: Predictor,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Image {
+    /// ECR repository name [default: `<name>-predictor`].
+    pub repository: Option<String>,
+    /// A prebuilt image (`repo:tag` or `repo@sha256:…`) to deploy instead of building one.
+    pub uri: Option<String>,
+    /// Registry address overriding ECR's (a local registry, e.g. `127.0.0.1:5000`).
+    pub registry: Option<String>,
+    /// Images kept by the repository's lifecycle policy.
+    pub keep_last: u32,
+    pub scan_on_push: bool,
+}
+
+impl Default for Image {
+    fn default() -> Self {
+        Image {
+            repository: None,
+            uri: None,
+            registry: None,
+            keep_last: 10,
+            scan_on_push: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Buckets {
+    pub input: InputBucket,
+    pub output: OutputBucket,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InputBucket {
+    /// [default: `<name>-input`]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputBucket {
+    /// [default: `<name>-results`]
+    pub name: Option<String>,
+    /// Results readable by anyone with the URL; otherwise presigned URLs.
+    pub public: bool,
+    /// Lifetime of presigned result URLs, seconds.
+    pub url_expiry_s: u32,
+    /// Results are deleted after this many days; 0 keeps them.
+    pub expire_after_days: u32,
+}
+
+impl Default for OutputBucket {
+    fn default() -> Self {
+        OutputBucket {
+            name: None,
+            public: false,
+            url_expiry_s: 3600,
+            expire_after_days: 7,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Model {
+    /// `bundled` (the model inside the image) or `s3://bucket/key` (downloaded at start,
+    /// as the original study did).
+    pub source: String,
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Model {
+            source: "bundled".into(),
+        }
+    }
+}
+
+impl Model {
+    /// `(bucket, key)` when the model comes from S3.
+    pub fn s3(&self) -> Option<(&str, &str)> {
+        self.source.strip_prefix("s3://")?.split_once('/')
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Logs {
+    pub retention_days: u32,
+}
+
+impl Default for Logs {
+    fn default() -> Self {
+        Logs { retention_days: 14 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Serverful {
+    pub enabled: bool,
+    pub instance_type: String,
+    pub min: u32,
+    pub max: u32,
+    /// Target average CPU of the Auto Scaling group, percent.
+    pub cpu_target: u32,
+    pub scale_in_cooldown_s: u32,
+    pub container_insights: bool,
+    pub container: Container,
+    pub load_balancer: LoadBalancer,
+    pub network: Network,
+    /// How long `up` waits for tasks and healthy targets (0: do not wait).
+    pub wait_s: u32,
+}
+
+impl Default for Serverful {
+    fn default() -> Self {
+        Serverful {
+            enabled: true,
+            instance_type: "t3a.xlarge".into(),
+            min: 1,
+            max: 5,
+            cpu_target: 70,
+            scale_in_cooldown_s: 60,
+            container_insights: false,
+            container: Container::default(),
+            load_balancer: LoadBalancer::default(),
+            network: Network::default(),
+            wait_s: 600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Container {
+    /// CPU units (1024 = one vCPU).
+    pub cpu: u32,
+    pub memory_mb: u32,
+    pub port: u16,
+}
+
+impl Default for Container {
+    fn default() -> Self {
+        // A t3a.xlarge has 4 vCPUs and 16 GiB; the ECS agent keeps some memory back.
+        Container {
+            cpu: 4096,
+            memory_mb: 15000,
+            port: 8080,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoadBalancer {
+    pub port: u16,
+    pub health_path: String,
+    /// Who may reach the listener.
+    pub cidrs: Vec<String>,
+}
+
+impl Default for LoadBalancer {
+    fn default() -> Self {
+        LoadBalancer {
+            port: 80,
+            health_path: "/readyz".into(),
+            cidrs: vec!["0.0.0.0/0".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Network {
+    /// [default: the region's default VPC]
+    pub vpc_id: Option<String>,
+    /// [default: the VPC's subnets]
+    pub subnets: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Serverless {
+    pub enabled: bool,
+    pub memory_mb: u32,
+    pub timeout_s: u32,
+    /// `METHOD /path` of the HTTP API route to the function.
+    pub route: String,
+    pub reserved_concurrency: Option<u32>,
+    pub provisioned_concurrency: Option<u32>,
+}
+
+impl Default for Serverless {
+    fn default() -> Self {
+        Serverless {
+            enabled: true,
+            memory_mb: 3000,
+            timeout_s: 30,
+            route: "POST /predict".into(),
+            reserved_concurrency: None,
+            provisioned_concurrency: None,
+        }
+    }
+}
+
+/// The predictor's settings, passed to both targets as environment variables.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Predictor {
+    pub confidence: f32,
+    pub iou: f32,
+    pub max_body_bytes: u64,
+    pub max_pixels: u64,
+    pub max_inflight: u32,
+    pub queue_depth: u32,
+    pub deadline_ms: u32,
+}
+
+impl Default for Predictor {
+    fn default() -> Self {
+        Predictor {
+            confidence: 0.25,
+            iou: 0.45,
+            max_body_bytes: 6 * 1024 * 1024,
+            max_pixels: 40_000_000,
+            max_inflight: 1,
+            queue_depth: 16,
+            deadline_ms: 25_000,
+        }
+    }
+}
+
+/// One thing wrong with a manifest, at a position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub position: Position,
+    /// Dotted path of the field (`serverless.memory_mb`); empty for the whole document.
+    pub path: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// Everything wrong with a manifest file, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestError {
+    pub file: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+impl std::error::Error for ManifestError {}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            let Position { line, column } = p.position;
+            write!(f, "{}:{line}:{column}: ", self.file.display())?;
+            if !p.path.is_empty() {
+                write!(f, "{}: ", p.path)?;
+            }
+            write!(f, "{}", p.message)?;
+            if let Some(hint) = &p.hint {
+                write!(f, "\n  hint: {hint}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Manifest {
+    /// Reads, parses and validates `file`.
+    pub fn load(file: &Path) -> Result<Manifest, ManifestError> {
+        let source = std::fs::read_to_string(file).map_err(|e| ManifestError {
+            file: file.to_path_buf(),
+            problems: vec![Problem {
+                position: Position { line: 1, column: 1 },
+                path: String::new(),
+                message: format!("cannot read the manifest: {e}"),
+                hint: None,
+            }],
+        })?;
+        Manifest::parse(file, &source)
+    }
+
+    /// Parses and validates `source`; `file` only names it in errors.
+    pub fn parse(file: &Path, source: &str) -> Result<Manifest, ManifestError> {
+        let fail = |problems: Vec<Problem>| ManifestError {
+            file: file.to_path_buf(),
+            problems,
+        };
+        let manifest = validate::deserialize(source).map_err(|p| fail(vec![p]))?;
+        let spans = Spans::of(source);
+        let mut problems = validate::check(&manifest, &spans);
+        if problems.is_empty() {
+            Ok(manifest)
+        } else {
+            problems.sort_by_key(|p| p.position);
+            Err(fail(problems))
+        }
+    }
+
+    pub fn names(&self) -> Names {
+        Names::of(self)
+    }
+
+    /// Every resource's tags: the manifest's, then the ownership tag.
+    pub fn resource_tags(&self) -> BTreeMap<String, String> {
+        let mut tags = self.tags.clone();
+        tags.insert(OWNER_TAG.into(), self.name.clone());
+        tags
+    }
+}

@@ -1,0 +1,262 @@
+//! What the user sees: data (plans, reports, status) on stdout as text or JSON;
+//! progress and logs on stderr, timestamped when stderr is not a terminal.
+
+use std::io::{IsTerminal, Write};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::aws::AwsError;
+use crate::engine::{Applied, Outcome};
+use crate::plan::{Action, Change, Plan};
+use crate::resources::{Field, Id};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Progress lines on stderr.
+pub struct Progress {
+    terminal: bool,
+    color: bool,
+}
+
+impl Progress {
+    pub fn new() -> Progress {
+        let terminal = std::io::stderr().is_terminal();
+        Progress {
+            terminal,
+            color: terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
+
+    fn line(&self, symbol: &str, color: &str, text: &str) {
+        let mut err = std::io::stderr().lock();
+        let stamp = if self.terminal {
+            String::new()
+        } else {
+            format!("[{}] ", utc_time())
+        };
+        if self.color {
+            let _ = writeln!(err, "{stamp}\x1b[{color}m{symbol}\x1b[0m {text}");
+        } else {
+            let _ = writeln!(err, "{stamp}{symbol} {text}");
+        }
+    }
+
+    pub fn info(&self, text: &str) {
+        self.line("·", "2", text);
+    }
+
+    pub fn started(&self, c: &Change) {
+        let verb = match c.action {
+            Action::Create => "creating",
+            Action::Update => "updating",
+            Action::Delete => "deleting",
+        };
+        self.line("…", "2", &format!("{verb} {}", c.id));
+    }
+
+    pub fn finished(&self, c: &Change, seconds: f64) {
+        let verb = match c.action {
+            Action::Create => "created",
+            Action::Update => "updated",
+            Action::Delete => "deleted",
+        };
+        self.line("✓", "32", &format!("{verb} {} ({seconds:.1} s)", c.id));
+    }
+
+    pub fn failed(&self, c: &Change, e: &AwsError) {
+        self.line("✗", "31", &format!("{} failed: {e}", c.id));
+    }
+
+    pub fn skipped(&self, id: &Id, because: &Id) {
+        self.line(
+            "-",
+            "33",
+            &format!("skipped {id}: depends on {because}, which failed"),
+        );
+    }
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress::new()
+    }
+}
+
+fn utc_time() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+fn symbol(a: Action) -> &'static str {
+    match a {
+        Action::Create => "+",
+        Action::Update => "~",
+        Action::Delete => "-",
+    }
+}
+
+fn field_text(f: &Field) -> String {
+    let show = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match &f.from {
+        Some(from) => format!("{}: {} → {}", f.name, show(from), show(&f.to)),
+        None => format!("{}: (none) → {}", f.name, show(&f.to)),
+    }
+}
+
+/// A plan as text: one line per change, the differing fields under updates.
+pub fn plan_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    if plan.is_empty() {
+        out.push_str(&format!(
+            "No changes: stack `{}` matches its manifest.\n",
+            plan.stack
+        ));
+    } else {
+        out.push_str(&format!(
+            "Plan for stack `{}`: {} to create, {} to update, {} to delete.\n\n",
+            plan.stack,
+            plan.count(Action::Create),
+            plan.count(Action::Update),
+            plan.count(Action::Delete)
+        ));
+        for c in &plan.changes {
+            out.push_str(&format!("  {} {}\n", symbol(c.action), c.id));
+            for f in &c.fields {
+                out.push_str(&format!("      {}\n", field_text(f)));
+            }
+        }
+    }
+    for f in &plan.foreign {
+        out.push_str(&format!(
+            "  ! {} exists but is not tagged `deployer:stack = {}`: left alone\n",
+            f.id, plan.stack
+        ));
+    }
+    out
+}
+
+#[derive(Serialize)]
+struct PlanJson<'a> {
+    #[serde(flatten)]
+    plan: &'a Plan,
+    summary: Summary,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    create: usize,
+    update: usize,
+    delete: usize,
+}
+
+pub fn plan_json(plan: &Plan) -> String {
+    let summary = Summary {
+        create: plan.count(Action::Create),
+        update: plan.count(Action::Update),
+        delete: plan.count(Action::Delete),
+    };
+    serde_json::to_string_pretty(&PlanJson { plan, summary }).unwrap_or_default()
+}
+
+/// The result of `up` or `down`.
+#[derive(Serialize)]
+pub struct Report<'a> {
+    pub stack: &'a str,
+    pub command: &'a str,
+    pub changes: &'a [Applied],
+    pub seconds: f64,
+    pub ok: bool,
+}
+
+pub fn report_text(r: &Report) -> String {
+    let done = r
+        .changes
+        .iter()
+        .filter(|a| matches!(a.outcome, Outcome::Done { .. }))
+        .count();
+    let failed: Vec<&Applied> = r
+        .changes
+        .iter()
+        .filter(|a| matches!(a.outcome, Outcome::Failed { .. }))
+        .collect();
+    let skipped = r
+        .changes
+        .iter()
+        .filter(|a| matches!(a.outcome, Outcome::Skipped { .. }))
+        .count();
+    let mut out = if r.changes.is_empty() {
+        format!("Nothing to do: stack `{}` already matches.\n", r.stack)
+    } else if failed.is_empty() {
+        format!(
+            "{} complete: {done} changes in {:.1} s.\n",
+            r.command, r.seconds
+        )
+    } else {
+        format!(
+            "{} failed: {done} done, {} failed, {skipped} skipped ({:.1} s).\n",
+            r.command,
+            failed.len(),
+            r.seconds
+        )
+    };
+    for a in failed {
+        if let Outcome::Failed { error, .. } = &a.outcome {
+            out.push_str(&format!("error: {}: {error}\n", a.change.id));
+        }
+    }
+    out
+}
+
+/// One row of `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusRow {
+    #[serde(flatten)]
+    pub id: Id,
+    pub state: &'static str,
+    pub detail: String,
+}
+
+pub fn status_text(stack: &str, rows: &[StatusRow]) -> String {
+    let w_kind = rows
+        .iter()
+        .map(|r| r.id.kind.to_string().len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let w_name = rows
+        .iter()
+        .map(|r| r.id.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut out = format!("Stack `{stack}`\n\n");
+    out.push_str(&format!(
+        "{:<w_kind$}  {:<w_name$}  {:<9}  DETAIL\n",
+        "KIND", "NAME", "STATE"
+    ));
+    for r in rows {
+        out.push_str(&format!(
+            "{:<w_kind$}  {:<w_name$}  {:<9}  {}\n",
+            r.id.kind.to_string(),
+            r.id.name,
+            r.state,
+            r.detail
+        ));
+    }
+    out
+}

@@ -1,0 +1,134 @@
+//! The plan is data: the list of changes `up` or `down` will make, built from what was
+//! observed, printed by `plan`, and executed exactly by the engine.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::resources::{Field, Id, Node, Observation};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    #[serde(flatten)]
+    pub id: Id,
+    pub action: Action,
+    /// For updates: each property that differs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<Field>,
+    /// Changes in this plan that must finish first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<Id>,
+    /// Index of the resource in the stack's node list.
+    #[serde(skip)]
+    pub node: usize,
+}
+
+/// A resource that exists under the stack's name but without its ownership tag.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Foreign {
+    #[serde(flatten)]
+    pub id: Id,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub stack: String,
+    pub changes: Vec<Change>,
+    /// Resources in the way that this tool will not touch.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub foreign: Vec<Foreign>,
+}
+
+impl Plan {
+    /// What `up` must do: create what is missing, update what drifted. A resource that
+    /// exists but is not ours is reported as foreign and left alone.
+    pub fn up(stack: &str, nodes: &[Box<dyn Node>], seen: &[Observation]) -> Plan {
+        let mut changes = Vec::new();
+        let mut foreign = Vec::new();
+        for (i, (node, obs)) in nodes.iter().zip(seen).enumerate() {
+            let action = match (obs.exists, obs.owned) {
+                (false, _) => Action::Create,
+                (true, false) => {
+                    foreign.push(Foreign { id: node.id() });
+                    continue;
+                }
+                (true, true) if !obs.diff.is_empty() => Action::Update,
+                (true, true) => continue,
+            };
+            changes.push(Change {
+                id: node.id(),
+                action,
+                fields: if action == Action::Update {
+                    obs.diff.clone()
+                } else {
+                    Vec::new()
+                },
+                after: Vec::new(),
+                node: i,
+            });
+        }
+        let planned: BTreeSet<Id> = changes.iter().map(|c| c.id.clone()).collect();
+        for c in &mut changes {
+            c.after = nodes[c.node]
+                .depends_on()
+                .into_iter()
+                .filter(|d| planned.contains(d))
+                .collect();
+        }
+        Plan {
+            stack: stack.to_string(),
+            changes,
+            foreign,
+        }
+    }
+
+    /// What `down` must do: delete every resource of the stack that exists and carries
+    /// its ownership tag, dependents first.
+    pub fn down(stack: &str, nodes: &[Box<dyn Node>], seen: &[Observation]) -> Plan {
+        let mut changes = Vec::new();
+        let mut foreign = Vec::new();
+        for (i, (node, obs)) in nodes.iter().zip(seen).enumerate().rev() {
+            match (obs.exists, obs.owned) {
+                (false, _) => {}
+                (true, false) => foreign.push(Foreign { id: node.id() }),
+                (true, true) => changes.push(Change {
+                    id: node.id(),
+                    action: Action::Delete,
+                    fields: Vec::new(),
+                    after: Vec::new(),
+                    node: i,
+                }),
+            }
+        }
+        let planned: BTreeSet<Id> = changes.iter().map(|c| c.id.clone()).collect();
+        for c in &mut changes {
+            // Deleting reverses the edges: whatever depends on this goes first.
+            c.after = nodes
+                .iter()
+                .filter(|n| n.depends_on().contains(&c.id) && planned.contains(&n.id()))
+                .map(|n| n.id())
+                .collect();
+        }
+        Plan {
+            stack: stack.to_string(),
+            changes,
+            foreign,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    pub fn count(&self, action: Action) -> usize {
+        self.changes.iter().filter(|c| c.action == action).count()
+    }
+}

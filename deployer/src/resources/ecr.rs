@@ -1,0 +1,263 @@
+//! ECR repository: scan on push, mutable tags, a lifecycle policy keeping the last N
+//! images; force-deleted (with its images) on `down`.
+
+use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
+use serde_json::{Value, json};
+
+use super::{Field, Kind, Resource, Tags, tag_diff};
+use crate::aws::{Aws, AwsError, FoundExt, Service, error};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Repository {
+    pub name: String,
+    pub scan_on_push: bool,
+    pub keep_last: u32,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub arn: String,
+    pub uri: String,
+    pub scan_on_push: bool,
+    pub mutable: bool,
+    pub lifecycle: Option<Value>,
+    pub tags: Tags,
+}
+
+impl Repository {
+    fn lifecycle(&self) -> Value {
+        json!({"rules": [{
+            "rulePriority": 1,
+            "description": format!("keep the last {} images", self.keep_last),
+            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": self.keep_last},
+            "action": {"type": "expire"}
+        }]})
+    }
+
+    async fn put_lifecycle(&self, aws: &Aws) -> Result<(), AwsError> {
+        aws.ecr
+            .put_lifecycle_policy()
+            .repository_name(&self.name)
+            .lifecycle_policy_text(self.lifecycle().to_string())
+            .send()
+            .await
+            .map_err(error("ecr:PutLifecyclePolicy"))?;
+        Ok(())
+    }
+
+    fn sdk_tags(tags: &Tags) -> Vec<Tag> {
+        tags.iter()
+            .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+            .collect()
+    }
+}
+
+impl Resource for Repository {
+    type Observed = Observed;
+    const KIND: Kind = Kind::EcrRepository;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn find(&self, aws: &Aws) -> Result<Option<Observed>, AwsError> {
+        let Some(out) = aws
+            .ecr
+            .describe_repositories()
+            .repository_names(&self.name)
+            .send()
+            .await
+            .found(Service::Ecr, "ecr:DescribeRepositories")?
+        else {
+            return Ok(None);
+        };
+        let Some(repo) = out.repositories().first() else {
+            return Ok(None);
+        };
+        let arn = repo.repository_arn().unwrap_or_default().to_string();
+        let tags = aws
+            .ecr
+            .list_tags_for_resource()
+            .resource_arn(&arn)
+            .send()
+            .await
+            .map_err(error("ecr:ListTagsForResource"))?
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect();
+        let lifecycle = aws
+            .ecr
+            .get_lifecycle_policy()
+            .repository_name(&self.name)
+            .send()
+            .await
+            .found(Service::Ecr, "ecr:GetLifecyclePolicy")?
+            .and_then(|p| {
+                p.lifecycle_policy_text()
+                    .and_then(|t| serde_json::from_str(t).ok())
+            });
+        Ok(Some(Observed {
+            uri: repo.repository_uri().unwrap_or_default().to_string(),
+            scan_on_push: repo
+                .image_scanning_configuration()
+                .is_some_and(|c| c.scan_on_push()),
+            mutable: repo.image_tag_mutability() != Some(&ImageTagMutability::Immutable),
+            lifecycle,
+            tags,
+            arn,
+        }))
+    }
+
+    fn tags(observed: &Observed) -> &Tags {
+        &observed.tags
+    }
+
+    fn diff(&self, o: &Observed) -> Vec<Field> {
+        let mut d = Vec::new();
+        if o.scan_on_push != self.scan_on_push {
+            d.push(Field::new(
+                "scan_on_push",
+                Some(o.scan_on_push),
+                self.scan_on_push,
+            ));
+        }
+        if !o.mutable {
+            d.push(Field::new(
+                "image_tag_mutability",
+                Some("IMMUTABLE"),
+                "MUTABLE",
+            ));
+        }
+        if o.lifecycle.as_ref() != Some(&self.lifecycle()) {
+            d.push(Field::new(
+                "lifecycle_policy",
+                o.lifecycle.as_ref(),
+                self.lifecycle(),
+            ));
+        }
+        d.extend(tag_diff(&o.tags, &self.tags));
+        d
+    }
+
+    async fn apply(
+        &self,
+        aws: &Aws,
+        observed: Option<&Observed>,
+        diff: &[Field],
+    ) -> Result<(), AwsError> {
+        let scanning = ImageScanningConfiguration::builder()
+            .scan_on_push(self.scan_on_push)
+            .build();
+        let Some(o) = observed else {
+            aws.ecr
+                .create_repository()
+                .repository_name(&self.name)
+                .image_scanning_configuration(scanning)
+                .image_tag_mutability(ImageTagMutability::Mutable)
+                .set_tags(Some(Repository::sdk_tags(&self.tags)))
+                .send()
+                .await
+                .map_err(error("ecr:CreateRepository"))?;
+            return self.put_lifecycle(aws).await;
+        };
+        for field in diff {
+            match field.name {
+                "scan_on_push" => {
+                    aws.ecr
+                        .put_image_scanning_configuration()
+                        .repository_name(&self.name)
+                        .image_scanning_configuration(scanning.clone())
+                        .send()
+                        .await
+                        .map_err(error("ecr:PutImageScanningConfiguration"))?;
+                }
+                "image_tag_mutability" => {
+                    aws.ecr
+                        .put_image_tag_mutability()
+                        .repository_name(&self.name)
+                        .image_tag_mutability(ImageTagMutability::Mutable)
+                        .send()
+                        .await
+                        .map_err(error("ecr:PutImageTagMutability"))?;
+                }
+                "lifecycle_policy" => self.put_lifecycle(aws).await?,
+                "tags" => {
+                    aws.ecr
+                        .tag_resource()
+                        .resource_arn(&o.arn)
+                        .set_tags(Some(Repository::sdk_tags(&self.tags)))
+                        .send()
+                        .await
+                        .map_err(error("ecr:TagResource"))?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, aws: &Aws, _: &Observed) -> Result<(), AwsError> {
+        aws.ecr
+            .delete_repository()
+            .repository_name(&self.name)
+            .force(true)
+            .send()
+            .await
+            .found(Service::Ecr, "ecr:DeleteRepository")?;
+        Ok(())
+    }
+
+    fn detail(o: &Observed) -> String {
+        o.uri.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired() -> Repository {
+        Repository {
+            name: "s-predictor".into(),
+            scan_on_push: true,
+            keep_last: 10,
+            tags: [("deployer:stack".to_string(), "s".to_string())].into(),
+        }
+    }
+
+    fn in_sync(r: &Repository) -> Observed {
+        Observed {
+            arn: "arn".into(),
+            uri: "uri".into(),
+            scan_on_push: true,
+            mutable: true,
+            lifecycle: Some(r.lifecycle()),
+            tags: r.tags.clone(),
+        }
+    }
+
+    #[test]
+    fn in_sync_repository_has_no_diff() {
+        let r = desired();
+        assert_eq!(r.diff(&in_sync(&r)), []);
+    }
+
+    #[test]
+    fn each_drift_is_named() {
+        let r = desired();
+        let mut o = in_sync(&r);
+        o.scan_on_push = false;
+        o.mutable = false;
+        o.lifecycle = None;
+        let names: Vec<&str> = r.diff(&o).iter().map(|f| f.name).collect();
+        assert_eq!(
+            names,
+            ["scan_on_push", "image_tag_mutability", "lifecycle_policy"]
+        );
+        let mut longer = r.clone();
+        longer.keep_last = 20;
+        assert_eq!(longer.diff(&in_sync(&r))[0].name, "lifecycle_policy");
+    }
+}

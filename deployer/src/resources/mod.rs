@@ -1,0 +1,274 @@
+//! One module per AWS resource kind, each implementing [`Resource`] with the same verbs:
+//! `find` (observe; `None` when absent), `diff` (desired vs observed, as data), `apply`
+//! (create, or update only what differs), `delete` (absent already = success).
+//!
+//! The engine works on [`Node`]s: a type-erased view of any resource, so the plan can
+//! hold every kind in one list.
+
+pub mod ecr;
+pub mod iam;
+pub mod logs;
+pub mod s3;
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::Serialize;
+
+use crate::aws::{Aws, AwsError};
+use crate::manifest::OWNER_TAG;
+
+pub type Tags = BTreeMap<String, String>;
+
+/// The kinds of resource a stack is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    EcrRepository,
+    S3Bucket,
+    IamRole,
+    IamInstanceProfile,
+    LogGroup,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::EcrRepository => "ecr repository",
+            Kind::S3Bucket => "s3 bucket",
+            Kind::IamRole => "iam role",
+            Kind::IamInstanceProfile => "instance profile",
+            Kind::LogGroup => "log group",
+        })
+    }
+}
+
+/// A resource's identity within a stack.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Id {
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl Id {
+    pub fn new(kind: Kind, name: impl Into<String>) -> Id {
+        Id {
+            kind,
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} `{}`", self.kind, self.name)
+    }
+}
+
+/// One property that differs: its name, what AWS has (`None`: nothing), what is wanted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Field {
+    pub name: &'static str,
+    pub from: Option<serde_json::Value>,
+    pub to: serde_json::Value,
+}
+
+impl Field {
+    pub fn new<A: Serialize, B: Serialize>(name: &'static str, from: Option<A>, to: B) -> Field {
+        Field {
+            name,
+            from: from.map(|f| serde_json::to_value(f).unwrap_or_default()),
+            to: serde_json::to_value(to).unwrap_or_default(),
+        }
+    }
+}
+
+/// The tags in `want` that `have` lacks or holds with another value. Tags others put on
+/// a resource are left alone.
+pub fn tag_diff(have: &Tags, want: &Tags) -> Option<Field> {
+    let missing: Tags = want
+        .iter()
+        .filter(|(k, v)| have.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        let before: Tags = missing
+            .keys()
+            .filter_map(|k| have.get(k).map(|v| (k.clone(), v.clone())))
+            .collect();
+        Field::new("tags", (!before.is_empty()).then_some(before), missing)
+    })
+}
+
+/// Whether `tags` mark a resource as belonging to `stack`.
+pub fn owned_by(tags: &Tags, stack: &str) -> bool {
+    tags.get(OWNER_TAG).is_some_and(|v| v == stack)
+}
+
+/// A kind of AWS resource, as a reconciler sees it.
+#[allow(async_fn_in_trait)] // the engine drives these on one task; no Send bound needed
+pub trait Resource: 'static {
+    /// What `find` learns about the resource in AWS.
+    type Observed: fmt::Debug + 'static;
+    const KIND: Kind;
+
+    fn name(&self) -> &str;
+    /// Resources that must exist before this one (and be deleted after it).
+    fn depends_on(&self) -> Vec<Id> {
+        Vec::new()
+    }
+    /// Observes the resource; `Ok(None)` when it does not exist.
+    async fn find(&self, aws: &Aws) -> Result<Option<Self::Observed>, AwsError>;
+    /// The resource's tags, for the ownership check.
+    fn tags(observed: &Self::Observed) -> &Tags;
+    /// What differs between this desired state and `observed`; empty when in sync.
+    fn diff(&self, observed: &Self::Observed) -> Vec<Field>;
+    /// Creates the resource (`observed` is `None`) or updates the fields in `diff`.
+    async fn apply(
+        &self,
+        aws: &Aws,
+        observed: Option<&Self::Observed>,
+        diff: &[Field],
+    ) -> Result<(), AwsError>;
+    /// Deletes the resource and whatever must go first (a bucket's objects).
+    async fn delete(&self, aws: &Aws, observed: &Self::Observed) -> Result<(), AwsError>;
+    /// A one-line summary for `status` (an ARN, a URI, a setting).
+    fn detail(observed: &Self::Observed) -> String;
+}
+
+/// What the engine knows about one resource after observing it.
+pub struct Observation {
+    pub id: Id,
+    state: Option<Box<dyn Any>>,
+    pub exists: bool,
+    pub owned: bool,
+    pub diff: Vec<Field>,
+    pub detail: String,
+}
+
+type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// Any [`Resource`], type-erased for the engine.
+pub trait Node {
+    fn id(&self) -> Id;
+    fn depends_on(&self) -> Vec<Id>;
+    fn observe<'a>(
+        &'a self,
+        aws: &'a Aws,
+        stack: &'a str,
+    ) -> LocalFuture<'a, Result<Observation, AwsError>>;
+    fn apply<'a>(
+        &'a self,
+        aws: &'a Aws,
+        seen: &'a Observation,
+    ) -> LocalFuture<'a, Result<(), AwsError>>;
+    fn delete<'a>(
+        &'a self,
+        aws: &'a Aws,
+        seen: &'a Observation,
+    ) -> LocalFuture<'a, Result<(), AwsError>>;
+}
+
+impl<R: Resource> Node for R {
+    fn id(&self) -> Id {
+        Id::new(R::KIND, self.name())
+    }
+
+    fn depends_on(&self) -> Vec<Id> {
+        Resource::depends_on(self)
+    }
+
+    fn observe<'a>(
+        &'a self,
+        aws: &'a Aws,
+        stack: &'a str,
+    ) -> LocalFuture<'a, Result<Observation, AwsError>> {
+        Box::pin(async move {
+            let found = self.find(aws).await?;
+            let id = Node::id(self);
+            Ok(match found {
+                None => Observation {
+                    id,
+                    state: None,
+                    exists: false,
+                    owned: false,
+                    diff: Vec::new(),
+                    detail: String::new(),
+                },
+                Some(state) => Observation {
+                    id,
+                    exists: true,
+                    owned: owned_by(R::tags(&state), stack),
+                    diff: self.diff(&state),
+                    detail: R::detail(&state),
+                    state: Some(Box::new(state)),
+                },
+            })
+        })
+    }
+
+    fn apply<'a>(
+        &'a self,
+        aws: &'a Aws,
+        seen: &'a Observation,
+    ) -> LocalFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            let state = seen
+                .state
+                .as_ref()
+                .and_then(|s| s.downcast_ref::<R::Observed>());
+            Resource::apply(self, aws, state, &seen.diff).await
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        aws: &'a Aws,
+        seen: &'a Observation,
+    ) -> LocalFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            match seen
+                .state
+                .as_ref()
+                .and_then(|s| s.downcast_ref::<R::Observed>())
+            {
+                Some(state) => Resource::delete(self, aws, state).await,
+                None => Ok(()),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(pairs: &[(&str, &str)]) -> Tags {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn tag_diff_names_only_missing_or_changed_tags() {
+        let have = tags(&[("deployer:stack", "s"), ("team", "ml"), ("extra", "kept")]);
+        assert_eq!(
+            tag_diff(&have, &tags(&[("deployer:stack", "s"), ("team", "ml")])),
+            None
+        );
+        let f = tag_diff(&have, &tags(&[("team", "vision"), ("cost", "1")])).unwrap();
+        assert_eq!(f.from, Some(serde_json::json!({"team": "ml"})));
+        assert_eq!(f.to, serde_json::json!({"team": "vision", "cost": "1"}));
+    }
+
+    #[test]
+    fn ownership_needs_the_exact_stack_name() {
+        assert!(owned_by(&tags(&[("deployer:stack", "s")]), "s"));
+        assert!(!owned_by(&tags(&[("deployer:stack", "other")]), "s"));
+        assert!(!owned_by(&Tags::new(), "s"));
+    }
+}
