@@ -140,3 +140,178 @@ pub async fn execute(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::manifest::Manifest;
+    use crate::plan::Plan;
+    use crate::resources::{Kind, LocalFuture};
+
+    /// A node that records when it starts and ends, and fails on request. It stands in
+    /// for a resource so the scheduling can be tested alone; nothing here talks to AWS.
+    struct Probe {
+        name: &'static str,
+        deps: Vec<&'static str>,
+        fail: bool,
+        log: Rc<RefCell<Vec<String>>>,
+    }
+
+    fn id(name: &str) -> Id {
+        Id::new(Kind::LogGroup, name)
+    }
+
+    impl Node for Probe {
+        fn id(&self) -> Id {
+            id(self.name)
+        }
+        fn depends_on(&self) -> Vec<Id> {
+            self.deps.iter().map(|d| id(d)).collect()
+        }
+        fn observe<'a>(
+            &'a self,
+            _: &'a Aws,
+            _: &'a str,
+        ) -> LocalFuture<'a, Result<Observation, AwsError>> {
+            Box::pin(async move { Ok(Observation::missing(self.id())) })
+        }
+        fn apply<'a>(
+            &'a self,
+            _: &'a Aws,
+            _: &'a Observation,
+        ) -> LocalFuture<'a, Result<(), AwsError>> {
+            Box::pin(async move {
+                self.log.borrow_mut().push(format!("start {}", self.name));
+                tokio::task::yield_now().await;
+                self.log.borrow_mut().push(format!("end {}", self.name));
+                if self.fail {
+                    Err(AwsError::new("test:Apply", "boom"))
+                } else {
+                    Ok(())
+                }
+            })
+        }
+        fn delete<'a>(
+            &'a self,
+            aws: &'a Aws,
+            seen: &'a Observation,
+        ) -> LocalFuture<'a, Result<(), AwsError>> {
+            self.apply(aws, seen)
+        }
+    }
+
+    async fn run(spec: &[(&'static str, &[&'static str], bool)]) -> (Vec<Applied>, Vec<String>) {
+        let manifest = Manifest::parse(
+            "t.yaml".as_ref(),
+            "name: t\nregion: us-east-1\nendpoint: http://127.0.0.1:9\n",
+        )
+        .unwrap();
+        let aws = Aws::connect(&manifest).await;
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let nodes: Vec<Box<dyn Node>> = spec
+            .iter()
+            .map(|(name, deps, fail)| {
+                Box::new(Probe {
+                    name,
+                    deps: deps.to_vec(),
+                    fail: *fail,
+                    log: log.clone(),
+                }) as Box<dyn Node>
+            })
+            .collect();
+        let seen: Vec<Observation> = nodes.iter().map(|n| Observation::missing(n.id())).collect();
+        let plan = Plan::up("t", &nodes, &seen, false);
+        let applied = execute(&aws, &plan, &nodes, &seen, &Progress::new()).await;
+        let log = log.borrow().clone();
+        (applied, log)
+    }
+
+    #[tokio::test]
+    async fn independent_changes_run_together_and_dependents_wait() {
+        let (applied, log) = run(&[
+            ("role", &[], false),
+            ("profile", &["role"], false),
+            ("bucket", &[], false),
+        ])
+        .await;
+        assert!(
+            applied
+                .iter()
+                .all(|a| matches!(a.outcome, Outcome::Done { .. }))
+        );
+        let at = |s: &str| log.iter().position(|l| l == s).unwrap();
+        // Both roots start before either finishes; the dependent starts after its root ends.
+        assert!(at("start bucket") < at("end role"), "{log:?}");
+        assert!(at("end role") < at("start profile"), "{log:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failure_skips_its_dependents_and_names_the_root_cause() {
+        let (applied, log) = run(&[
+            ("role", &[], true),
+            ("profile", &["role"], false),
+            ("template", &["profile"], false),
+            ("bucket", &[], false),
+        ])
+        .await;
+        let outcome = |name: &str| {
+            &applied
+                .iter()
+                .find(|a| a.change.id.name == name)
+                .unwrap()
+                .outcome
+        };
+        assert!(matches!(outcome("role"), Outcome::Failed { .. }));
+        assert!(
+            matches!(outcome("profile"), Outcome::Skipped { because } if because.name == "role")
+        );
+        assert!(
+            matches!(outcome("template"), Outcome::Skipped { because } if because.name == "role")
+        );
+        assert!(matches!(outcome("bucket"), Outcome::Done { .. }));
+        assert!(
+            !log.iter()
+                .any(|l| l.contains("profile") || l.contains("template")),
+            "{log:?}"
+        );
+    }
+
+    #[test]
+    fn down_reverses_the_dependency_edges() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let nodes: Vec<Box<dyn Node>> = vec![
+            Box::new(Probe {
+                name: "role",
+                deps: vec![],
+                fail: false,
+                log: log.clone(),
+            }),
+            Box::new(Probe {
+                name: "profile",
+                deps: vec!["role"],
+                fail: false,
+                log,
+            }),
+        ];
+        let mut seen: Vec<Observation> =
+            nodes.iter().map(|n| Observation::missing(n.id())).collect();
+        for s in &mut seen {
+            s.exists = true;
+            s.owned = true;
+        }
+        let plan = Plan::down("t", &nodes, &seen);
+        let role = plan.changes.iter().find(|c| c.id.name == "role").unwrap();
+        assert_eq!(role.after, [id("profile")]);
+        assert!(
+            plan.changes
+                .iter()
+                .find(|c| c.id.name == "profile")
+                .unwrap()
+                .after
+                .is_empty()
+        );
+    }
+}

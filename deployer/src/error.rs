@@ -46,7 +46,8 @@ impl Error {
                 Some("could not reach the AWS endpoint: check the network, or AWS_ENDPOINT_URL / `endpoint`".into())
             }
             Error::Foreign { .. } => Some(
-                "rename the stack, delete those resources, or tag them `deployer:stack` if they really belong to it"
+                "if they are this stack's (an `up` interrupted on an endpoint that ignores tags at creation), \
+                 claim them with `deployer up --adopt`; otherwise rename the stack"
                     .into(),
             ),
             _ => None,

@@ -59,6 +59,10 @@ enum Command {
         /// Do not ask for confirmation (never asked without a terminal).
         #[arg(short, long)]
         yes: bool,
+        /// Claim existing resources with the stack's names that lack its ownership tag
+        /// (tag them, then reconcile them), like `terraform import`.
+        #[arg(long)]
+        adopt: bool,
     },
     /// Delete every resource of the stack that carries its ownership tag.
     Down {
@@ -176,7 +180,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             let plan = if destroy {
                 Plan::down(stack, &nodes, &seen)
             } else {
-                Plan::up(stack, &nodes, &seen)
+                Plan::up(stack, &nodes, &seen, false)
             };
             print(
                 cli.output,
@@ -189,9 +193,9 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                 0
             })
         }
-        Command::Up { yes } | Command::Down { yes } => {
+        Command::Up { yes, .. } | Command::Down { yes } => {
             let (plan, command) = match cli.command {
-                Command::Up { .. } => (Plan::up(stack, &nodes, &seen), "up"),
+                Command::Up { adopt, .. } => (Plan::up(stack, &nodes, &seen, adopt), "up"),
                 _ => (Plan::down(stack, &nodes, &seen), "down"),
             };
             if command == "up" && !plan.foreign.is_empty() {

@@ -49,13 +49,15 @@ pub struct Plan {
 
 impl Plan {
     /// What `up` must do: create what is missing, update what drifted. A resource that
-    /// exists but is not ours is reported as foreign and left alone.
-    pub fn up(stack: &str, nodes: &[Box<dyn Node>], seen: &[Observation]) -> Plan {
+    /// exists but is not ours is reported as foreign and left alone, unless `adopt`
+    /// (the user's explicit claim) makes it ours: it then gets the tag and is reconciled.
+    pub fn up(stack: &str, nodes: &[Box<dyn Node>], seen: &[Observation], adopt: bool) -> Plan {
         let mut changes = Vec::new();
         let mut foreign = Vec::new();
         for (i, (node, obs)) in nodes.iter().zip(seen).enumerate() {
             let action = match (obs.exists, obs.owned) {
                 (false, _) => Action::Create,
+                (true, false) if adopt => Action::Update,
                 (true, false) => {
                     foreign.push(Foreign { id: node.id() });
                     continue;

@@ -343,8 +343,22 @@ impl Manifest {
             file: file.to_path_buf(),
             problems,
         };
-        let manifest = validate::deserialize(source).map_err(|p| fail(vec![p]))?;
         let spans = Spans::of(source);
+        // serde_yaml refuses duplicate keys without saying where: the span map knows.
+        if !spans.duplicates().is_empty() {
+            let problems = spans
+                .duplicates()
+                .iter()
+                .map(|(path, position)| Problem {
+                    position: *position,
+                    path: path.clone(),
+                    message: "duplicate key: it is already set above".into(),
+                    hint: None,
+                })
+                .collect();
+            return Err(fail(problems));
+        }
+        let manifest = validate::deserialize(source).map_err(|p| fail(vec![p]))?;
         let mut problems = validate::check(&manifest, &spans);
         if problems.is_empty() {
             Ok(manifest)

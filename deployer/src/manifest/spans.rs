@@ -17,6 +17,7 @@ pub struct Position {
 #[derive(Debug, Default)]
 pub struct Spans {
     keys: HashMap<String, Position>,
+    duplicates: Vec<(String, Position)>,
 }
 
 impl Spans {
@@ -28,7 +29,15 @@ impl Spans {
         if parser.load(&mut builder, false).is_err() {
             return Spans::default();
         }
-        Spans { keys: builder.keys }
+        Spans {
+            keys: builder.keys,
+            duplicates: builder.duplicates,
+        }
+    }
+
+    /// Keys given twice in one mapping, with the position of the second.
+    pub fn duplicates(&self) -> &[(String, Position)] {
+        &self.duplicates
     }
 
     /// The position of `path`, or of its nearest ancestor that is present (a missing
@@ -56,6 +65,7 @@ enum Frame {
 struct Builder {
     stack: Vec<Frame>,
     keys: HashMap<String, Position>,
+    duplicates: Vec<(String, Position)>,
 }
 
 fn join(parent: &str, key: &str) -> String {
@@ -93,10 +103,15 @@ impl MarkedEventReceiver for Builder {
                     && key.is_none()
                 {
                     let full = join(path, &value);
-                    self.keys.entry(full).or_insert(Position {
+                    let pos = Position {
                         line: mark.line(),
                         column: mark.col() + 1,
-                    });
+                    };
+                    if self.keys.contains_key(&full) {
+                        self.duplicates.push((full, pos));
+                    } else {
+                        self.keys.insert(full, pos);
+                    }
                     *key = Some(value);
                 } else {
                     self.next_value_path(mark);

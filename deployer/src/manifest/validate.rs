@@ -147,11 +147,12 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
     };
     let names = m.names();
 
-    if !is_stack_name(&m.name) {
+    let name_ok = is_stack_name(&m.name);
+    if !name_ok {
         c.hint(
             "name",
             format!("`{}` is not a valid stack name", m.name),
-            "use 1 to 24 lowercase letters, digits and hyphens, starting with a letter",
+            "use lowercase letters, digits and hyphens, starting with a letter",
         );
     } else {
         for (what, name, max) in [
@@ -200,8 +201,8 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
         }
     }
 
-    // Image
-    if !is_ecr_repository(&names.repository) {
+    // Image. Names derived from an invalid stack name were reported with it.
+    if (name_ok || m.image.repository.is_some()) && !is_ecr_repository(&names.repository) {
         c.hint(
             "image.repository",
             format!("`{}` is not a valid ECR repository name", names.repository),
@@ -219,10 +220,18 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
     }
 
     // Buckets and model
-    for (path, name) in [
+    let explicit = [
+        m.buckets.input.name.is_some(),
+        m.buckets.output.name.is_some(),
+    ];
+    let buckets = [
         ("buckets.input.name", &names.input_bucket),
         ("buckets.output.name", &names.output_bucket),
-    ] {
+    ];
+    for ((path, name), explicit) in buckets.into_iter().zip(explicit) {
+        if !(name_ok || explicit) {
+            continue;
+        }
         if let Err(why) = check_bucket_name(name) {
             let at = if spans.locate(path) == spans.locate("") {
                 "name"
@@ -406,8 +415,10 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
     c.problems
 }
 
+/// Lowercase, digits and hyphens; the length limit comes from the names derived from it
+/// (checked separately, so the error names the resource that would be too long).
 fn is_stack_name(s: &str) -> bool {
-    (1..=24).contains(&s.len())
+    (1..=63).contains(&s.len())
         && s.starts_with(|c: char| c.is_ascii_lowercase())
         && !s.ends_with('-')
         && s.chars()

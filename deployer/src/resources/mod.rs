@@ -149,8 +149,21 @@ pub struct Observation {
     pub detail: String,
 }
 
-type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+impl Observation {
+    /// A resource that does not exist.
+    pub fn missing(id: Id) -> Observation {
+        Observation {
+            id,
+            state: None,
+            exists: false,
+            owned: false,
+            diff: Vec::new(),
+            detail: String::new(),
+        }
+    }
+}
 
+pub type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 /// Any [`Resource`], type-erased for the engine.
 pub trait Node {
     fn id(&self) -> Id;
@@ -190,14 +203,7 @@ impl<R: Resource> Node for R {
             let found = self.find(aws).await?;
             let id = Node::id(self);
             Ok(match found {
-                None => Observation {
-                    id,
-                    state: None,
-                    exists: false,
-                    owned: false,
-                    diff: Vec::new(),
-                    detail: String::new(),
-                },
+                None => Observation::missing(id),
                 Some(state) => Observation {
                     id,
                     exists: true,

@@ -1,0 +1,444 @@
+//! The deployer against a real moto server: what `up` creates, that a second `up`
+//! changes nothing, that drift is repaired, that foreign resources are never touched,
+//! that an interrupted `up` converges, and that `down` leaves nothing behind.
+
+mod common;
+
+use common::{Moto, Request, local_manifest, mutating};
+
+const STACK: &str = "yolo-local";
+
+fn manifest() -> String {
+    local_manifest().display().to_string()
+}
+
+/// Every resource in the emulator carrying `deployer:stack = STACK`, as `kind name`.
+async fn tagged(moto: &Moto) -> Vec<String> {
+    let conf = moto.sdk().await;
+    let owned = |k: &str, v: &str| k == "deployer:stack" && v == STACK;
+    let mut found = Vec::new();
+
+    let ecr = aws_sdk_ecr::Client::new(&conf);
+    for r in ecr
+        .describe_repositories()
+        .send()
+        .await
+        .unwrap()
+        .repositories()
+    {
+        let tags = ecr
+            .list_tags_for_resource()
+            .resource_arn(r.repository_arn().unwrap())
+            .send()
+            .await
+            .unwrap();
+        if tags.tags().iter().any(|t| owned(t.key(), t.value())) {
+            found.push(format!("ecr {}", r.repository_name().unwrap()));
+        }
+    }
+    let s3 = moto.s3().await;
+    for b in s3.list_buckets().send().await.unwrap().buckets() {
+        let name = b.name().unwrap();
+        if let Ok(t) = s3.get_bucket_tagging().bucket(name).send().await
+            && t.tag_set().iter().any(|t| owned(t.key(), t.value()))
+        {
+            found.push(format!("s3 {name}"));
+        }
+    }
+    let iam = aws_sdk_iam::Client::new(&conf);
+    for r in iam.list_roles().send().await.unwrap().roles() {
+        let tags = iam
+            .list_role_tags()
+            .role_name(r.role_name())
+            .send()
+            .await
+            .unwrap();
+        if tags.tags().iter().any(|t| owned(t.key(), t.value())) {
+            found.push(format!("role {}", r.role_name()));
+        }
+    }
+    for p in iam
+        .list_instance_profiles()
+        .send()
+        .await
+        .unwrap()
+        .instance_profiles()
+    {
+        let full = iam
+            .get_instance_profile()
+            .instance_profile_name(p.instance_profile_name())
+            .send()
+            .await
+            .unwrap();
+        if full
+            .instance_profile()
+            .unwrap()
+            .tags()
+            .iter()
+            .any(|t| owned(t.key(), t.value()))
+        {
+            found.push(format!("instance-profile {}", p.instance_profile_name()));
+        }
+    }
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&conf);
+    for g in logs
+        .describe_log_groups()
+        .send()
+        .await
+        .unwrap()
+        .log_groups()
+    {
+        let arn = g.arn().unwrap().trim_end_matches(":*");
+        let tags = logs
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .unwrap();
+        if tags
+            .tags()
+            .is_some_and(|t| t.iter().any(|(k, v)| owned(k, v)))
+        {
+            found.push(format!("log-group {}", g.log_group_name().unwrap()));
+        }
+    }
+    found.sort();
+    found
+}
+
+fn summary(requests: &[Request]) -> String {
+    let m = mutating(requests).len();
+    format!(
+        "{} requests ({m} mutating, {} reads)",
+        requests.len(),
+        requests.len() - m
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_status_noop_down_round_trip() {
+    let moto = Moto::start();
+    let m = manifest();
+
+    let plan = moto
+        .deployer(&["-f", &m, "plan", "--detailed-exitcode", "-o", "json"])
+        .expect(2);
+    let planned = plan.json();
+    assert_eq!(planned["summary"]["create"], 10, "{planned:#}");
+    assert_eq!(
+        mutating(&moto.requests()),
+        Vec::<String>::new(),
+        "plan must only read"
+    );
+
+    moto.clear_requests();
+    let up = moto.deployer(&["up", "-f", &m]).expect(0);
+    let fresh = moto.requests();
+    eprintln!("fresh up: {} in {:.2?}", summary(&fresh), up.elapsed);
+    assert!(
+        up.stdout.contains("up complete: 10 changes"),
+        "{}",
+        up.stdout
+    );
+
+    // What AWS now holds, checked with the SDK, not with the deployer.
+    let conf = moto.sdk().await;
+    let ecr = aws_sdk_ecr::Client::new(&conf);
+    let repo = ecr
+        .describe_repositories()
+        .repository_names("yolo-local-predictor")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        repo.repositories()[0]
+            .image_scanning_configuration()
+            .unwrap()
+            .scan_on_push()
+    );
+    let lifecycle = ecr
+        .get_lifecycle_policy()
+        .repository_name("yolo-local-predictor")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        lifecycle
+            .lifecycle_policy_text()
+            .unwrap()
+            .contains("\"countNumber\":10")
+    );
+    let s3 = moto.s3().await;
+    let enc = s3
+        .get_bucket_encryption()
+        .bucket("yolo-local-results")
+        .send()
+        .await
+        .unwrap();
+    let rule = &enc.server_side_encryption_configuration().unwrap().rules()[0];
+    assert_eq!(
+        rule.apply_server_side_encryption_by_default()
+            .unwrap()
+            .sse_algorithm()
+            .as_str(),
+        "AES256"
+    );
+    let block = s3
+        .get_public_access_block()
+        .bucket("yolo-local-input")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        block
+            .public_access_block_configuration()
+            .unwrap()
+            .block_public_policy(),
+        Some(true)
+    );
+    let iam = aws_sdk_iam::Client::new(&conf);
+    let policy = iam
+        .get_role_policy()
+        .role_name("yolo-local-ecs-task")
+        .policy_name("deployer")
+        .send()
+        .await
+        .unwrap();
+    let doc = policy.policy_document();
+    assert!(
+        doc.contains("yolo-local-input")
+            && doc.contains("yolo-local-results")
+            && !doc.contains("%22*%22")
+    );
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name("yolo-local-ecs-instance")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        attached.attached_policies()[0]
+            .policy_arn()
+            .unwrap()
+            .ends_with("AmazonEC2ContainerServiceforEC2Role")
+    );
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&conf);
+    let groups = logs
+        .describe_log_groups()
+        .log_group_name_prefix("/aws/lambda/yolo-local")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(groups.log_groups()[0].retention_in_days(), Some(14));
+    assert_eq!(tagged(&moto).await.len(), 10);
+
+    let status = moto
+        .deployer(&["-f", &m, "status", "-o", "json"])
+        .expect(0)
+        .json();
+    let states: Vec<&str> = status["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["ok"; 10], "{status:#}");
+
+    moto.deployer(&["-f", &m, "plan", "--detailed-exitcode"])
+        .expect(0);
+
+    moto.clear_requests();
+    let again = moto.deployer(&["-f", &m, "up"]).expect(0);
+    let noop = moto.requests();
+    eprintln!("no-change up: {} in {:.2?}", summary(&noop), again.elapsed);
+    assert_eq!(
+        mutating(&noop),
+        Vec::<String>::new(),
+        "a second up must not change anything"
+    );
+    assert!(again.stdout.contains("Nothing to do"), "{}", again.stdout);
+
+    // Objects in the buckets do not stop `down`.
+    s3.put_object()
+        .bucket("yolo-local-results")
+        .key("r/1.jpg")
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let down = moto.deployer(&["-f", &m, "down", "-o", "json"]).expect(0);
+    assert_eq!(down.json()["ok"], true);
+    assert_eq!(
+        tagged(&moto).await,
+        Vec::<String>::new(),
+        "down must leave nothing tagged"
+    );
+    assert!(s3.list_buckets().send().await.unwrap().buckets().is_empty());
+
+    moto.clear_requests();
+    moto.deployer(&["-f", &m, "down"]).expect(0);
+    assert_eq!(
+        mutating(&moto.requests()),
+        Vec::<String>::new(),
+        "a second down is a no-op"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drift_is_planned_field_by_field_and_repaired_with_only_those_calls() {
+    let moto = Moto::start();
+    let m = manifest();
+    moto.deployer(&["-f", &m, "up"]).expect(0);
+
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&moto.sdk().await);
+    logs.put_retention_policy()
+        .log_group_name("/ecs/yolo-local-predictor")
+        .retention_in_days(30)
+        .send()
+        .await
+        .unwrap();
+
+    let plan = moto
+        .deployer(&["-f", &m, "plan", "--detailed-exitcode", "-o", "json"])
+        .expect(2)
+        .json();
+    assert_eq!(plan["summary"]["update"], 1, "{plan:#}");
+    let change = &plan["changes"][0];
+    assert_eq!(change["name"], "/ecs/yolo-local-predictor");
+    assert_eq!(change["fields"][0]["name"], "retention_days");
+    assert_eq!(change["fields"][0]["from"], 30);
+    assert_eq!(change["fields"][0]["to"], 14);
+
+    moto.clear_requests();
+    moto.deployer(&["-f", &m, "up"]).expect(0);
+    assert_eq!(mutating(&moto.requests()), ["PutRetentionPolicy"]);
+    moto.deployer(&["-f", &m, "plan", "--detailed-exitcode"])
+        .expect(0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resources_without_the_stack_tag_are_never_modified_or_deleted() {
+    let moto = Moto::start();
+    let m = manifest();
+    let s3 = moto.s3().await;
+    s3.create_bucket()
+        .bucket("yolo-local-input")
+        .send()
+        .await
+        .unwrap();
+
+    moto.clear_requests();
+    let up = moto.deployer(&["-f", &m, "up"]).expect(1);
+    assert!(
+        up.stderr.contains(
+            "s3 bucket `yolo-local-input` exist without the tag `deployer:stack = yolo-local`"
+        ),
+        "{}",
+        up.stderr
+    );
+    assert_eq!(
+        mutating(&moto.requests()),
+        Vec::<String>::new(),
+        "a refused up changes nothing"
+    );
+
+    let plan = moto.deployer(&["-f", &m, "plan"]).expect(0);
+    assert!(
+        plan.stdout
+            .contains("! s3 bucket `yolo-local-input` exists but is not tagged"),
+        "{}",
+        plan.stdout
+    );
+
+    moto.clear_requests();
+    let down = moto.deployer(&["-f", &m, "down"]).expect(0);
+    assert!(down.stderr.contains("left alone"), "{}", down.stderr);
+    assert_eq!(mutating(&moto.requests()), Vec::<String>::new());
+    s3.head_bucket()
+        .bucket("yolo-local-input")
+        .send()
+        .await
+        .expect("the foreign bucket is still there");
+
+    // Claimed explicitly, it becomes the stack's: tagged, configured, and deleted by `down`.
+    moto.deployer(&["-f", &m, "up", "--adopt"]).expect(0);
+    moto.deployer(&["-f", &m, "plan", "--detailed-exitcode"])
+        .expect(0);
+    let tags = s3
+        .get_bucket_tagging()
+        .bucket("yolo-local-input")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        tags.tag_set()
+            .iter()
+            .any(|t| t.key() == "deployer:stack" && t.value() == STACK)
+    );
+    moto.deployer(&["-f", &m, "down"]).expect(0);
+    assert!(
+        s3.head_bucket()
+            .bucket("yolo-local-input")
+            .send()
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_up_converges_without_duplicates() {
+    let moto = Moto::start();
+    let m = manifest();
+    // Kill `up` at several points of its run; each rerun must finish the job.
+    for delay_ms in [30u64, 80, 150, 300, 400] {
+        let mut child = moto.spawn_deployer(&["-f", &m, "up"]);
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL: no cleanup of any kind
+        let _ = child.wait();
+        let rerun = moto.deployer(&["-f", &m, "up"]);
+        if rerun.code == Some(1) {
+            // The one window moto leaves open: it ignores the tags CreateBucket carries
+            // (AWS applies them atomically), so a kill between CreateBucket and
+            // PutBucketTagging leaves untagged buckets, which `up` refuses to touch
+            // until the user claims them.
+            let refusal = rerun.stderr.lines().next().unwrap_or_default().to_string();
+            assert!(
+                refusal.contains("exist without the tag")
+                    && !refusal.contains("iam")
+                    && !refusal.contains("ecr"),
+                "{}",
+                rerun.stderr
+            );
+            moto.deployer(&["-f", &m, "up", "--adopt"]).expect(0);
+        } else {
+            rerun.expect(0);
+        }
+        moto.deployer(&["-f", &m, "plan", "--detailed-exitcode"])
+            .expect(0);
+        assert_eq!(
+            tagged(&moto).await.len(),
+            10,
+            "after a kill at {delay_ms} ms"
+        );
+        moto.deployer(&["-f", &m, "down"]).expect(0);
+    }
+    let conf = moto.sdk().await;
+    let ecr = aws_sdk_ecr::Client::new(&conf);
+    assert!(
+        ecr.describe_repositories()
+            .send()
+            .await
+            .unwrap()
+            .repositories()
+            .is_empty()
+    );
+    let iam = aws_sdk_iam::Client::new(&conf);
+    assert!(
+        iam.list_instance_profiles()
+            .send()
+            .await
+            .unwrap()
+            .instance_profiles()
+            .is_empty()
+    );
+}
