@@ -107,10 +107,13 @@ impl MarkedEventReceiver for Builder {
                         line: mark.line(),
                         column: mark.col() + 1,
                     };
-                    if self.keys.contains_key(&full) {
-                        self.duplicates.push((full, pos));
-                    } else {
-                        self.keys.insert(full, pos);
+                    match self.keys.entry(full) {
+                        std::collections::hash_map::Entry::Occupied(e) => {
+                            self.duplicates.push((e.key().clone(), pos));
+                        }
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            e.insert(pos);
+                        }
                     }
                     *key = Some(value);
                 } else {
