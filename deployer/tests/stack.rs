@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Moto, Request, local_manifest, mutating};
+use common::{Moto, Request, deployer, local_manifest, mutating, spawn_deployer};
 
 const STACK: &str = "yolo-local";
 
@@ -120,9 +120,11 @@ async fn up_status_noop_down_round_trip() {
     let moto = Moto::start();
     let m = manifest();
 
-    let plan = moto
-        .deployer(&["-f", &m, "plan", "--detailed-exitcode", "-o", "json"])
-        .expect(2);
+    let plan = deployer(
+        &moto,
+        &["-f", &m, "plan", "--detailed-exitcode", "-o", "json"],
+    )
+    .expect(2);
     let planned = plan.json();
     assert_eq!(planned["summary"]["create"], 10, "{planned:#}");
     assert_eq!(
@@ -132,7 +134,7 @@ async fn up_status_noop_down_round_trip() {
     );
 
     moto.clear_requests();
-    let up = moto.deployer(&["up", "-f", &m]).expect(0);
+    let up = deployer(&moto, &["up", "-f", &m]).expect(0);
     let fresh = moto.requests();
     eprintln!("fresh up: {} in {:.2?}", summary(&fresh), up.elapsed);
     assert!(
@@ -232,8 +234,7 @@ async fn up_status_noop_down_round_trip() {
     assert_eq!(groups.log_groups()[0].retention_in_days(), Some(14));
     assert_eq!(tagged(&moto).await.len(), 10);
 
-    let status = moto
-        .deployer(&["-f", &m, "status", "-o", "json"])
+    let status = deployer(&moto, &["-f", &m, "status", "-o", "json"])
         .expect(0)
         .json();
     let states: Vec<&str> = status["resources"]
@@ -244,11 +245,10 @@ async fn up_status_noop_down_round_trip() {
         .collect();
     assert_eq!(states, ["ok"; 10], "{status:#}");
 
-    moto.deployer(&["-f", &m, "plan", "--detailed-exitcode"])
-        .expect(0);
+    deployer(&moto, &["-f", &m, "plan", "--detailed-exitcode"]).expect(0);
 
     moto.clear_requests();
-    let again = moto.deployer(&["-f", &m, "up"]).expect(0);
+    let again = deployer(&moto, &["-f", &m, "up"]).expect(0);
     let noop = moto.requests();
     eprintln!("no-change up: {} in {:.2?}", summary(&noop), again.elapsed);
     assert_eq!(
@@ -266,7 +266,7 @@ async fn up_status_noop_down_round_trip() {
         .send()
         .await
         .unwrap();
-    let down = moto.deployer(&["-f", &m, "down", "-o", "json"]).expect(0);
+    let down = deployer(&moto, &["-f", &m, "down", "-o", "json"]).expect(0);
     assert_eq!(down.json()["ok"], true);
     assert_eq!(
         tagged(&moto).await,
@@ -276,7 +276,7 @@ async fn up_status_noop_down_round_trip() {
     assert!(s3.list_buckets().send().await.unwrap().buckets().is_empty());
 
     moto.clear_requests();
-    moto.deployer(&["-f", &m, "down"]).expect(0);
+    deployer(&moto, &["-f", &m, "down"]).expect(0);
     assert_eq!(
         mutating(&moto.requests()),
         Vec::<String>::new(),
@@ -288,7 +288,7 @@ async fn up_status_noop_down_round_trip() {
 async fn drift_is_planned_field_by_field_and_repaired_with_only_those_calls() {
     let moto = Moto::start();
     let m = manifest();
-    moto.deployer(&["-f", &m, "up"]).expect(0);
+    deployer(&moto, &["-f", &m, "up"]).expect(0);
 
     let logs = aws_sdk_cloudwatchlogs::Client::new(&moto.sdk().await);
     logs.put_retention_policy()
@@ -298,10 +298,12 @@ async fn drift_is_planned_field_by_field_and_repaired_with_only_those_calls() {
         .await
         .unwrap();
 
-    let plan = moto
-        .deployer(&["-f", &m, "plan", "--detailed-exitcode", "-o", "json"])
-        .expect(2)
-        .json();
+    let plan = deployer(
+        &moto,
+        &["-f", &m, "plan", "--detailed-exitcode", "-o", "json"],
+    )
+    .expect(2)
+    .json();
     assert_eq!(plan["summary"]["update"], 1, "{plan:#}");
     let change = &plan["changes"][0];
     assert_eq!(change["name"], "/ecs/yolo-local-predictor");
@@ -310,10 +312,9 @@ async fn drift_is_planned_field_by_field_and_repaired_with_only_those_calls() {
     assert_eq!(change["fields"][0]["to"], 14);
 
     moto.clear_requests();
-    moto.deployer(&["-f", &m, "up"]).expect(0);
+    deployer(&moto, &["-f", &m, "up"]).expect(0);
     assert_eq!(mutating(&moto.requests()), ["PutRetentionPolicy"]);
-    moto.deployer(&["-f", &m, "plan", "--detailed-exitcode"])
-        .expect(0);
+    deployer(&moto, &["-f", &m, "plan", "--detailed-exitcode"]).expect(0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -328,7 +329,7 @@ async fn resources_without_the_stack_tag_are_never_modified_or_deleted() {
         .unwrap();
 
     moto.clear_requests();
-    let up = moto.deployer(&["-f", &m, "up"]).expect(1);
+    let up = deployer(&moto, &["-f", &m, "up"]).expect(1);
     assert!(
         up.stderr.contains(
             "s3 bucket `yolo-local-input` exist without the tag `deployer:stack = yolo-local`"
@@ -342,7 +343,7 @@ async fn resources_without_the_stack_tag_are_never_modified_or_deleted() {
         "a refused up changes nothing"
     );
 
-    let plan = moto.deployer(&["-f", &m, "plan"]).expect(0);
+    let plan = deployer(&moto, &["-f", &m, "plan"]).expect(0);
     assert!(
         plan.stdout
             .contains("! s3 bucket `yolo-local-input` exists but is not tagged"),
@@ -351,7 +352,7 @@ async fn resources_without_the_stack_tag_are_never_modified_or_deleted() {
     );
 
     moto.clear_requests();
-    let down = moto.deployer(&["-f", &m, "down"]).expect(0);
+    let down = deployer(&moto, &["-f", &m, "down"]).expect(0);
     assert!(down.stderr.contains("left alone"), "{}", down.stderr);
     assert_eq!(mutating(&moto.requests()), Vec::<String>::new());
     s3.head_bucket()
@@ -361,9 +362,8 @@ async fn resources_without_the_stack_tag_are_never_modified_or_deleted() {
         .expect("the foreign bucket is still there");
 
     // Claimed explicitly, it becomes the stack's: tagged, configured, and deleted by `down`.
-    moto.deployer(&["-f", &m, "up", "--adopt"]).expect(0);
-    moto.deployer(&["-f", &m, "plan", "--detailed-exitcode"])
-        .expect(0);
+    deployer(&moto, &["-f", &m, "up", "--adopt"]).expect(0);
+    deployer(&moto, &["-f", &m, "plan", "--detailed-exitcode"]).expect(0);
     let tags = s3
         .get_bucket_tagging()
         .bucket("yolo-local-input")
@@ -375,7 +375,7 @@ async fn resources_without_the_stack_tag_are_never_modified_or_deleted() {
             .iter()
             .any(|t| t.key() == "deployer:stack" && t.value() == STACK)
     );
-    moto.deployer(&["-f", &m, "down"]).expect(0);
+    deployer(&moto, &["-f", &m, "down"]).expect(0);
     assert!(
         s3.head_bucket()
             .bucket("yolo-local-input")
@@ -391,11 +391,11 @@ async fn an_interrupted_up_converges_without_duplicates() {
     let m = manifest();
     // Kill `up` at several points of its run; each rerun must finish the job.
     for delay_ms in [30u64, 80, 150, 300, 400] {
-        let mut child = moto.spawn_deployer(&["-f", &m, "up"]);
+        let mut child = spawn_deployer(&moto, &["-f", &m, "up"]);
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         let _ = child.kill(); // SIGKILL: no cleanup of any kind
         let _ = child.wait();
-        let rerun = moto.deployer(&["-f", &m, "up"]);
+        let rerun = deployer(&moto, &["-f", &m, "up"]);
         if rerun.code == Some(1) {
             // The one window moto leaves open: it ignores the tags CreateBucket carries
             // (AWS applies them atomically), so a kill between CreateBucket and
@@ -409,18 +409,17 @@ async fn an_interrupted_up_converges_without_duplicates() {
                 "{}",
                 rerun.stderr
             );
-            moto.deployer(&["-f", &m, "up", "--adopt"]).expect(0);
+            deployer(&moto, &["-f", &m, "up", "--adopt"]).expect(0);
         } else {
             rerun.expect(0);
         }
-        moto.deployer(&["-f", &m, "plan", "--detailed-exitcode"])
-            .expect(0);
+        deployer(&moto, &["-f", &m, "plan", "--detailed-exitcode"]).expect(0);
         assert_eq!(
             tagged(&moto).await.len(),
             10,
             "after a kill at {delay_ms} ms"
         );
-        moto.deployer(&["-f", &m, "down"]).expect(0);
+        deployer(&moto, &["-f", &m, "down"]).expect(0);
     }
     let conf = moto.sdk().await;
     let ecr = aws_sdk_ecr::Client::new(&conf);
