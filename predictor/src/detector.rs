@@ -59,6 +59,24 @@ pub struct Timings {
     pub total: f64,
 }
 
+impl Timings {
+    /// The same timings to 0.01 ms, for output: finer digits are noise.
+    pub fn rounded(self) -> Timings {
+        let r = |v: f64| (v * 100.0).round() / 100.0;
+        Timings {
+            download: self.download.map(r),
+            decode: r(self.decode),
+            preprocess: r(self.preprocess),
+            infer: r(self.infer),
+            postprocess: r(self.postprocess),
+            draw: self.draw.map(r),
+            encode: self.encode.map(r),
+            upload: self.upload.map(r),
+            total: r(self.total),
+        }
+    }
+}
+
 /// The result of one detection, with the decoded image kept for annotation.
 #[derive(Debug, Clone)]
 pub struct Outcome {

@@ -8,5 +8,6 @@ pub mod engine;
 pub mod labels;
 pub mod postprocess;
 pub mod preprocess;
+pub mod service;
 
 pub use detector::{Detector, Found, Outcome, Settings, Timings};

@@ -1,4 +1,5 @@
-//! `predictor`: the detection service's binary. `detect` runs the pipeline on files.
+//! `predictor`: the detection service's binary. `serve` answers HTTP (or, under Lambda,
+//! the runtime API, detected from `AWS_LAMBDA_RUNTIME_API`); `detect` runs on files.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use predictor::detector::{self, Detector, Settings};
 use predictor::engine::Threading;
 use predictor::postprocess::Thresholds;
+use predictor::service::{self, Config};
 
 #[derive(Parser)]
 #[command(
@@ -22,6 +24,8 @@ struct Cli {
 enum Command {
     /// Detect objects in image files.
     Detect(DetectArgs),
+    /// Serve the HTTP API; configured by environment variables (see README).
+    Serve,
 }
 
 #[derive(Args)]
@@ -58,9 +62,50 @@ fn unit_interval(s: &str) -> Result<f32, String> {
 }
 
 fn main() -> ExitCode {
+    // Under Lambda the image's entrypoint is the same binary: serve the runtime API.
+    let lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    if lambda {
+        return serve(true);
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Detect(args) => detect(args),
+        Command::Serve => serve(false),
+    }
+}
+
+fn serve(lambda: bool) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        if lambda {
+            service::lambda(config).await
+        } else {
+            service::serve(config).await
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -142,7 +187,7 @@ fn detect_one(detector: &Detector, path: &Path, args: &DetectArgs) -> Result<(),
             width: outcome.width,
             height: outcome.height,
             detections: &outcome.detections,
-            timings_ms: outcome.timings,
+            timings_ms: outcome.timings.rounded(),
         };
         println!(
             "{}",
