@@ -241,9 +241,15 @@ pub fn http(
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
+    // A server may answer early (413 from Content-Length) and close before the body is
+    // all sent; like curl, read its answer anyway.
+    let _ = stream.write_all(body);
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
+    if let Err(e) = stream.read_to_end(&mut raw)
+        && raw.is_empty()
+    {
+        return Err(e);
+    }
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
