@@ -60,6 +60,20 @@ pub struct Timings {
 }
 
 impl Timings {
+    /// Every stage in pipeline order with its milliseconds (`None`: it did not run).
+    pub fn stages(&self) -> [(&'static str, Option<f64>); 8] {
+        [
+            ("download", self.download),
+            ("decode", Some(self.decode)),
+            ("preprocess", Some(self.preprocess)),
+            ("infer", Some(self.infer)),
+            ("postprocess", Some(self.postprocess)),
+            ("draw", self.draw),
+            ("encode", self.encode),
+            ("upload", self.upload),
+        ]
+    }
+
     /// The same timings to 0.01 ms, for output: finer digits are noise.
     pub fn rounded(self) -> Timings {
         let r = |v: f64| (v * 100.0).round() / 100.0;

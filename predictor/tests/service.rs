@@ -347,6 +347,46 @@ async fn every_bad_input_gets_its_status_and_error_code_never_a_500() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_model_can_come_from_s3_as_in_the_original_study() {
+    let moto = moto_with_buckets().await;
+    let model =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/yolo11n.onnx")).unwrap();
+    let s3 = moto.s3().await;
+    s3.create_bucket().bucket("models").send().await.unwrap();
+    s3.put_object()
+        .bucket("models")
+        .key("yolo/yolo11n.onnx")
+        .body(model.into())
+        .send()
+        .await
+        .unwrap();
+    let server = Server::start(
+        &moto.endpoint,
+        &[("MODEL_S3_URI", "s3://models/yolo/yolo11n.onnx")],
+    );
+    assert_eq!(
+        labels(&server.predict_key("zidane.jpg").json()),
+        ["person", "person", "tie"]
+    );
+}
+
+#[test]
+fn a_bad_configuration_stops_the_process_naming_the_variable() {
+    let out = Command::new(env!("CARGO_BIN_EXE_predictor"))
+        .arg("serve")
+        .env("CONF", "1.5")
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("CONF=\"1.5\": expected a number in 0..=1"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn an_unreachable_s3_is_a_502_with_the_upstream_error() {
     // Nothing listens at this endpoint.

@@ -363,20 +363,66 @@ async fn predict_within_deadline(
 
 /// `Server-Timing: decode;dur=4.1, infer;dur=70.2, …` for browser dev tools and load testers.
 pub fn server_timing(t: &Timings) -> String {
-    let stages = [
-        ("download", t.download),
-        ("decode", Some(t.decode)),
-        ("preprocess", Some(t.preprocess)),
-        ("infer", Some(t.infer)),
-        ("postprocess", Some(t.postprocess)),
-        ("draw", t.draw),
-        ("encode", t.encode),
-        ("upload", t.upload),
-        ("total", Some(t.total)),
-    ];
-    stages
-        .iter()
+    t.stages()
+        .into_iter()
+        .chain([("total", Some(t.total))])
         .filter_map(|(name, ms)| ms.map(|ms| format!("{name};dur={ms:.1}")))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::service::{AppState, Config, storage::Storage};
+
+    async fn boom() -> &'static str {
+        panic!("index out of bounds")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_becomes_a_json_500_naming_the_request() {
+        let state = AppState::new(
+            Config::default(),
+            Storage::connect(Some("http://127.0.0.1:9".into())).await,
+        );
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+            .with_state(state.clone());
+        let request = Request::builder()
+            .uri("/boom")
+            .header("x-request-id", "r-1")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()["x-request-id"], "r-1");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"]["code"], "internal");
+        assert_eq!(json["error"]["message"], "internal error (request r-1)");
+        assert!(state.metrics.render().contains("status=\"500\"} 1"));
+    }
+
+    #[test]
+    fn server_timing_lists_the_stages_that_ran() {
+        let t = Timings {
+            decode: 1.0,
+            infer: 70.25,
+            total: 80.0,
+            upload: Some(3.0),
+            ..Timings::default()
+        };
+        assert_eq!(
+            server_timing(&t),
+            "decode;dur=1.0, preprocess;dur=0.0, infer;dur=70.2, postprocess;dur=0.0, upload;dur=3.0, total;dur=80.0"
+        );
+    }
 }

@@ -81,17 +81,7 @@ impl Metrics {
 
     pub fn stages(&self, t: &Timings) {
         let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let stages = [
-            ("download", t.download),
-            ("decode", Some(t.decode)),
-            ("preprocess", Some(t.preprocess)),
-            ("infer", Some(t.infer)),
-            ("postprocess", Some(t.postprocess)),
-            ("draw", t.draw),
-            ("encode", t.encode),
-            ("upload", t.upload),
-        ];
-        for (stage, ms) in stages {
+        for (stage, ms) in t.stages() {
             if let Some(ms) = ms {
                 m.stages.entry(stage).or_default().observe(ms / 1e3);
             }

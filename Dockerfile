@@ -1,0 +1,28 @@
+# The predictor image, for people who build with Docker. `deployer build` (planned)
+# assembles the same layout without a Docker daemon; keep the two in lockstep:
+#   /opt/predictor/bin/predictor              the binary (entrypoint)
+#   /opt/predictor/bin/libonnxruntime.so      ONNX Runtime, found next to the executable
+#   /opt/predictor/models/yolo11n.onnx        the bundled model (AGPL-3.0 weights)
+#
+# For Lambda, build a single-platform image without attestations (Lambda rejects
+# image indexes):
+#   docker buildx build --platform linux/amd64 --provenance=false --sbom=false -t predictor .
+# Not buildable on machines without a Docker engine (such as this project's CI).
+
+FROM rust:1.95-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN scripts/setup-ort.sh \
+ && cargo build --release --locked -p predictor \
+ && mkdir -p /out/bin /out/models \
+ && cp target/release/predictor /out/bin/ \
+ && cp -L .ort/lib/libonnxruntime.so /out/bin/libonnxruntime.so \
+ && cp predictor/models/yolo11n.onnx /out/models/
+
+# glibc and libstdc++ (ONNX Runtime is C++), CA roots, nothing else.
+FROM gcr.io/distroless/cc-debian12
+COPY --from=build /out /opt/predictor
+ENV PORT=8080 ORT_DYLIB_PATH=/opt/predictor/bin/libonnxruntime.so MODEL_PATH=/opt/predictor/models/yolo11n.onnx
+EXPOSE 8080
+ENTRYPOINT ["/opt/predictor/bin/predictor", "serve"]
