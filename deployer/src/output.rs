@@ -1,8 +1,12 @@
 //! What the user sees: data (plans, reports, status) on stdout as text or JSON;
 //! progress and logs on stderr, timestamped when stderr is not a terminal.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use serde::Serialize;
 
@@ -17,32 +21,55 @@ pub enum Format {
     Json,
 }
 
-/// Progress lines on stderr.
+/// Progress on stderr: a spinner per resource on a terminal, plain timestamped lines
+/// otherwise (CI logs).
 pub struct Progress {
-    terminal: bool,
     color: bool,
+    spinners: Option<MultiProgress>,
+    running: Mutex<HashMap<Id, ProgressBar>>,
 }
 
 impl Progress {
     pub fn new() -> Progress {
         let terminal = std::io::stderr().is_terminal();
         Progress {
-            terminal,
             color: terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            spinners: terminal.then(MultiProgress::new),
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn text(&self, symbol: &str, color: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{color}m{symbol}\x1b[0m {text}")
+        } else {
+            format!("{symbol} {text}")
         }
     }
 
     fn line(&self, symbol: &str, color: &str, text: &str) {
-        let mut err = std::io::stderr().lock();
-        let stamp = if self.terminal {
-            String::new()
-        } else {
-            format!("[{}] ", utc_time())
-        };
-        if self.color {
-            let _ = writeln!(err, "{stamp}\x1b[{color}m{symbol}\x1b[0m {text}");
-        } else {
-            let _ = writeln!(err, "{stamp}{symbol} {text}");
+        let line = self.text(symbol, color, text);
+        match &self.spinners {
+            Some(multi) => {
+                let _ = multi.println(line);
+            }
+            None => {
+                let _ = writeln!(std::io::stderr().lock(), "[{}] {line}", utc_time());
+            }
+        }
+    }
+
+    /// Ends the spinner of `id` with `text`, or prints it when there is no spinner.
+    fn finish(&self, id: &Id, symbol: &str, color: &str, text: &str) {
+        let bar = self.running.lock().ok().and_then(|mut r| r.remove(id));
+        match bar {
+            Some(bar) => {
+                if let Ok(style) = ProgressStyle::with_template("{msg}") {
+                    bar.set_style(style);
+                }
+                bar.finish_with_message(self.text(symbol, color, text));
+            }
+            None => self.line(symbol, color, text),
         }
     }
 
@@ -56,7 +83,21 @@ impl Progress {
             Action::Update => "updating",
             Action::Delete => "deleting",
         };
-        self.line("…", "2", &format!("{verb} {}", c.id));
+        let text = format!("{verb} {}", c.id);
+        match &self.spinners {
+            Some(multi) => {
+                let bar = multi.add(ProgressBar::new_spinner());
+                if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+                    bar.set_style(style);
+                }
+                bar.set_message(text);
+                bar.enable_steady_tick(Duration::from_millis(100));
+                if let Ok(mut running) = self.running.lock() {
+                    running.insert(c.id.clone(), bar);
+                }
+            }
+            None => self.line("…", "2", &text),
+        }
     }
 
     pub fn finished(&self, c: &Change, seconds: f64) {
@@ -65,11 +106,16 @@ impl Progress {
             Action::Update => "updated",
             Action::Delete => "deleted",
         };
-        self.line("✓", "32", &format!("{verb} {} ({seconds:.1} s)", c.id));
+        self.finish(
+            &c.id,
+            "✓",
+            "32",
+            &format!("{verb} {} ({seconds:.1} s)", c.id),
+        );
     }
 
     pub fn failed(&self, c: &Change, e: &AwsError) {
-        self.line("✗", "31", &format!("{} failed: {e}", c.id));
+        self.finish(&c.id, "✗", "31", &format!("{} failed: {e}", c.id));
     }
 
     pub fn skipped(&self, id: &Id, because: &Id) {

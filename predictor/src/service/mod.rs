@@ -90,7 +90,10 @@ impl AppState {
     /// and makes the service ready.
     pub fn load(&mut self, model: PathBuf) -> Result<(), detector::DetectError> {
         let c = &self.config;
-        let mut threading = Threading::default();
+        let mut threading = Threading {
+            spinning: c.spinning,
+            ..Threading::default()
+        };
         if let Some(n) = c.threads {
             threading.intra_threads = n;
         }
