@@ -9,7 +9,6 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use predictor::engine::{Engine, OrtEngine, Threading};
@@ -130,27 +129,12 @@ fn main() {
         (&bare, 9),
     ];
     for ((label, content_type, body, path), concurrency) in rows {
-        let next = AtomicUsize::new(0);
         let url = format!("{base}{path}");
         let started = Instant::now();
-        let results: Vec<(f64, u16)> = std::thread::scope(|s| {
-            let workers: Vec<_> = (0..concurrency)
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut got = Vec::new();
-                        while next.fetch_add(1, Ordering::Relaxed) < requests {
-                            let t = Instant::now();
-                            let r = http("POST", &url, &[("Content-Type", content_type)], body);
-                            got.push((t.elapsed().as_secs_f64() * 1e3, r.map_or(0, |r| r.status)));
-                        }
-                        got
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().unwrap())
-                .collect()
+        let results: Vec<(f64, u16)> = testkit::closed_loop(requests, concurrency, || {
+            let t = Instant::now();
+            let r = http("POST", &url, &[("Content-Type", content_type)], body);
+            (t.elapsed().as_secs_f64() * 1e3, r.map_or(0, |r| r.status))
         });
         let seconds = started.elapsed().as_secs_f64();
         let mut ms: Vec<f64> = results

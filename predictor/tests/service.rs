@@ -409,28 +409,11 @@ fn a_request_over_the_deadline_is_a_504() {
     );
 }
 
-/// Fires `n` requests from `concurrency` threads; returns the statuses and headers.
+/// Fires `n` requests from `concurrency` threads; returns the answers.
 fn hammer(server: &Server, n: usize, concurrency: usize, body: &[u8]) -> Vec<HttpResponse> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
     let url = format!("{}/predict?annotate=false", server.base);
-    std::thread::scope(|s| {
-        let workers: Vec<_> = (0..concurrency)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut got = Vec::new();
-                    while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
-                        got.push(
-                            http("POST", &url, &[("Content-Type", "image/jpeg")], body).unwrap(),
-                        );
-                    }
-                    got
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap())
-            .collect()
+    testkit::closed_loop(n, concurrency, || {
+        http("POST", &url, &[("Content-Type", "image/jpeg")], body).unwrap()
     })
 }
 

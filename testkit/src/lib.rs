@@ -313,3 +313,26 @@ pub fn base64(data: &[u8]) -> String {
     }
     out
 }
+
+/// Runs `call` `n` times from `concurrency` threads (a closed loop: each thread starts its
+/// next call when the previous one answered) and returns every result, in no set order.
+pub fn closed_loop<T: Send>(n: usize, concurrency: usize, call: impl Fn() -> T + Sync) -> Vec<T> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..concurrency)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut got = Vec::new();
+                    while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
+                        got.push(call());
+                    }
+                    got
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    })
+}
