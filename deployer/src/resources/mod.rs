@@ -150,6 +150,13 @@ pub struct Observation {
 }
 
 impl Observation {
+    /// What `find` saw, as the resource's own type; `None` when it does not exist.
+    fn state<R: Resource>(&self) -> Option<&R::Observed> {
+        self.state
+            .as_ref()
+            .and_then(|s| s.downcast_ref::<R::Observed>())
+    }
+
     /// A resource that does not exist.
     pub fn missing(id: Id) -> Observation {
         Observation {
@@ -221,13 +228,7 @@ impl<R: Resource> Node for R {
         aws: &'a Aws,
         seen: &'a Observation,
     ) -> LocalFuture<'a, Result<(), AwsError>> {
-        Box::pin(async move {
-            let state = seen
-                .state
-                .as_ref()
-                .and_then(|s| s.downcast_ref::<R::Observed>());
-            Resource::apply(self, aws, state, &seen.diff).await
-        })
+        Box::pin(async move { Resource::apply(self, aws, seen.state::<R>(), &seen.diff).await })
     }
 
     fn delete<'a>(
@@ -236,11 +237,7 @@ impl<R: Resource> Node for R {
         seen: &'a Observation,
     ) -> LocalFuture<'a, Result<(), AwsError>> {
         Box::pin(async move {
-            match seen
-                .state
-                .as_ref()
-                .and_then(|s| s.downcast_ref::<R::Observed>())
-            {
+            match seen.state::<R>() {
                 Some(state) => Resource::delete(self, aws, state).await,
                 None => Ok(()),
             }
