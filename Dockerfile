@@ -1,5 +1,6 @@
-# The predictor image, for people who build with Docker. `deployer build` (planned)
-# assembles the same layout without a Docker daemon; keep the two in lockstep:
+# The predictor image, for people who build with Docker. `deployer build` assembles
+# the same layout without a Docker daemon (deployer/src/image/mod.rs); keep the two in
+# lockstep:
 #   /opt/predictor/bin/predictor              the binary (entrypoint)
 #   /opt/predictor/bin/libonnxruntime.so      ONNX Runtime, found next to the executable
 #   /opt/predictor/models/yolo11n.onnx        the bundled model (AGPL-3.0 weights)
@@ -23,6 +24,8 @@ RUN scripts/setup-ort.sh \
 # glibc and libstdc++ (ONNX Runtime is C++), CA roots, nothing else.
 FROM gcr.io/distroless/cc-debian12
 COPY --from=build /out /opt/predictor
-ENV PORT=8080 ORT_DYLIB_PATH=/opt/predictor/bin/libonnxruntime.so MODEL_PATH=/opt/predictor/models/yolo11n.onnx
+# The model is found next to the binary (../models): no MODEL_PATH, so a manifest's
+# MODEL_S3_URI can take over.
+ENV PORT=8080 ORT_DYLIB_PATH=/opt/predictor/bin/libonnxruntime.so
 EXPOSE 8080
 ENTRYPOINT ["/opt/predictor/bin/predictor", "serve"]

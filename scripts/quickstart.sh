@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job on a local default, no AWS account needed: starts the AWS emulator on
-# loopback, brings the stack of manifests/local.yaml up and shows its status, then runs
-# the detector on a photograph. Leaves the emulator running (scripts/local-stack.sh stop).
+# The main job on a local default, no AWS account needed: starts the AWS emulator and a
+# registry on loopback, brings the stack of manifests/local.yaml up (building the
+# predictor image and pushing it to the local registry) and shows its status, then runs
+# the detector on two photographs. Leaves both running (scripts/local-stack.sh stop).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -15,7 +16,9 @@ bin=$CARGO_TARGET_DIR/debug
 echo "== deployer plan" >&2
 "$bin/deployer" -f manifests/local.yaml plan
 echo "== deployer up" >&2
-"$bin/deployer" -f manifests/local.yaml up --yes
+# The debug predictor goes into the image: the emulator never runs it, and a release
+# build would take minutes (drop --predictor-bin for the real thing).
+"$bin/deployer" -f manifests/local.yaml up --yes --predictor-bin "$bin/predictor"
 echo "== deployer status" >&2
 "$bin/deployer" -f manifests/local.yaml status
 echo "== predictor detect" >&2

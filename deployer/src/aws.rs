@@ -44,6 +44,12 @@ pub enum Service {
     S3,
     Iam,
     Logs,
+    Lambda,
+    ApiGateway,
+    Ec2,
+    Ecs,
+    Elb,
+    AppScaling,
 }
 
 impl Service {
@@ -67,6 +73,22 @@ impl Service {
             ],
             Service::Iam => &["NoSuchEntity"],
             Service::Logs => &["ResourceNotFoundException"],
+            Service::Lambda => &["ResourceNotFoundException"],
+            Service::ApiGateway => &["NotFoundException"],
+            Service::Ec2 => &[
+                "InvalidGroup.NotFound",
+                "InvalidLaunchTemplateName.NotFoundException",
+                "InvalidLaunchTemplateId.NotFound",
+                "InvalidVpcID.NotFound",
+                "InvalidSubnetID.NotFound",
+            ],
+            Service::Ecs => &["ClusterNotFoundException", "ServiceNotFoundException"],
+            Service::Elb => &[
+                "LoadBalancerNotFound",
+                "TargetGroupNotFound",
+                "ListenerNotFound",
+            ],
+            Service::AppScaling => &["ObjectNotFoundException"],
         }
     }
 }
@@ -154,6 +176,14 @@ pub struct Aws {
     pub iam: aws_sdk_iam::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub sts: aws_sdk_sts::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub apigw: aws_sdk_apigatewayv2::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    pub ecs: aws_sdk_ecs::Client,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub appscaling: aws_sdk_applicationautoscaling::Client,
     account: OnceCell<String>,
 }
 
@@ -185,6 +215,14 @@ impl Aws {
             iam: aws_sdk_iam::Client::new(&config),
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),
+            lambda: aws_sdk_lambda::Client::new(&config),
+            apigw: aws_sdk_apigatewayv2::Client::new(&config),
+            ec2: aws_sdk_ec2::Client::new(&config),
+            ssm: aws_sdk_ssm::Client::new(&config),
+            autoscaling: aws_sdk_autoscaling::Client::new(&config),
+            ecs: aws_sdk_ecs::Client::new(&config),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
+            appscaling: aws_sdk_applicationautoscaling::Client::new(&config),
             account: OnceCell::new(),
         }
     }

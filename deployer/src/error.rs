@@ -15,6 +15,9 @@ pub enum Error {
     },
     #[error("{0}")]
     Aws(#[from] AwsError),
+    /// Building or pushing the image.
+    #[error("image: {0}")]
+    Image(String),
     #[error("{} exist without the tag `deployer:stack = {stack}`; refusing to modify them", list(.ids))]
     Foreign { stack: String, ids: Vec<Id> },
     #[error("{failed} of {total} changes failed")]
@@ -32,7 +35,11 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Manifest(_) | Error::Usage { .. } => 2,
-            Error::Aws(_) | Error::Foreign { .. } | Error::Failed { .. } | Error::Cancelled => 1,
+            Error::Aws(_)
+            | Error::Image(_)
+            | Error::Foreign { .. }
+            | Error::Failed { .. }
+            | Error::Cancelled => 1,
         }
     }
 

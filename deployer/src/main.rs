@@ -4,15 +4,18 @@
 mod aws;
 mod engine;
 mod error;
+mod image;
 mod manifest;
 mod output;
 mod plan;
 mod resources;
 mod stack;
+mod wait;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{ArgAction, Parser, Subcommand};
@@ -21,9 +24,9 @@ use crate::aws::Aws;
 use crate::engine::Outcome;
 use crate::error::Error;
 use crate::manifest::Manifest;
-use crate::output::{Format, Progress, Report, StatusRow};
+use crate::output::{Endpoint, Format, Progress, Report, StatusRow};
 use crate::plan::Plan;
-use crate::stack::Account;
+use crate::stack::{Account, Context, Push};
 
 #[derive(Parser)]
 #[command(name = "deployer", version, about, max_term_width = 100)]
@@ -45,6 +48,14 @@ struct Cli {
 enum Command {
     /// Check the manifest; makes no AWS call.
     Validate,
+    /// Build the predictor image (no Docker needed) and push it; prints `repo@sha256:…`.
+    Build {
+        #[command(flatten)]
+        source: Source,
+        /// Build only: write nothing to any registry.
+        #[arg(long)]
+        no_push: bool,
+    },
     /// Show the changes `up` (or `down`, with --destroy) would make.
     Plan {
         /// Exit 0 when there are no changes, 2 when there are, 1 on error.
@@ -63,6 +74,11 @@ enum Command {
         /// (tag them, then reconcile them), like `terraform import`.
         #[arg(long)]
         adopt: bool,
+        #[command(flatten)]
+        source: Source,
+        /// Deploy the image the tag already points at instead of building one.
+        #[arg(long)]
+        skip_build: bool,
     },
     /// Delete every resource of the stack that carries its ownership tag.
     Down {
@@ -72,6 +88,14 @@ enum Command {
     },
     /// Show every resource of the stack and its state; changes nothing.
     Status,
+}
+
+/// Where the image's pieces come from.
+#[derive(clap::Args, Clone, Default)]
+struct Source {
+    /// A predictor binary to put in the image [default: `cargo build --release -p predictor`]
+    #[arg(long, value_name = "PATH", env = "DEPLOYER_PREDICTOR_BIN")]
+    predictor_bin: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -167,12 +191,41 @@ async fn run(cli: Cli) -> Result<u8, Error> {
         partition: aws.partition().to_string(),
         region: manifest.region.clone(),
     };
-    let nodes = stack::desired(&manifest, &account);
+
+    // The image: named by the manifest, built now (`build`, `up`), or whatever the tag
+    // points at (`plan`, `status`). `down` needs none.
+    let builds = match &cli.command {
+        Command::Build { source, .. } => Some(source.clone()),
+        Command::Up {
+            source,
+            skip_build: false,
+            ..
+        } if manifest.image.uri.is_none() => Some(source.clone()),
+        _ => None,
+    };
+    let built = match builds {
+        Some(source) => Some(Arc::new(build_image(&file, source, &progress)?)),
+        None => None,
+    };
+    if let Command::Build { no_push, .. } = cli.command {
+        let built = built.expect("built above");
+        return push_built(&aws, &manifest, &built, no_push, cli.output, &progress).await;
+    }
+    let destroying = matches!(
+        cli.command,
+        Command::Down { .. } | Command::Plan { destroy: true, .. }
+    );
+    let push = (manifest.image.uri.is_none() && !destroying).then(|| Push {
+        built: built.clone(),
+        client: Arc::new(tokio::sync::OnceCell::new()),
+    });
+    let ctx = context(&aws, &manifest, account, push, destroying).await?;
+    let nodes = stack::desired(&manifest, &ctx);
     let stack = manifest.name.as_str();
     let seen = engine::observe(&aws, stack, &nodes).await?;
 
     match cli.command {
-        Command::Validate => unreachable!("handled above"),
+        Command::Validate | Command::Build { .. } => unreachable!("handled above"),
         Command::Plan {
             detailed_exitcode,
             destroy,
@@ -220,12 +273,18 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                 .iter()
                 .filter(|a| matches!(a.outcome, Outcome::Failed { .. }))
                 .count();
+            let endpoints = if command == "up" {
+                endpoints(&aws, &manifest).await?
+            } else {
+                Vec::new()
+            };
             let report = Report {
                 stack,
                 command,
                 changes: &applied,
                 seconds: started.elapsed().as_secs_f64(),
                 ok: failed == 0,
+                endpoints,
             };
             print(
                 cli.output,
@@ -262,4 +321,205 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             Ok(0)
         }
     }
+}
+
+/// Builds the predictor image from the repository that holds the manifest (or the
+/// current directory).
+fn build_image(
+    manifest_file: &std::path::Path,
+    source: Source,
+    progress: &Progress,
+) -> Result<image::Built, Error> {
+    let here = std::env::current_dir().unwrap_or_default();
+    let from = manifest_file
+        .canonicalize()
+        .ok()
+        .and_then(|f| f.parent().map(std::path::Path::to_path_buf))
+        .unwrap_or(here.clone());
+    let root = image::source_root(&from)
+        .or_else(|| image::source_root(&here))
+        .ok_or_else(|| Error::Usage {
+            message: "cannot find the predictor sources (a directory with `predictor/models/yolo11n.onnx`)".into(),
+            hint: Some("run from the deployer repository, or set `image.uri` to a prebuilt image".into()),
+        })?;
+    let started = Instant::now();
+    if source.predictor_bin.is_none() {
+        progress.info("building the predictor (cargo build --release -p predictor)");
+    }
+    let inputs = image::locate(&root, source.predictor_bin).map_err(Error::Image)?;
+    let built = image::build(&inputs).map_err(Error::Image)?;
+    let size = built.size();
+    progress.info(&format!(
+        "built image {} in {:.1} s: {} layers, {:.1} MB compressed, {:.1} MB uncompressed",
+        built.digest,
+        started.elapsed().as_secs_f64(),
+        built.layers.len(),
+        size.compressed as f64 / 1e6,
+        size.uncompressed as f64 / 1e6
+    ));
+    Ok(built)
+}
+
+/// `deployer build`: pushes (unless `no_push`) and prints the pinned reference.
+async fn push_built(
+    aws: &Aws,
+    manifest: &Manifest,
+    built: &image::Built,
+    no_push: bool,
+    format: Format,
+    progress: &Progress,
+) -> Result<u8, Error> {
+    let repository = manifest.names().repository;
+    let size = built.size();
+    let layers: Vec<serde_json::Value> = built
+        .layers
+        .iter()
+        .map(|l| serde_json::json!({"name": l.name, "digest": l.digest, "compressed": l.gzip.len(), "uncompressed": l.tar_size}))
+        .collect();
+    if no_push {
+        print(
+            format,
+            format!("{}\n", built.digest),
+            serde_json::json!({"digest": built.digest, "size": size, "layers": layers}).to_string(),
+        );
+        return Ok(0);
+    }
+    let registry = image::registry::Registry::connect(aws, manifest.image.registry.as_deref())
+        .await
+        .map_err(Error::Image)?;
+    let pushed = registry
+        .push(&repository, &manifest.image.tag, built)
+        .await
+        .map_err(Error::Image)?;
+    progress.info(&format!(
+        "pushed {}:{} in {:.2} s: {} blob(s) uploaded ({:.1} MB), {} already there",
+        repository,
+        pushed.tag,
+        pushed.seconds,
+        pushed.blobs_uploaded,
+        pushed.bytes_uploaded as f64 / 1e6,
+        pushed.blobs_skipped
+    ));
+    print(
+        format,
+        format!("{}\n", pushed.reference),
+        serde_json::json!({"reference": pushed.reference, "push": pushed, "size": size, "layers": layers})
+            .to_string(),
+    );
+    Ok(0)
+}
+
+/// Facts the stack needs besides the manifest: the image reference, and for the
+/// serverful target the network and the current ECS-optimized AMI.
+async fn context(
+    aws: &Aws,
+    manifest: &Manifest,
+    account: Account,
+    push: Option<Push>,
+    destroying: bool,
+) -> Result<Context, Error> {
+    let repository = manifest.names().repository;
+    let host = manifest
+        .image
+        .registry
+        .clone()
+        .unwrap_or_else(|| format!("{}.dkr.ecr.{}.amazonaws.com", account.id, account.region));
+    let uri = if let Some(uri) = &manifest.image.uri {
+        uri.clone()
+    } else if let Some(built) = push.as_ref().and_then(|p| p.built.as_ref()) {
+        format!("{host}/{repository}@{}", built.digest)
+    } else if destroying {
+        format!("{host}/{repository}:{}", manifest.image.tag)
+    } else {
+        // What the tag points at now; a stack never built shows the tag itself.
+        let push = push.as_ref().expect("no image.uri: the push step exists");
+        let registry = push
+            .client
+            .get_or_try_init(|| {
+                image::registry::Registry::connect(aws, manifest.image.registry.as_deref())
+            })
+            .await
+            .map_err(Error::Image)?;
+        match registry
+            .digest_of(&repository, &manifest.image.tag)
+            .await
+            .map_err(Error::Image)?
+        {
+            Some(digest) => registry.pinned(&repository, &digest),
+            None => format!("{host}/{repository}:{}", manifest.image.tag),
+        }
+    };
+    let architecture = push
+        .as_ref()
+        .and_then(|p| p.built.as_ref())
+        .map_or(image::host_architecture(), |b| b.architecture.as_str());
+    let (network, ami) = if manifest.serverful.enabled {
+        let net = &manifest.serverful.network;
+        let network = resources::ec2::network(aws, net.vpc_id.as_deref(), &net.subnets).await?;
+        let ami = aws
+            .ssm
+            .get_parameter()
+            .name(stack::ECS_AMI_PARAMETER)
+            .send()
+            .await
+            .map_err(aws::error("ssm:GetParameter"))?
+            .parameter
+            .and_then(|p| p.value)
+            .ok_or_else(|| {
+                aws::AwsError::new("ssm:GetParameter", "the ECS AMI parameter has no value")
+            })?;
+        (Some(network), Some(ami))
+    } else {
+        (None, None)
+    };
+    Ok(Context {
+        account,
+        image: stack::Image {
+            uri,
+            architecture: image::lambda_architecture(architecture).to_string(),
+        },
+        network,
+        ami,
+        push,
+    })
+}
+
+/// The URLs of both targets' `POST /predict`, as they are now (two reads).
+async fn endpoints(aws: &Aws, manifest: &Manifest) -> Result<Vec<Endpoint>, Error> {
+    let n = manifest.names();
+    let mut out = Vec::new();
+    if manifest.serverful.enabled
+        && let Some(lb) = resources::elb::find_load_balancer(aws, &n.load_balancer).await?
+    {
+        let port = manifest.serverful.load_balancer.port;
+        let host = lb.dns_name().unwrap_or_default();
+        out.push(Endpoint {
+            target: "serverful",
+            url: if port == 80 {
+                format!("http://{host}/predict")
+            } else {
+                format!("http://{host}:{port}/predict")
+            },
+        });
+    }
+    if manifest.serverless.enabled {
+        let apis = aws
+            .apigw
+            .get_apis()
+            .send()
+            .await
+            .map_err(aws::error("apigateway:GetApis"))?;
+        if let Some(api) = apis.items().iter().find(|a| a.name() == Some(&n.http_api)) {
+            let path = manifest
+                .serverless
+                .route
+                .split_once(' ')
+                .map_or("/predict", |(_, p)| p);
+            out.push(Endpoint {
+                target: "serverless",
+                url: format!("{}{path}", api.api_endpoint().unwrap_or_default()),
+            });
+        }
+    }
+    Ok(out)
 }

@@ -227,6 +227,16 @@ pub struct Report<'a> {
     pub changes: &'a [Applied],
     pub seconds: f64,
     pub ok: bool,
+    /// Where each target answers `POST /predict`, after `up`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// The URL of one target's `POST /predict`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoint {
+    pub target: &'static str,
+    pub url: String,
 }
 
 pub fn report_text(r: &Report) -> String {
@@ -264,6 +274,9 @@ pub fn report_text(r: &Report) -> String {
         if let Outcome::Failed { error, .. } = &a.outcome {
             out.push_str(&format!("error: {}: {error}\n", a.change.id));
         }
+    }
+    for e in &r.endpoints {
+        out.push_str(&format!("{:<10}  POST {}\n", e.target, e.url));
     }
     out
 }

@@ -1,12 +1,23 @@
 //! The stack: every resource a manifest asks for, with its dependencies and the
 //! least-privilege policies of its roles. Adding a resource is one line here.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::OnceCell;
+
+use crate::image::Built;
+use crate::image::registry::Registry;
+use crate::resources::{Id, Kind};
 
 use serde_json::{Value, json};
 
 use crate::manifest::Manifest;
-use crate::resources::{Node, ecr, iam, logs, s3};
+use crate::resources::ec2::{Network, Source};
+use crate::resources::{
+    Node, apigw, autoscaling, ec2, ecr, ecs, elb, iam, image, lambda, logs, s3,
+};
 
 /// Facts about the account that ARNs need.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,11 +27,91 @@ pub struct Account {
     pub region: String,
 }
 
+/// What the stack is built from besides the manifest: facts looked up before planning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Context {
+    pub account: Account,
+    pub image: Image,
+    /// The serverful target's VPC and subnets (when it is enabled).
+    pub network: Option<Network>,
+    /// The ECS-optimized AMI (when the serverful target is enabled).
+    pub ami: Option<String>,
+    /// The image push step: when the image is built by this tool (not `image.uri`) and
+    /// the command deploys or looks (not `down`).
+    pub push: Option<Push>,
+}
+
+/// The image built for this run (if any) and the registry client it is pushed with.
+#[derive(Clone)]
+pub struct Push {
+    pub built: Option<Arc<Built>>,
+    pub client: Arc<OnceCell<Registry>>,
+}
+
+impl std::fmt::Debug for Push {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Push")
+            .field("built", &self.built.as_ref().map(|b| &b.digest))
+            .finish()
+    }
+}
+
+impl PartialEq for Push {
+    fn eq(&self, other: &Self) -> bool {
+        self.built.as_ref().map(|b| &b.digest) == other.built.as_ref().map(|b| &b.digest)
+    }
+}
+
+impl Eq for Push {}
+
+/// The container image both targets run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    /// `registry/repository@sha256:…` (or a tag, when the manifest names one).
+    pub uri: String,
+    /// Lambda's name for it: `x86_64` or `arm64`.
+    pub architecture: String,
+}
+
+/// The public SSM parameter holding the current ECS-optimized Amazon Linux 2023 AMI.
+pub const ECS_AMI_PARAMETER: &str =
+    "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id";
+
+/// The container's name in the task definition.
+pub const CONTAINER: &str = "predictor";
+
+/// The predictor's settings as environment variables, the same on both targets.
+pub fn predictor_env(m: &Manifest) -> BTreeMap<String, String> {
+    let n = m.names();
+    let p = &m.predictor;
+    let mut env: BTreeMap<String, String> = [
+        ("INPUT_BUCKET", n.input_bucket.clone()),
+        ("OUTPUT_BUCKET", n.output_bucket.clone()),
+        ("OUTPUT_PUBLIC", m.buckets.output.public.to_string()),
+        ("URL_EXPIRY_S", m.buckets.output.url_expiry_s.to_string()),
+        ("CONF", p.confidence.to_string()),
+        ("IOU", p.iou.to_string()),
+        ("MAX_BODY_BYTES", p.max_body_bytes.to_string()),
+        ("MAX_PIXELS", p.max_pixels.to_string()),
+        ("MAX_INFLIGHT", p.max_inflight.to_string()),
+        ("QUEUE_DEPTH", p.queue_depth.to_string()),
+        ("DEADLINE_MS", p.deadline_ms.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    if m.model.s3().is_some() {
+        env.insert("MODEL_S3_URI".into(), m.model.source.clone());
+    }
+    env
+}
+
 /// The managed policy the ECS agent on each instance needs; AWS offers no narrower form.
 pub const ECS_INSTANCE_POLICY: &str = "policy/service-role/AmazonEC2ContainerServiceforEC2Role";
 
 /// Every resource of the stack, in dependency order.
-pub fn desired(m: &Manifest, account: &Account) -> Vec<Box<dyn Node>> {
+pub fn desired(m: &Manifest, ctx: &Context) -> Vec<Box<dyn Node>> {
+    let account = &ctx.account;
     let n = m.names();
     let tags = m.resource_tags();
     let p = &account.partition;
@@ -63,13 +154,26 @@ pub fn desired(m: &Manifest, account: &Account) -> Vec<Box<dyn Node>> {
             })
         };
 
-    let mut nodes: Vec<Box<dyn Node>> = vec![
-        Box::new(ecr::Repository {
-            name: n.repository.clone(),
-            scan_on_push: m.image.scan_on_push,
-            keep_last: m.image.keep_last,
+    let mut nodes: Vec<Box<dyn Node>> = vec![Box::new(ecr::Repository {
+        name: n.repository.clone(),
+        scan_on_push: m.image.scan_on_push,
+        keep_last: m.image.keep_last,
+        tags: tags.clone(),
+    })];
+    let image_push = ctx.push.as_ref().map(|push| {
+        let name = format!("{}:{}", n.repository, m.image.tag);
+        nodes.push(Box::new(image::Image {
+            name: name.clone(),
+            repository: n.repository.clone(),
+            tag: m.image.tag.clone(),
+            registry: m.image.registry.clone(),
+            built: push.built.clone(),
             tags: tags.clone(),
-        }),
+            client: push.client.clone(),
+        }));
+        Id::new(Kind::Image, name)
+    });
+    nodes.extend::<Vec<Box<dyn Node>>>(vec![
         Box::new(s3::Bucket {
             name: n.input_bucket.clone(),
             region: m.region.clone(),
@@ -84,7 +188,7 @@ pub fn desired(m: &Manifest, account: &Account) -> Vec<Box<dyn Node>> {
             expire_after_days: m.buckets.output.expire_after_days,
             tags: tags.clone(),
         }),
-    ];
+    ]);
 
     if m.serverless.enabled {
         let mut statements = data.clone();
@@ -98,6 +202,36 @@ pub fn desired(m: &Manifest, account: &Account) -> Vec<Box<dyn Node>> {
         nodes.push(Box::new(logs::LogGroup {
             name: n.lambda_log_group.clone(),
             retention_days: m.logs.retention_days,
+            tags: tags.clone(),
+        }));
+        let l = &m.serverless;
+        nodes.push(Box::new(lambda::Function {
+            name: n.function.clone(),
+            role_name: n.lambda_role.clone(),
+            role_arn: format!("arn:{p}:iam::{}:role/{}", account.id, n.lambda_role),
+            log_group: n.lambda_log_group.clone(),
+            image: ctx.image.uri.clone(),
+            architecture: ctx.image.architecture.clone(),
+            memory_mb: l.memory_mb,
+            timeout_s: l.timeout_s,
+            environment: predictor_env(m),
+            reserved_concurrency: l.reserved_concurrency,
+            image_push: image_push.clone(),
+            tags: tags.clone(),
+        }));
+        let mut routes = vec![l.route.clone()];
+        if l.route != "GET /healthz" {
+            routes.push("GET /healthz".into());
+        }
+        nodes.push(Box::new(apigw::HttpApi {
+            name: n.http_api.clone(),
+            function: n.function.clone(),
+            function_arn: arn("lambda", &format!("function:{}", n.function)),
+            routes,
+            // The function's own timeout, within API Gateway's 30 s limit.
+            timeout_ms: (l.timeout_s * 1000).min(30_000),
+            execute_arn_prefix: format!("arn:{p}:execute-api:{}:{}", account.region, account.id),
+            arn_prefix: format!("arn:{p}:apigateway:{}", account.region),
             tags: tags.clone(),
         }));
     }
@@ -142,6 +276,143 @@ pub fn desired(m: &Manifest, account: &Account) -> Vec<Box<dyn Node>> {
             retention_days: m.logs.retention_days,
             tags: tags.clone(),
         }));
+        if let (Some(net), Some(ami)) = (&ctx.network, &ctx.ami) {
+            nodes.extend(serverful(m, ctx, net, ami, image_push));
+        }
     }
     nodes
+}
+
+/// The ECS on EC2 half: security groups, instances, cluster, load balancer, service.
+fn serverful(
+    m: &Manifest,
+    ctx: &Context,
+    net: &Network,
+    ami: &str,
+    image_push: Option<Id>,
+) -> Vec<Box<dyn Node>> {
+    let n = m.names();
+    let s = &m.serverful;
+    let tags = m.resource_tags();
+    let account = &ctx.account;
+    let p = &account.partition;
+    let role_arn = |name: &str| format!("arn:{p}:iam::{}:role/{name}", account.id);
+    let listener = format!("{}:{}", n.load_balancer, s.load_balancer.port);
+    let mut env = predictor_env(m);
+    env.insert("PORT".into(), s.container.port.to_string());
+    vec![
+        Box::new(ec2::SecurityGroup {
+            name: n.alb_security_group.clone(),
+            description: format!("{}: load balancer listener", m.name),
+            vpc_id: net.vpc_id.clone(),
+            ingress: s
+                .load_balancer
+                .cidrs
+                .iter()
+                .map(|c| (s.load_balancer.port, Source::Cidr(c.clone())))
+                .collect(),
+            tags: tags.clone(),
+        }),
+        Box::new(ec2::SecurityGroup {
+            name: n.instance_security_group.clone(),
+            description: format!("{}: container port from the load balancer only", m.name),
+            vpc_id: net.vpc_id.clone(),
+            ingress: vec![(
+                s.container.port,
+                Source::Group(n.alb_security_group.clone()),
+            )],
+            tags: tags.clone(),
+        }),
+        Box::new(ecs::Cluster {
+            name: n.cluster.clone(),
+            container_insights: s.container_insights,
+            tags: tags.clone(),
+        }),
+        Box::new(ec2::LaunchTemplate {
+            name: n.launch_template.clone(),
+            vpc_id: net.vpc_id.clone(),
+            image_id: ami.to_string(),
+            instance_type: s.instance_type.clone(),
+            instance_profile: n.instance_profile.clone(),
+            security_group: n.instance_security_group.clone(),
+            cluster: n.cluster.clone(),
+            tags: tags.clone(),
+        }),
+        Box::new(autoscaling::Group {
+            name: n.auto_scaling_group.clone(),
+            launch_template: n.launch_template.clone(),
+            subnets: net.subnets.clone(),
+            min: s.min,
+            max: s.max,
+            cpu_target: s.cpu_target,
+            cooldown_s: s.scale_in_cooldown_s,
+            tags: tags.clone(),
+        }),
+        Box::new(ecs::CapacityProvider {
+            name: n.capacity_provider.clone(),
+            cluster: n.cluster.clone(),
+            auto_scaling_group: n.auto_scaling_group.clone(),
+            target_capacity: 100,
+            tags: tags.clone(),
+        }),
+        Box::new(elb::LoadBalancer {
+            name: n.load_balancer.clone(),
+            vpc_id: net.vpc_id.clone(),
+            subnets: net.subnets.clone(),
+            security_group: n.alb_security_group.clone(),
+            tags: tags.clone(),
+        }),
+        Box::new(elb::TargetGroup {
+            name: n.target_group.clone(),
+            vpc_id: net.vpc_id.clone(),
+            port: s.container.port,
+            health_path: s.load_balancer.health_path.clone(),
+            deregistration_delay_s: 30,
+            tags: tags.clone(),
+        }),
+        Box::new(elb::Listener {
+            name: listener.clone(),
+            load_balancer: n.load_balancer.clone(),
+            port: s.load_balancer.port,
+            target_group: n.target_group.clone(),
+            tags: tags.clone(),
+        }),
+        Box::new(ecs::Service {
+            name: n.service.clone(),
+            cluster: n.cluster.clone(),
+            family: n.task_family.clone(),
+            container: CONTAINER.into(),
+            task: ecs::TaskSpec {
+                image: ctx.image.uri.clone(),
+                cpu: s.container.cpu as i32,
+                memory_mb: s.container.memory_mb as i32,
+                port: s.container.port.into(),
+                environment: env,
+                execution_role_arn: role_arn(&n.task_execution_role),
+                task_role_arn: role_arn(&n.task_role),
+                log_group: n.ecs_log_group.clone(),
+            },
+            region: account.region.clone(),
+            capacity_provider: n.capacity_provider.clone(),
+            target_group: n.target_group.clone(),
+            listener,
+            execution_role: n.task_execution_role.clone(),
+            task_role: n.task_role.clone(),
+            initial_count: s.min as i32,
+            wait: Duration::from_secs(s.wait_s.into()),
+            image_push,
+            tags: tags.clone(),
+        }),
+        Box::new(ecs::ServiceScaling {
+            name: n.service.clone(),
+            cluster: n.cluster.clone(),
+            service: n.service.clone(),
+            min: s.min as i32,
+            max: s.max as i32,
+            cpu_target: f64::from(s.cpu_target),
+            scale_in_cooldown_s: s.scale_in_cooldown_s as i32,
+            scale_out_cooldown_s: 60,
+            tags,
+        }),
+    ]
 }

@@ -4,13 +4,17 @@
 
 mod common;
 
-use common::{Moto, Request, deployer, local_manifest, mutating, spawn_deployer};
+use common::{Moto, Request, deployer, fake_digest, mutating, pinned_manifest, spawn_deployer};
 
 const STACK: &str = "yolo-local";
 
+/// The local stack with a prebuilt image: these tests are about the engine, not the build.
 fn manifest() -> String {
-    local_manifest().display().to_string()
+    pinned_manifest(&fake_digest('a')).display().to_string()
 }
+
+/// Every resource of the local stack: 10 shared and IAM, 2 serverless, 12 serverful.
+const RESOURCES: usize = 24;
 
 /// Every resource in the emulator carrying `deployer:stack = STACK`, as `kind name`.
 async fn tagged(moto: &Moto) -> Vec<String> {
@@ -126,7 +130,7 @@ async fn up_status_noop_down_round_trip() {
     )
     .expect(2);
     let planned = plan.json();
-    assert_eq!(planned["summary"]["create"], 10, "{planned:#}");
+    assert_eq!(planned["summary"]["create"], RESOURCES, "{planned:#}");
     assert_eq!(
         mutating(&moto.requests()),
         Vec::<String>::new(),
@@ -138,7 +142,8 @@ async fn up_status_noop_down_round_trip() {
     let fresh = moto.requests();
     eprintln!("fresh up: {} in {:.2?}", summary(&fresh), up.elapsed);
     assert!(
-        up.stdout.contains("up complete: 10 changes"),
+        up.stdout
+            .contains(&format!("up complete: {RESOURCES} changes")),
         "{}",
         up.stdout
     );
@@ -243,7 +248,7 @@ async fn up_status_noop_down_round_trip() {
         .iter()
         .map(|r| r["state"].as_str().unwrap())
         .collect();
-    assert_eq!(states, ["ok"; 10], "{status:#}");
+    assert_eq!(states, ["ok"; RESOURCES], "{status:#}");
 
     deployer(&moto, &["-f", &m, "plan", "--detailed-exitcode"]).expect(0);
 

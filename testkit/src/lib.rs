@@ -161,7 +161,15 @@ impl Request {
         if self.operation.contains(' ') {
             return !matches!(self.method.as_str(), "GET" | "HEAD");
         }
-        let reads = ["Describe", "Get", "List", "Head", "BatchGet", "BatchCheck"];
+        let reads = [
+            "Describe",
+            "Get",
+            "List",
+            "Head",
+            "BatchGet",
+            "BatchCheck",
+            "Filter",
+        ];
         !reads.iter().any(|p| self.operation.starts_with(p))
     }
 }
@@ -335,4 +343,97 @@ pub fn closed_loop<T: Send>(n: usize, concurrency: usize, call: impl Fn() -> T +
             .flat_map(|w| w.join().unwrap())
             .collect()
     })
+}
+
+/// A real OCI registry (Debian's `docker-registry`, the CNCF distribution registry) on a
+/// free loopback port, with its own config (the packaged one listens on every
+/// interface), optionally behind htpasswd Basic auth, the scheme ECR uses.
+pub struct Registry {
+    child: Child,
+    /// `127.0.0.1:<port>`
+    pub host: String,
+    pub dir: PathBuf,
+    /// `(user, password)` when auth is on.
+    pub credentials: Option<(String, String)>,
+}
+
+impl Registry {
+    pub fn start(with_auth: bool) -> Registry {
+        let binary = std::env::var("REGISTRY_BIN").unwrap_or_else(|_| "docker-registry".into());
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("deployer-registry-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: false\n\
+             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+             http:\n  addr: 127.0.0.1:{port}\n",
+            dir.join("data").display()
+        );
+        let credentials = with_auth.then(|| ("pusher".to_string(), "s3cret-Pa55".to_string()));
+        if let Some((user, password)) = &credentials {
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", user, password])
+                .output()
+                .unwrap_or_else(|e| panic!("htpasswd (apache2-utils): {e}"));
+            assert!(out.status.success(), "htpasswd failed");
+            std::fs::write(dir.join("htpasswd"), &out.stdout).unwrap();
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
+                dir.join("htpasswd").display()
+            ));
+        }
+        std::fs::write(dir.join("config.yml"), config).unwrap();
+        let log = std::fs::File::create(dir.join("registry.log")).unwrap();
+        let child = Command::new(&binary)
+            .arg("serve")
+            .arg(dir.join("config.yml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("starting `{binary}`: {e} (run scripts/setup-test-tools.sh)")
+            });
+        let registry = Registry {
+            child,
+            host: format!("127.0.0.1:{port}"),
+            dir,
+            credentials,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = http("GET", &format!("http://{}/v2/", registry.host), &[], &[])
+                && (r.status == 200 || r.status == 401)
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the registry did not start: {}",
+                registry.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        registry
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("registry.log")).unwrap_or_default()
+    }
+
+    /// How many blob uploads the registry has completed so far (from its access log).
+    pub fn blob_uploads(&self) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| l.contains("\"PUT /v2/") && l.contains("/blobs/uploads/"))
+            .count()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -57,6 +57,8 @@ pub struct Image {
     pub uri: Option<String>,
     /// Registry address overriding ECR's (a local registry, e.g. `127.0.0.1:5000`).
     pub registry: Option<String>,
+    /// The tag `up` and `build` push; `plan` and `status` read what it points at.
+    pub tag: String,
     /// Images kept by the repository's lifecycle policy.
     pub keep_last: u32,
     pub scan_on_push: bool,
@@ -68,6 +70,7 @@ impl Default for Image {
             repository: None,
             uri: None,
             registry: None,
+            tag: "latest".into(),
             keep_last: 10,
             scan_on_push: true,
         }

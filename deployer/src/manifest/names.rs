@@ -20,6 +20,13 @@ pub struct Names {
     pub load_balancer: String,
     pub target_group: String,
     pub http_api: String,
+    pub alb_security_group: String,
+    pub instance_security_group: String,
+    pub launch_template: String,
+    pub auto_scaling_group: String,
+    pub capacity_provider: String,
+    pub service: String,
+    pub task_family: String,
 }
 
 impl Names {
@@ -56,6 +63,13 @@ impl Names {
             load_balancer: format!("{n}-alb"),
             target_group: format!("{n}-tg"),
             http_api: format!("{n}-api"),
+            alb_security_group: format!("{n}-alb"),
+            instance_security_group: format!("{n}-instances"),
+            launch_template: format!("{n}-instances"),
+            auto_scaling_group: format!("{n}-instances"),
+            capacity_provider: format!("{n}-capacity"),
+            service: format!("{n}-predictor"),
+            task_family: format!("{n}-predictor"),
         }
     }
 }

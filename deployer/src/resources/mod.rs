@@ -5,8 +5,15 @@
 //! The engine works on [`Node`]s: a type-erased view of any resource, so the plan can
 //! hold every kind in one list.
 
+pub mod apigw;
+pub mod autoscaling;
+pub mod ec2;
 pub mod ecr;
+pub mod ecs;
+pub mod elb;
 pub mod iam;
+pub mod image;
+pub mod lambda;
 pub mod logs;
 pub mod s3;
 
@@ -28,20 +35,46 @@ pub type Tags = BTreeMap<String, String>;
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     EcrRepository,
+    Image,
     S3Bucket,
     IamRole,
     IamInstanceProfile,
     LogGroup,
+    LambdaFunction,
+    HttpApi,
+    SecurityGroup,
+    LaunchTemplate,
+    AutoScalingGroup,
+    EcsCluster,
+    CapacityProvider,
+    LoadBalancer,
+    TargetGroup,
+    Listener,
+    EcsService,
+    ServiceScaling,
 }
 
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Kind::EcrRepository => "ecr repository",
+            Kind::Image => "image",
             Kind::S3Bucket => "s3 bucket",
             Kind::IamRole => "iam role",
             Kind::IamInstanceProfile => "instance profile",
             Kind::LogGroup => "log group",
+            Kind::LambdaFunction => "lambda function",
+            Kind::HttpApi => "http api",
+            Kind::SecurityGroup => "security group",
+            Kind::LaunchTemplate => "launch template",
+            Kind::AutoScalingGroup => "auto scaling group",
+            Kind::EcsCluster => "ecs cluster",
+            Kind::CapacityProvider => "capacity provider",
+            Kind::LoadBalancer => "load balancer",
+            Kind::TargetGroup => "target group",
+            Kind::Listener => "listener",
+            Kind::EcsService => "ecs service",
+            Kind::ServiceScaling => "service scaling",
         })
     }
 }

@@ -17,6 +17,39 @@ pub fn local_manifest() -> PathBuf {
     repo_root().join("manifests/local.yaml")
 }
 
+/// A digest that stands for a prebuilt image.
+pub fn fake_digest(fill: char) -> String {
+    format!("sha256:{}", fill.to_string().repeat(64))
+}
+
+/// `manifests/local.yaml` with `image:` replaced by `image_yaml` (indented block
+/// contents), written to a file of this test process.
+pub fn local_manifest_with_image(image_yaml: &str) -> PathBuf {
+    let source = std::fs::read_to_string(local_manifest()).unwrap();
+    let block = "image:\n  registry: 127.0.0.1:5000   # the local registry images are pushed to\n";
+    assert!(
+        source.contains(block),
+        "manifests/local.yaml changed its image block"
+    );
+    let text = source.replace(block, &format!("image:\n{image_yaml}"));
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    let file = std::env::temp_dir().join(format!(
+        "deployer-local-{}-{}-{}.yaml",
+        std::process::id(),
+        n.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+        image_yaml.len()
+    ));
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// The local stack deploying a prebuilt image by digest: no build, no registry.
+pub fn pinned_manifest(digest: &str) -> PathBuf {
+    local_manifest_with_image(&format!(
+        "  uri: 127.0.0.1:5000/yolo-local-predictor@{digest}\n"
+    ))
+}
+
 /// Runs `deployer` with `args` against `moto` (no terminal, the emulator's credentials).
 pub fn deployer(moto: &Moto, args: &[&str]) -> Run {
     let started = Instant::now();
@@ -83,4 +116,16 @@ impl Run {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
     }
+}
+
+/// The predictor binary built with this test run (`cargo nextest run --workspace`
+/// builds every binary of the workspace into the same directory as `deployer`).
+pub fn predictor_bin() -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_deployer")).with_file_name("predictor");
+    assert!(
+        p.is_file(),
+        "{} is missing: build the workspace (`cargo build --workspace`) first",
+        p.display()
+    );
+    p
 }

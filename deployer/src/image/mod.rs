@@ -1,0 +1,327 @@
+//! The predictor's container image, built without a Docker daemon (as `ko` and `jib`
+//! do): no base image, just layers holding the binary, the ONNX Runtime library it
+//! loads, their shared-library closure from the build machine, the model and the few
+//! files glibc and TLS need. The layout is the Dockerfile's, so either image behaves
+//! the same on ECS and Lambda.
+
+pub mod closure;
+pub mod layer;
+pub mod registry;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Serialize;
+use serde_json::json;
+
+use layer::{Entry, Layer, sha256};
+
+pub const BINARY: &str = "/opt/predictor/bin/predictor";
+pub const ORT_LIB: &str = "/opt/predictor/bin/libonnxruntime.so";
+pub const MODEL: &str = "/opt/predictor/models/yolo11n.onnx";
+pub const PORT: u16 = 8080;
+
+pub const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const CONFIG_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+pub const LAYER_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// A manifest annotation with the sum of the uncompressed layers, for `status`.
+pub const UNCOMPRESSED_ANNOTATION: &str = "dev.deployer.image.uncompressed-size";
+
+/// The files an image is made of, on the build machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inputs {
+    pub binary: PathBuf,
+    pub ort_lib: PathBuf,
+    pub model: PathBuf,
+}
+
+/// A built image, ready to push.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub layers: Vec<Layer>,
+    pub config: Vec<u8>,
+    pub manifest: Vec<u8>,
+    /// `sha256:` of the manifest: the image's identity.
+    pub digest: String,
+    /// The OCI name of the build machine's architecture (`amd64`, `arm64`).
+    pub architecture: String,
+}
+
+/// Sizes of an image, as `build` and `status` report them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Size {
+    pub compressed: u64,
+    pub uncompressed: u64,
+}
+
+impl Built {
+    pub fn size(&self) -> Size {
+        Size {
+            compressed: self.layers.iter().map(|l| l.gzip.len() as u64).sum::<u64>()
+                + self.config.len() as u64,
+            uncompressed: self.layers.iter().map(|l| l.tar_size).sum(),
+        }
+    }
+}
+
+/// The OCI architecture name of this machine (what the binary was built for).
+pub fn host_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// Lambda's name for an OCI architecture.
+pub fn lambda_architecture(oci: &str) -> &'static str {
+    match oci {
+        "arm64" => "arm64",
+        _ => "x86_64",
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))
+}
+
+/// The environment both targets start the predictor with (the manifest adds the rest).
+pub fn env() -> Vec<String> {
+    vec![
+        format!("PORT={PORT}"),
+        format!("ORT_DYLIB_PATH={ORT_LIB}"),
+        // glibc's loader finds the libraries at their usual paths; nothing else is set.
+        "PATH=/opt/predictor/bin".to_string(),
+    ]
+}
+
+/// The three layers, least to most often changed: runtime libraries (and the files
+/// glibc and TLS need), the model, the binary. A code change re-uploads only the last.
+pub fn layers(inputs: &Inputs) -> Result<Vec<Layer>, String> {
+    let libs = closure::closure(&[&inputs.binary, &inputs.ort_lib])?;
+    let mut runtime = vec![
+        Entry::dir("/tmp", 0o1777),
+        Entry::file(
+            "/etc/hosts",
+            0o644,
+            b"127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n".to_vec(),
+        ),
+        Entry::file("/etc/nsswitch.conf", 0o644, b"hosts: files dns\n".to_vec()),
+        Entry::file(ORT_LIB, 0o755, read(&inputs.ort_lib)?),
+    ];
+    for lib in &libs {
+        // Installed at the path the loader asked for, with the symlink's target's bytes.
+        runtime.push(Entry::file(lib, 0o755, read(Path::new(lib))?));
+    }
+    // rustls in the AWS SDK reads the platform's roots when it has them.
+    let roots = Path::new("/etc/ssl/certs/ca-certificates.crt");
+    if roots.is_file() {
+        runtime.push(Entry::file(
+            "/etc/ssl/certs/ca-certificates.crt",
+            0o644,
+            read(roots)?,
+        ));
+    }
+    let io = |e: std::io::Error| format!("building a layer: {e}");
+    Ok(vec![
+        layer::layer("runtime libraries, ONNX Runtime, /etc and /tmp", runtime).map_err(io)?,
+        layer::layer(
+            "model",
+            vec![Entry::file(MODEL, 0o644, read(&inputs.model)?)],
+        )
+        .map_err(io)?,
+        layer::layer(
+            "predictor binary",
+            vec![Entry::file(BINARY, 0o755, read(&inputs.binary)?)],
+        )
+        .map_err(io)?,
+    ])
+}
+
+/// The image config: platform, entrypoint, environment, port, layer diff ids, history.
+pub fn config(layers: &[Layer], architecture: &str) -> Vec<u8> {
+    let epoch = "1970-01-01T00:00:00Z";
+    let config = json!({
+        "created": epoch,
+        "architecture": architecture,
+        "os": "linux",
+        "config": {
+            "Entrypoint": [BINARY, "serve"],
+            "Env": env(),
+            "ExposedPorts": {format!("{PORT}/tcp"): {}},
+            "WorkingDir": "/",
+        },
+        "rootfs": {
+            "type": "layers",
+            "diff_ids": layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>(),
+        },
+        "history": layers.iter().map(|l| json!({
+            "created": epoch,
+            "created_by": format!("deployer build: {}", l.name),
+        })).collect::<Vec<_>>(),
+    });
+    serde_json::to_vec(&config).expect("JSON values serialize")
+}
+
+/// A single-platform OCI image manifest (never an index: Lambda refuses those).
+pub fn manifest(layers: &[Layer], config: &[u8]) -> Vec<u8> {
+    let uncompressed: u64 = layers.iter().map(|l| l.tar_size).sum();
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_TYPE,
+        "config": {
+            "mediaType": CONFIG_TYPE,
+            "digest": sha256(config),
+            "size": config.len(),
+        },
+        "layers": layers.iter().map(|l| json!({
+            "mediaType": LAYER_TYPE,
+            "digest": l.digest,
+            "size": l.gzip.len(),
+        })).collect::<Vec<_>>(),
+        "annotations": {UNCOMPRESSED_ANNOTATION: uncompressed.to_string()},
+    });
+    serde_json::to_vec(&manifest).expect("JSON values serialize")
+}
+
+/// Builds the image from `inputs`.
+pub fn build(inputs: &Inputs) -> Result<Built, String> {
+    let layers = layers(inputs)?;
+    let architecture = host_architecture().to_string();
+    let config = config(&layers, &architecture);
+    let manifest = manifest(&layers, &config);
+    Ok(Built {
+        digest: sha256(&manifest),
+        layers,
+        config,
+        manifest,
+        architecture,
+    })
+}
+
+/// Where the predictor's sources, model and ONNX Runtime are: the repository that holds
+/// `dir` (or one of its parents).
+pub fn source_root(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .find(|d| {
+            d.join("predictor/models/yolo11n.onnx").is_file() && d.join("Cargo.toml").is_file()
+        })
+        .map(Path::to_path_buf)
+}
+
+/// The inputs of a build: the given predictor binary, or a fresh release build of it.
+pub fn locate(root: &Path, binary: Option<PathBuf>) -> Result<Inputs, String> {
+    let binary = match binary {
+        Some(b) => b,
+        None => cargo_build(root)?,
+    };
+    if !binary.is_file() {
+        return Err(format!(
+            "the predictor binary {} does not exist",
+            binary.display()
+        ));
+    }
+    let ort_lib = match std::env::var_os("ORT_DYLIB_PATH") {
+        Some(p) => PathBuf::from(p),
+        None => root.join(".ort/lib/libonnxruntime.so"),
+    };
+    if !ort_lib.is_file() {
+        return Err(format!(
+            "ONNX Runtime is not at {}: run scripts/setup-ort.sh or set ORT_DYLIB_PATH",
+            ort_lib.display()
+        ));
+    }
+    Ok(Inputs {
+        binary,
+        ort_lib,
+        model: root.join("predictor/models/yolo11n.onnx"),
+    })
+}
+
+/// `cargo build --release -p predictor` in `root`; the path of the binary it made.
+fn cargo_build(root: &Path) -> Result<PathBuf, String> {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--locked", "-p", "predictor"])
+        .current_dir(root)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("running cargo: {e}"))?;
+    if !status.success() {
+        return Err("`cargo build --release -p predictor` failed (see above)".into());
+    }
+    let meta = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("running cargo metadata: {e}"))?;
+    let meta: serde_json::Value =
+        serde_json::from_slice(&meta.stdout).map_err(|e| format!("reading cargo metadata: {e}"))?;
+    let target = meta["target_directory"]
+        .as_str()
+        .ok_or("cargo metadata has no target_directory")?;
+    Ok(Path::new(target).join("release/predictor"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn fake_layers() -> Vec<Layer> {
+        vec![
+            layer::layer("runtime", vec![Entry::dir("/tmp", 0o1777)]).unwrap(),
+            layer::layer("binary", vec![Entry::file(BINARY, 0o755, b"bin".to_vec())]).unwrap(),
+        ]
+    }
+
+    #[test]
+    fn config_names_platform_entrypoint_and_diff_ids() {
+        let layers = fake_layers();
+        let c: Value = serde_json::from_slice(&config(&layers, "amd64")).unwrap();
+        assert_eq!(c["architecture"], "amd64");
+        assert_eq!(c["os"], "linux");
+        assert_eq!(c["config"]["Entrypoint"], json!([BINARY, "serve"]));
+        assert!(
+            c["config"]["Entrypoint"][0]
+                .as_str()
+                .unwrap()
+                .starts_with('/')
+        );
+        assert_eq!(c["config"]["ExposedPorts"], json!({"8080/tcp": {}}));
+        assert!(
+            c["config"]["Env"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("PORT=8080"))
+        );
+        assert_eq!(c["rootfs"]["type"], "layers");
+        assert_eq!(
+            c["rootfs"]["diff_ids"],
+            json!([layers[0].diff_id, layers[1].diff_id])
+        );
+        assert_eq!(c["history"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn manifest_is_a_single_platform_oci_manifest() {
+        let layers = fake_layers();
+        let config = config(&layers, "amd64");
+        let m: Value = serde_json::from_slice(&manifest(&layers, &config)).unwrap();
+        assert_eq!(m["schemaVersion"], 2);
+        assert_eq!(m["mediaType"], MANIFEST_TYPE);
+        assert!(
+            m.get("manifests").is_none(),
+            "an index, which Lambda refuses"
+        );
+        assert_eq!(m["config"]["digest"], json!(sha256(&config)));
+        assert_eq!(m["config"]["size"], json!(config.len()));
+        assert_eq!(m["layers"][1]["digest"], json!(layers[1].digest));
+        assert_eq!(m["layers"][1]["mediaType"], LAYER_TYPE);
+    }
+
+    #[test]
+    fn architectures_map_to_lambda_names() {
+        assert_eq!(lambda_architecture("amd64"), "x86_64");
+        assert_eq!(lambda_architecture("arm64"), "arm64");
+    }
+}

@@ -1,0 +1,246 @@
+//! Pushing to a registry with its HTTP API: ECR (Basic auth from
+//! `GetAuthorizationToken`) or any registry the manifest names. Each blob is checked
+//! with HEAD first and uploaded in one request only when missing (ECR's chunked uploads
+//! are unreliable); the manifest is PUT last and its digest checked.
+
+use std::time::Instant;
+
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use serde::Serialize;
+
+use super::{Built, MANIFEST_TYPE, Size, UNCOMPRESSED_ANNOTATION};
+use crate::aws::{Aws, error};
+
+/// The environment variables holding credentials for a registry the manifest names
+/// (`image.registry`); without them, it is used anonymously.
+pub const USER_VAR: &str = "DEPLOYER_REGISTRY_USERNAME";
+pub const PASSWORD_VAR: &str = "DEPLOYER_REGISTRY_PASSWORD";
+
+pub struct Registry {
+    client: Client,
+    auth: RegistryAuth,
+    /// `host[:port]`
+    pub host: String,
+}
+
+/// What a push did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Pushed {
+    /// `host/repository@sha256:…`: what both targets deploy.
+    pub reference: String,
+    pub digest: String,
+    pub tag: String,
+    /// Blobs (layers and config) uploaded; the others were already there.
+    pub blobs_uploaded: usize,
+    pub blobs_skipped: usize,
+    pub bytes_uploaded: u64,
+    /// Whether the tag already pointed at this digest (nothing was written).
+    pub unchanged: bool,
+    pub seconds: f64,
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]")
+}
+
+fn not_found(e: &OciDistributionError) -> bool {
+    match e {
+        OciDistributionError::ImageManifestNotFoundError(_) => true,
+        OciDistributionError::ServerError { code, .. } => *code == 404,
+        other => {
+            let s = other.to_string();
+            s.contains("MANIFEST_UNKNOWN") || s.contains("NAME_UNKNOWN") || s.contains("404")
+        }
+    }
+}
+
+impl Registry {
+    /// A registry at `host` with `auth`; plain HTTP on loopback, HTTPS elsewhere.
+    pub fn new(host: &str, auth: RegistryAuth) -> Registry {
+        let protocol = if is_loopback(host) {
+            ClientProtocol::HttpsExcept(vec![host.to_string()])
+        } else {
+            ClientProtocol::Https
+        };
+        Registry {
+            client: Client::new(ClientConfig {
+                protocol,
+                use_monolithic_push: true,
+                ..Default::default()
+            }),
+            auth,
+            host: host.to_string(),
+        }
+    }
+
+    /// The manifest's registry (`image.registry`, credentials from the environment), or
+    /// the account's ECR registry with a token from `GetAuthorizationToken`.
+    pub async fn connect(aws: &Aws, registry: Option<&str>) -> Result<Registry, String> {
+        if let Some(host) = registry {
+            let auth = match (std::env::var(USER_VAR), std::env::var(PASSWORD_VAR)) {
+                (Ok(u), Ok(p)) => RegistryAuth::Basic(u, p),
+                _ => RegistryAuth::Anonymous,
+            };
+            return Ok(Registry::new(host, auth));
+        }
+        let out = aws
+            .ecr
+            .get_authorization_token()
+            .send()
+            .await
+            .map_err(error("ecr:GetAuthorizationToken"))
+            .map_err(|e| e.to_string())?;
+        let data = out
+            .authorization_data()
+            .first()
+            .ok_or("ecr:GetAuthorizationToken returned no authorization data")?;
+        let token =
+            aws_smithy_types::base64::decode(data.authorization_token().unwrap_or_default())
+                .map_err(|e| format!("ecr:GetAuthorizationToken: the token is not base64: {e}"))?;
+        let token = String::from_utf8_lossy(&token);
+        let (user, password) = token
+            .split_once(':')
+            .ok_or("ecr:GetAuthorizationToken: the token is not `user:password`")?;
+        let host = data
+            .proxy_endpoint()
+            .unwrap_or_default()
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        Ok(Registry::new(
+            &host,
+            RegistryAuth::Basic(user.to_string(), password.to_string()),
+        ))
+    }
+
+    fn tagged(&self, repository: &str, tag: &str) -> Reference {
+        Reference::with_tag(self.host.clone(), repository.to_string(), tag.to_string())
+    }
+
+    /// `host/repository@digest`
+    pub fn pinned(&self, repository: &str, digest: &str) -> String {
+        format!("{}/{repository}@{digest}", self.host)
+    }
+
+    /// The digest `tag` points at, if it exists.
+    pub async fn digest_of(&self, repository: &str, tag: &str) -> Result<Option<String>, String> {
+        match self
+            .client
+            .fetch_manifest_digest(&self.tagged(repository, tag), &self.auth)
+            .await
+        {
+            Ok(d) => Ok(Some(d)),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(format!("reading {}/{repository}:{tag}: {e}", self.host)),
+        }
+    }
+
+    /// The compressed and uncompressed size of the image `tag` points at.
+    pub async fn size_of(&self, repository: &str, tag: &str) -> Result<Option<Size>, String> {
+        let pulled = self
+            .client
+            .pull_manifest_raw(&self.tagged(repository, tag), &self.auth, &[MANIFEST_TYPE])
+            .await;
+        let body = match pulled {
+            Ok((body, _)) => body,
+            Err(e) if not_found(&e) => return Ok(None),
+            Err(e) => return Err(format!("reading {}/{repository}:{tag}: {e}", self.host)),
+        };
+        let m: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| format!("the image manifest: {e}"))?;
+        let compressed = m["layers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain([&m["config"]])
+            .filter_map(|d| d["size"].as_u64())
+            .sum();
+        let uncompressed = m["annotations"][UNCOMPRESSED_ANNOTATION]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        Ok(Some(Size {
+            compressed,
+            uncompressed,
+        }))
+    }
+
+    /// Pushes `image` as `repository:tag`: missing blobs, then the manifest.
+    pub async fn push(&self, repository: &str, tag: &str, image: &Built) -> Result<Pushed, String> {
+        let started = Instant::now();
+        let reference = self.tagged(repository, tag);
+        let name = format!("{}/{repository}:{tag}", self.host);
+        let existing = self.digest_of(repository, tag).await?;
+        let mut pushed = Pushed {
+            reference: self.pinned(repository, &image.digest),
+            digest: image.digest.clone(),
+            tag: tag.to_string(),
+            blobs_uploaded: 0,
+            blobs_skipped: 0,
+            bytes_uploaded: 0,
+            unchanged: existing.as_deref() == Some(image.digest.as_str()),
+            seconds: 0.0,
+        };
+        if pushed.unchanged {
+            pushed.blobs_skipped = image.layers.len() + 1;
+            pushed.seconds = started.elapsed().as_secs_f64();
+            return Ok(pushed);
+        }
+        let config_digest = super::layer::sha256(&image.config);
+        let blobs = image
+            .layers
+            .iter()
+            .map(|l| (l.digest.as_str(), l.gzip.as_slice()))
+            .chain([(config_digest.as_str(), image.config.as_slice())]);
+        for (digest, bytes) in blobs {
+            let exists = self
+                .client
+                .blob_exists(&reference, digest)
+                .await
+                .map_err(|e| format!("checking blob {digest} in {name}: {e}"))?;
+            if exists {
+                pushed.blobs_skipped += 1;
+                continue;
+            }
+            self.client
+                .push_blob(&reference, bytes.to_vec(), digest)
+                .await
+                .map_err(|e| format!("uploading blob {digest} to {name}: {e}"))?;
+            pushed.blobs_uploaded += 1;
+            pushed.bytes_uploaded += bytes.len() as u64;
+        }
+        let sent = self
+            .client
+            .push_manifest_raw(
+                &reference,
+                image.manifest.clone(),
+                http::HeaderValue::from_static(MANIFEST_TYPE),
+            )
+            .await;
+        if let Err(e) = sent {
+            return Err(match existing {
+                Some(other) => format!(
+                    "{name} already points at {other} and the registry refused to move it to {}: {e} \
+                     (is the repository's tag immutable?)",
+                    image.digest
+                ),
+                None => format!("pushing the manifest of {name}: {e}"),
+            });
+        }
+        // The registry names the digest it stored: it must be ours.
+        let stored = self.digest_of(repository, tag).await?;
+        if stored.as_deref() != Some(image.digest.as_str()) {
+            return Err(format!(
+                "{name} points at {} after the push, not at {}",
+                stored.as_deref().unwrap_or("nothing"),
+                image.digest
+            ));
+        }
+        pushed.seconds = started.elapsed().as_secs_f64();
+        Ok(pushed)
+    }
+}

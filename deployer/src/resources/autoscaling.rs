@@ -1,0 +1,436 @@
+//! The Auto Scaling group of ECS container instances (min 1, max 5 by default) and its
+//! target-tracking policy on average CPU (70 % by default). New instances are protected
+//! from scale-in, as ECS managed termination protection requires: the capacity
+//! provider lifts the protection from instances with no tasks left.
+
+use std::time::Duration;
+
+use aws_sdk_autoscaling::types::{
+    LaunchTemplateSpecification, MetricType, PredefinedMetricSpecification, Tag,
+    TargetTrackingConfiguration,
+};
+
+use super::{Field, Id, Kind, Resource, Tags, tag_diff};
+use crate::aws::{Aws, AwsError, error};
+use crate::wait::{self, Poll};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub name: String,
+    pub launch_template: String,
+    pub subnets: Vec<String>,
+    pub min: u32,
+    pub max: u32,
+    pub cpu_target: u32,
+    /// Seconds between scaling activities.
+    pub cooldown_s: u32,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub arn: String,
+    pub min: u32,
+    pub max: u32,
+    pub desired: u32,
+    pub launch_template: String,
+    pub template_version: String,
+    pub subnets: Vec<String>,
+    pub protect_new_instances: bool,
+    pub cooldown_s: u32,
+    /// Instance id → protected from scale-in.
+    pub instances: Vec<(String, bool)>,
+    pub in_service: usize,
+    /// The target of this tool's CPU policy, if it exists.
+    pub cpu_target: Option<f64>,
+    pub tags: Tags,
+}
+
+impl Group {
+    /// The name of the CPU target-tracking policy.
+    pub fn policy_name(&self) -> String {
+        format!("{}-cpu", self.name)
+    }
+
+    fn template(&self) -> LaunchTemplateSpecification {
+        LaunchTemplateSpecification::builder()
+            .launch_template_name(&self.launch_template)
+            .version("$Latest")
+            .build()
+    }
+
+    fn sdk_tags(&self) -> Vec<Tag> {
+        self.tags
+            .iter()
+            .map(|(k, v)| {
+                Tag::builder()
+                    .resource_id(&self.name)
+                    .resource_type("auto-scaling-group")
+                    .key(k)
+                    .value(v)
+                    .propagate_at_launch(true)
+                    .build()
+            })
+            .collect()
+    }
+
+    async fn put_policy(&self, aws: &Aws) -> Result<(), AwsError> {
+        aws.autoscaling
+            .put_scaling_policy()
+            .auto_scaling_group_name(&self.name)
+            .policy_name(self.policy_name())
+            .policy_type("TargetTrackingScaling")
+            .target_tracking_configuration(
+                TargetTrackingConfiguration::builder()
+                    .predefined_metric_specification(
+                        PredefinedMetricSpecification::builder()
+                            .predefined_metric_type(MetricType::AsgAverageCpuUtilization)
+                            .build(),
+                    )
+                    .target_value(f64::from(self.cpu_target))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(error("autoscaling:PutScalingPolicy"))?;
+        Ok(())
+    }
+
+    async fn describe(
+        &self,
+        aws: &Aws,
+    ) -> Result<Option<aws_sdk_autoscaling::types::AutoScalingGroup>, AwsError> {
+        Ok(aws
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(&self.name)
+            .send()
+            .await
+            .map_err(error("autoscaling:DescribeAutoScalingGroups"))?
+            .auto_scaling_groups()
+            .first()
+            .cloned())
+    }
+}
+
+impl Resource for Group {
+    type Observed = Observed;
+    const KIND: Kind = Kind::AutoScalingGroup;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn depends_on(&self) -> Vec<Id> {
+        vec![Id::new(Kind::LaunchTemplate, &self.launch_template)]
+    }
+
+    async fn find(&self, aws: &Aws) -> Result<Option<Observed>, AwsError> {
+        // An empty answer is "not found"; a group being deleted is as good as gone.
+        let Some(g) = self.describe(aws).await? else {
+            return Ok(None);
+        };
+        if g.status().is_some_and(|s| s.starts_with("Delete")) {
+            return Ok(None);
+        }
+        let policies = aws
+            .autoscaling
+            .describe_policies()
+            .auto_scaling_group_name(&self.name)
+            .policy_names(self.policy_name())
+            .send()
+            .await
+            .map_err(error("autoscaling:DescribePolicies"))?;
+        let cpu_target = policies
+            .scaling_policies()
+            .first()
+            .and_then(|p| p.target_tracking_configuration())
+            .and_then(|t| t.target_value());
+        let mut subnets: Vec<String> = g
+            .vpc_zone_identifier()
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        subnets.sort();
+        Ok(Some(Observed {
+            arn: g.auto_scaling_group_arn().unwrap_or_default().to_string(),
+            min: g.min_size().unwrap_or_default() as u32,
+            max: g.max_size().unwrap_or_default() as u32,
+            desired: g.desired_capacity().unwrap_or_default() as u32,
+            launch_template: g
+                .launch_template()
+                .and_then(|t| t.launch_template_name())
+                .unwrap_or_default()
+                .to_string(),
+            template_version: g
+                .launch_template()
+                .and_then(|t| t.version())
+                .unwrap_or_default()
+                .to_string(),
+            subnets,
+            protect_new_instances: g.new_instances_protected_from_scale_in().unwrap_or(false),
+            cooldown_s: g.default_cooldown().unwrap_or_default() as u32,
+            instances: g
+                .instances()
+                .iter()
+                .map(|i| {
+                    (
+                        i.instance_id().unwrap_or_default().to_string(),
+                        i.protected_from_scale_in().unwrap_or(false),
+                    )
+                })
+                .collect(),
+            in_service: g
+                .instances()
+                .iter()
+                .filter(|i| {
+                    i.lifecycle_state()
+                        .is_some_and(|s| s.as_str() == "InService")
+                })
+                .count(),
+            cpu_target,
+            tags: g
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+                .collect(),
+        }))
+    }
+
+    fn tags(o: &Observed) -> &Tags {
+        &o.tags
+    }
+
+    fn diff(&self, o: &Observed) -> Vec<Field> {
+        let mut d = Vec::new();
+        if (o.min, o.max) != (self.min, self.max) {
+            d.push(Field::new(
+                "size",
+                Some(format!("{}..{}", o.min, o.max)),
+                format!("{}..{}", self.min, self.max),
+            ));
+        }
+        if o.launch_template != self.launch_template || o.template_version != "$Latest" {
+            d.push(Field::new(
+                "launch_template",
+                Some(format!("{}:{}", o.launch_template, o.template_version)),
+                format!("{}:$Latest", self.launch_template),
+            ));
+        }
+        let mut want = self.subnets.clone();
+        want.sort();
+        if o.subnets != want {
+            d.push(Field::new("subnets", Some(&o.subnets), want));
+        }
+        if !o.protect_new_instances {
+            d.push(Field::new("scale_in_protection", Some(false), true));
+        }
+        if o.cooldown_s != self.cooldown_s {
+            d.push(Field::new(
+                "cooldown_s",
+                Some(o.cooldown_s),
+                self.cooldown_s,
+            ));
+        }
+        if o.cpu_target != Some(f64::from(self.cpu_target)) {
+            d.push(Field::new("cpu_target", o.cpu_target, self.cpu_target));
+        }
+        d.extend(tag_diff(&o.tags, &self.tags));
+        d
+    }
+
+    async fn apply(
+        &self,
+        aws: &Aws,
+        observed: Option<&Observed>,
+        diff: &[Field],
+    ) -> Result<(), AwsError> {
+        let changed = |name: &str| observed.is_none() || diff.iter().any(|f| f.name == name);
+        if observed.is_none() {
+            aws.autoscaling
+                .create_auto_scaling_group()
+                .auto_scaling_group_name(&self.name)
+                .launch_template(self.template())
+                .min_size(self.min as i32)
+                .max_size(self.max as i32)
+                .desired_capacity(self.min as i32)
+                .vpc_zone_identifier(self.subnets.join(","))
+                .new_instances_protected_from_scale_in(true)
+                .default_cooldown(self.cooldown_s as i32)
+                .set_tags(Some(self.sdk_tags()))
+                .send()
+                .await
+                .map_err(error("autoscaling:CreateAutoScalingGroup"))?;
+        } else if [
+            "size",
+            "launch_template",
+            "subnets",
+            "scale_in_protection",
+            "cooldown_s",
+        ]
+        .iter()
+        .any(|f| changed(f))
+        {
+            // The desired count belongs to the scaling policies; only the bounds are set.
+            aws.autoscaling
+                .update_auto_scaling_group()
+                .auto_scaling_group_name(&self.name)
+                .launch_template(self.template())
+                .min_size(self.min as i32)
+                .max_size(self.max as i32)
+                .vpc_zone_identifier(self.subnets.join(","))
+                .new_instances_protected_from_scale_in(true)
+                .default_cooldown(self.cooldown_s as i32)
+                .send()
+                .await
+                .map_err(error("autoscaling:UpdateAutoScalingGroup"))?;
+        }
+        if changed("cpu_target") {
+            self.put_policy(aws).await?;
+        }
+        if observed.is_some() && changed("tags") {
+            aws.autoscaling
+                .create_or_update_tags()
+                .set_tags(Some(self.sdk_tags()))
+                .send()
+                .await
+                .map_err(error("autoscaling:CreateOrUpdateTags"))?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, aws: &Aws, o: &Observed) -> Result<(), AwsError> {
+        // Scale-in protection would keep instances alive: lift it, drop to zero, then
+        // delete with force (terminates whatever is left) and wait until it is gone.
+        let protected: Vec<String> = o
+            .instances
+            .iter()
+            .filter(|(_, p)| *p)
+            .map(|(id, _)| id.clone())
+            .collect();
+        if !protected.is_empty() {
+            aws.autoscaling
+                .set_instance_protection()
+                .auto_scaling_group_name(&self.name)
+                .set_instance_ids(Some(protected))
+                .protected_from_scale_in(false)
+                .send()
+                .await
+                .map_err(error("autoscaling:SetInstanceProtection"))?;
+        }
+        aws.autoscaling
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(&self.name)
+            .min_size(0)
+            .max_size(0)
+            .desired_capacity(0)
+            .send()
+            .await
+            .map_err(error("autoscaling:UpdateAutoScalingGroup"))?;
+        aws.autoscaling
+            .delete_auto_scaling_group()
+            .auto_scaling_group_name(&self.name)
+            .force_delete(true)
+            .send()
+            .await
+            .map_err(error("autoscaling:DeleteAutoScalingGroup"))?;
+        wait::until(
+            "autoscaling:DeleteAutoScalingGroup",
+            Duration::from_secs(900),
+            Duration::from_secs(5),
+            || async {
+                Ok(match self.describe(aws).await? {
+                    None => Poll::Ready(()),
+                    Some(g) => Poll::Pending(format!(
+                        "{} instance(s) terminating, status {}",
+                        g.instances().len(),
+                        g.status().unwrap_or("deleting")
+                    )),
+                })
+            },
+        )
+        .await
+    }
+
+    fn detail(o: &Observed) -> String {
+        format!(
+            "{} in service / {} desired ({}..{}), CPU target {}",
+            o.in_service,
+            o.desired,
+            o.min,
+            o.max,
+            o.cpu_target.map_or("none".into(), |t| format!("{t:.0} %"))
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group() -> Group {
+        Group {
+            name: "s-instances".into(),
+            launch_template: "s-instances".into(),
+            subnets: vec!["subnet-b".into(), "subnet-a".into()],
+            min: 1,
+            max: 5,
+            cpu_target: 70,
+            cooldown_s: 60,
+            tags: [("deployer:stack".to_string(), "s".to_string())].into(),
+        }
+    }
+
+    fn in_sync(g: &Group) -> Observed {
+        Observed {
+            arn: "arn".into(),
+            min: 1,
+            max: 5,
+            desired: 3,
+            launch_template: g.launch_template.clone(),
+            template_version: "$Latest".into(),
+            subnets: vec!["subnet-a".into(), "subnet-b".into()],
+            protect_new_instances: true,
+            cooldown_s: 60,
+            instances: vec![],
+            in_service: 3,
+            cpu_target: Some(70.0),
+            tags: g.tags.clone(),
+        }
+    }
+
+    #[test]
+    fn the_desired_count_belongs_to_scaling_not_to_the_diff() {
+        let g = group();
+        let mut o = in_sync(&g);
+        o.desired = 5;
+        assert_eq!(g.diff(&o), []);
+    }
+
+    #[test]
+    fn sizes_policy_and_template_drift_are_named() {
+        let g = group();
+        let mut o = in_sync(&g);
+        o.max = 10;
+        o.template_version = "3".into();
+        o.protect_new_instances = false;
+        o.cpu_target = Some(50.0);
+        let d = g.diff(&o);
+        let names: Vec<&str> = d.iter().map(|f| f.name).collect();
+        assert_eq!(
+            names,
+            [
+                "size",
+                "launch_template",
+                "scale_in_protection",
+                "cpu_target"
+            ]
+        );
+        assert_eq!(d[0].to, serde_json::json!("1..5"));
+        o = in_sync(&g);
+        o.cpu_target = None;
+        assert_eq!(g.diff(&o)[0].name, "cpu_target");
+    }
+}

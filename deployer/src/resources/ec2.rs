@@ -1,0 +1,770 @@
+//! EC2: the network the serverful target runs in (looked up, never created), its
+//! security groups, and the launch template of the ECS container instances.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use aws_sdk_ec2::types::{
+    Filter, InstanceType, IpPermission, IpRange, LaunchTemplateHttpTokensState,
+    LaunchTemplateIamInstanceProfileSpecificationRequest,
+    LaunchTemplateInstanceMetadataEndpointState, LaunchTemplateInstanceMetadataOptionsRequest,
+    LaunchTemplateTagSpecificationRequest, RequestLaunchTemplateData, ResourceType, Tag,
+    TagSpecification, UserIdGroupPair,
+};
+
+use super::{Field, Id, Kind, Resource, Tags, tag_diff};
+use crate::aws::{Aws, AwsError, FoundExt, Service, error};
+use crate::wait::{self, Poll};
+
+/// The VPC and subnets the load balancer and instances use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    pub vpc_id: String,
+    pub subnets: Vec<String>,
+}
+
+/// The manifest's VPC and subnets, or the region's default VPC and its default subnets.
+/// An Application Load Balancer needs subnets in at least two availability zones.
+pub async fn network(
+    aws: &Aws,
+    vpc_id: Option<&str>,
+    subnets: &[String],
+) -> Result<Network, AwsError> {
+    const OP: &str = "ec2:DescribeSubnets";
+    let vpc_id = match vpc_id {
+        Some(v) => v.to_string(),
+        None => aws
+            .ec2
+            .describe_vpcs()
+            .filters(Filter::builder().name("is-default").values("true").build())
+            .send()
+            .await
+            .map_err(error("ec2:DescribeVpcs"))?
+            .vpcs()
+            .first()
+            .and_then(|v| v.vpc_id())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                AwsError::new(
+                    "ec2:DescribeVpcs",
+                    "the region has no default VPC: set serverful.network.vpc_id and subnets",
+                )
+            })?,
+    };
+    let mut request = aws
+        .ec2
+        .describe_subnets()
+        .filters(Filter::builder().name("vpc-id").values(&vpc_id).build());
+    if subnets.is_empty() {
+        request = request.filters(
+            Filter::builder()
+                .name("default-for-az")
+                .values("true")
+                .build(),
+        );
+    } else {
+        request = request.set_subnet_ids(Some(subnets.to_vec()));
+    }
+    let found = request.send().await.map_err(error(OP))?;
+    let mut by_zone: BTreeMap<String, String> = BTreeMap::new();
+    for s in found.subnets() {
+        if let (Some(zone), Some(id)) = (s.availability_zone(), s.subnet_id()) {
+            by_zone
+                .entry(zone.to_string())
+                .or_insert_with(|| id.to_string());
+        }
+    }
+    let chosen = if subnets.is_empty() {
+        by_zone.into_values().collect::<Vec<_>>()
+    } else {
+        let mut all: Vec<String> = found
+            .subnets()
+            .iter()
+            .filter_map(|s| s.subnet_id().map(str::to_string))
+            .collect();
+        all.sort();
+        if by_zone.len() < 2 {
+            return Err(AwsError::new(
+                OP,
+                format!(
+                    "the subnets of VPC {vpc_id} span {} availability zone(s); an Application Load Balancer needs two",
+                    by_zone.len()
+                ),
+            ));
+        }
+        all
+    };
+    if chosen.len() < 2 {
+        return Err(AwsError::new(
+            OP,
+            format!(
+                "VPC {vpc_id} has default subnets in {} availability zone(s); an Application Load Balancer needs two: set serverful.network.subnets",
+                chosen.len()
+            ),
+        ));
+    }
+    Ok(Network {
+        vpc_id,
+        subnets: chosen,
+    })
+}
+
+/// The id of the security group `name` in `vpc`, if it exists.
+pub async fn group_id(aws: &Aws, vpc: &str, name: &str) -> Result<Option<String>, AwsError> {
+    let out = aws
+        .ec2
+        .describe_security_groups()
+        .filters(Filter::builder().name("vpc-id").values(vpc).build())
+        .filters(Filter::builder().name("group-name").values(name).build())
+        .send()
+        .await
+        .map_err(error("ec2:DescribeSecurityGroups"))?;
+    Ok(out
+        .security_groups()
+        .first()
+        .and_then(|g| g.group_id())
+        .map(str::to_string))
+}
+
+async fn require_group(aws: &Aws, vpc: &str, name: &str) -> Result<String, AwsError> {
+    group_id(aws, vpc, name).await?.ok_or_else(|| {
+        AwsError::new(
+            "ec2:DescribeSecurityGroups",
+            format!("security group `{name}` does not exist in {vpc}"),
+        )
+    })
+}
+
+fn sdk_tags(tags: &Tags) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+fn tags_of(tags: &[Tag]) -> Tags {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+        .collect()
+}
+
+/// Where an ingress rule admits traffic from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Source {
+    Cidr(String),
+    /// Another security group of the stack, by name.
+    Group(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecurityGroup {
+    pub name: String,
+    pub description: String,
+    pub vpc_id: String,
+    /// TCP port → sources. Egress stays AWS's default (everything: S3, ECR, logs).
+    pub ingress: Vec<(u16, Source)>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupObserved {
+    pub id: String,
+    /// `(port, "cidr" | "sg-…")`
+    pub ingress: BTreeSet<(u16, String)>,
+    /// The ids of the groups the desired rules name, as found.
+    pub sources: BTreeMap<String, String>,
+    pub tags: Tags,
+}
+
+impl SecurityGroup {
+    /// The desired rules with group names replaced by ids (`?name` when not found).
+    fn wanted(&self, sources: &BTreeMap<String, String>) -> BTreeSet<(u16, String)> {
+        self.ingress
+            .iter()
+            .map(|(port, s)| {
+                let s = match s {
+                    Source::Cidr(c) => c.clone(),
+                    Source::Group(g) => sources.get(g).cloned().unwrap_or(format!("?{g}")),
+                };
+                (*port, s)
+            })
+            .collect()
+    }
+
+    fn permission(port: u16, source: &str) -> IpPermission {
+        let p = IpPermission::builder()
+            .ip_protocol("tcp")
+            .from_port(port.into())
+            .to_port(port.into());
+        if source.starts_with("sg-") {
+            p.user_id_group_pairs(UserIdGroupPair::builder().group_id(source).build())
+                .build()
+        } else {
+            p.ip_ranges(IpRange::builder().cidr_ip(source).build())
+                .build()
+        }
+    }
+
+    async fn sources(&self, aws: &Aws) -> Result<BTreeMap<String, String>, AwsError> {
+        let mut ids = BTreeMap::new();
+        for (_, s) in &self.ingress {
+            if let Source::Group(g) = s
+                && let Some(id) = group_id(aws, &self.vpc_id, g).await?
+            {
+                ids.insert(g.clone(), id);
+            }
+        }
+        Ok(ids)
+    }
+}
+
+impl Resource for SecurityGroup {
+    type Observed = GroupObserved;
+    const KIND: Kind = Kind::SecurityGroup;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn depends_on(&self) -> Vec<Id> {
+        self.ingress
+            .iter()
+            .filter_map(|(_, s)| match s {
+                Source::Group(g) => Some(Id::new(Kind::SecurityGroup, g)),
+                Source::Cidr(_) => None,
+            })
+            .collect()
+    }
+
+    async fn find(&self, aws: &Aws) -> Result<Option<GroupObserved>, AwsError> {
+        let out = aws
+            .ec2
+            .describe_security_groups()
+            .filters(
+                Filter::builder()
+                    .name("vpc-id")
+                    .values(&self.vpc_id)
+                    .build(),
+            )
+            .filters(
+                Filter::builder()
+                    .name("group-name")
+                    .values(&self.name)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(error("ec2:DescribeSecurityGroups"))?;
+        let Some(g) = out.security_groups().first() else {
+            return Ok(None);
+        };
+        let mut ingress = BTreeSet::new();
+        for p in g.ip_permissions() {
+            if p.ip_protocol() != Some("tcp") || p.from_port() != p.to_port() {
+                // Rules we never write: reported as drift by a count mismatch.
+                ingress.insert((0, format!("{p:?}")));
+                continue;
+            }
+            let port = p.from_port().unwrap_or_default() as u16;
+            for r in p.ip_ranges() {
+                ingress.insert((port, r.cidr_ip().unwrap_or_default().to_string()));
+            }
+            for pair in p.user_id_group_pairs() {
+                ingress.insert((port, pair.group_id().unwrap_or_default().to_string()));
+            }
+        }
+        Ok(Some(GroupObserved {
+            id: g.group_id().unwrap_or_default().to_string(),
+            ingress,
+            sources: self.sources(aws).await?,
+            tags: tags_of(g.tags()),
+        }))
+    }
+
+    fn tags(o: &GroupObserved) -> &Tags {
+        &o.tags
+    }
+
+    fn diff(&self, o: &GroupObserved) -> Vec<Field> {
+        let mut d = Vec::new();
+        let want = self.wanted(&o.sources);
+        if o.ingress != want {
+            d.push(Field::new("ingress", Some(&o.ingress), &want));
+        }
+        d.extend(tag_diff(&o.tags, &self.tags));
+        d
+    }
+
+    async fn apply(
+        &self,
+        aws: &Aws,
+        observed: Option<&GroupObserved>,
+        diff: &[Field],
+    ) -> Result<(), AwsError> {
+        let (id, have) = match observed {
+            Some(o) => (o.id.clone(), o.ingress.clone()),
+            None => {
+                let out = aws
+                    .ec2
+                    .create_security_group()
+                    .group_name(&self.name)
+                    .description(&self.description)
+                    .vpc_id(&self.vpc_id)
+                    .tag_specifications(
+                        TagSpecification::builder()
+                            .resource_type(ResourceType::SecurityGroup)
+                            .set_tags(Some(sdk_tags(&self.tags)))
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(error("ec2:CreateSecurityGroup"))?;
+                (
+                    out.group_id().unwrap_or_default().to_string(),
+                    BTreeSet::new(),
+                )
+            }
+        };
+        // Sources are resolved now: a group created earlier in this run has its id.
+        let want = self.wanted(&self.sources(aws).await?);
+        if let Some(missing) = want.iter().find(|(_, s)| s.starts_with('?')) {
+            return Err(AwsError::new(
+                "ec2:AuthorizeSecurityGroupIngress",
+                format!("source group `{}` does not exist", &missing.1[1..]),
+            ));
+        }
+        let add: Vec<IpPermission> = want
+            .difference(&have)
+            .map(|(port, s)| SecurityGroup::permission(*port, s))
+            .collect();
+        let remove: Vec<IpPermission> = have
+            .difference(&want)
+            .filter(|(port, _)| *port != 0)
+            .map(|(port, s)| SecurityGroup::permission(*port, s))
+            .collect();
+        if !remove.is_empty() {
+            aws.ec2
+                .revoke_security_group_ingress()
+                .group_id(&id)
+                .set_ip_permissions(Some(remove))
+                .send()
+                .await
+                .map_err(error("ec2:RevokeSecurityGroupIngress"))?;
+        }
+        if !add.is_empty() {
+            aws.ec2
+                .authorize_security_group_ingress()
+                .group_id(&id)
+                .set_ip_permissions(Some(add))
+                .send()
+                .await
+                .map_err(error("ec2:AuthorizeSecurityGroupIngress"))?;
+        }
+        if observed.is_some() && diff.iter().any(|f| f.name == "tags") {
+            aws.ec2
+                .create_tags()
+                .resources(&id)
+                .set_tags(Some(sdk_tags(&self.tags)))
+                .send()
+                .await
+                .map_err(error("ec2:CreateTags"))?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, aws: &Aws, o: &GroupObserved) -> Result<(), AwsError> {
+        // Network interfaces of a deleted load balancer or instance linger for minutes;
+        // the group cannot go before they do.
+        wait::until(
+            "ec2:DeleteSecurityGroup",
+            Duration::from_secs(600),
+            Duration::from_secs(5),
+            || async {
+                let r = aws
+                    .ec2
+                    .delete_security_group()
+                    .group_id(&o.id)
+                    .send()
+                    .await
+                    .found(Service::Ec2, "ec2:DeleteSecurityGroup");
+                match r {
+                    Ok(_) => Ok(Poll::Ready(())),
+                    Err(e) if e.code.as_deref() == Some("DependencyViolation") => {
+                        Ok(Poll::Pending(format!("still in use: {}", e.message)))
+                    }
+                    Err(e) => Err(e),
+                }
+            },
+        )
+        .await
+    }
+
+    fn detail(o: &GroupObserved) -> String {
+        let rules: Vec<String> = o
+            .ingress
+            .iter()
+            .map(|(p, s)| format!("{p} from {s}"))
+            .collect();
+        format!("{}: {}", o.id, rules.join(", "))
+    }
+}
+
+/// The user data that makes an ECS-optimized instance join `cluster`, base64 as EC2
+/// wants it.
+pub fn user_data(cluster: &str) -> String {
+    aws_smithy_types::base64::encode(format!(
+        "#!/bin/bash\necho ECS_CLUSTER={cluster} >> /etc/ecs/ecs.config\n"
+    ))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaunchTemplate {
+    pub name: String,
+    pub vpc_id: String,
+    /// The ECS-optimized AMI, resolved from its public SSM parameter at plan time.
+    pub image_id: String,
+    pub instance_type: String,
+    pub instance_profile: String,
+    pub security_group: String,
+    pub cluster: String,
+    pub tags: Tags,
+}
+
+/// The settings of the template's latest version that this tool manages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateData {
+    pub image_id: String,
+    pub instance_type: String,
+    pub instance_profile: String,
+    pub security_groups: Vec<String>,
+    pub user_data: String,
+    pub imdsv2_required: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateObserved {
+    pub id: String,
+    pub version: i64,
+    pub data: TemplateData,
+    /// The id of the security group the template should use, as found now.
+    pub security_group_id: Option<String>,
+    pub tags: Tags,
+}
+
+impl LaunchTemplate {
+    fn wanted(&self, security_group_id: Option<&str>) -> TemplateData {
+        TemplateData {
+            image_id: self.image_id.clone(),
+            instance_type: self.instance_type.clone(),
+            instance_profile: self.instance_profile.clone(),
+            security_groups: vec![
+                security_group_id
+                    .map_or_else(|| format!("?{}", self.security_group), str::to_string),
+            ],
+            user_data: user_data(&self.cluster),
+            imdsv2_required: true,
+        }
+    }
+
+    fn request(&self, security_group_id: &str) -> RequestLaunchTemplateData {
+        RequestLaunchTemplateData::builder()
+            .image_id(&self.image_id)
+            .instance_type(InstanceType::from(self.instance_type.as_str()))
+            .iam_instance_profile(
+                LaunchTemplateIamInstanceProfileSpecificationRequest::builder()
+                    .name(&self.instance_profile)
+                    .build(),
+            )
+            .security_group_ids(security_group_id)
+            .user_data(user_data(&self.cluster))
+            .metadata_options(
+                LaunchTemplateInstanceMetadataOptionsRequest::builder()
+                    .http_tokens(LaunchTemplateHttpTokensState::Required)
+                    .http_endpoint(LaunchTemplateInstanceMetadataEndpointState::Enabled)
+                    // Containers in bridge or host mode reach IMDS through one more hop.
+                    .http_put_response_hop_limit(2)
+                    .build(),
+            )
+            .tag_specifications(
+                LaunchTemplateTagSpecificationRequest::builder()
+                    .resource_type(ResourceType::Instance)
+                    .set_tags(Some(sdk_tags(&self.tags)))
+                    .build(),
+            )
+            .tag_specifications(
+                LaunchTemplateTagSpecificationRequest::builder()
+                    .resource_type(ResourceType::Volume)
+                    .set_tags(Some(sdk_tags(&self.tags)))
+                    .build(),
+            )
+            .build()
+    }
+}
+
+impl Resource for LaunchTemplate {
+    type Observed = TemplateObserved;
+    const KIND: Kind = Kind::LaunchTemplate;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn depends_on(&self) -> Vec<Id> {
+        vec![
+            Id::new(Kind::SecurityGroup, &self.security_group),
+            Id::new(Kind::IamInstanceProfile, &self.instance_profile),
+            // The instances join the cluster: it goes only after they are gone.
+            Id::new(Kind::EcsCluster, &self.cluster),
+        ]
+    }
+
+    async fn find(&self, aws: &Aws) -> Result<Option<TemplateObserved>, AwsError> {
+        let Some(out) = aws
+            .ec2
+            .describe_launch_templates()
+            .launch_template_names(&self.name)
+            .send()
+            .await
+            .found(Service::Ec2, "ec2:DescribeLaunchTemplates")?
+        else {
+            return Ok(None);
+        };
+        let Some(t) = out.launch_templates().first() else {
+            return Ok(None);
+        };
+        let id = t.launch_template_id().unwrap_or_default().to_string();
+        let versions = aws
+            .ec2
+            .describe_launch_template_versions()
+            .launch_template_id(&id)
+            .versions("$Latest")
+            .send()
+            .await
+            .map_err(error("ec2:DescribeLaunchTemplateVersions"))?;
+        let v = versions.launch_template_versions().first();
+        let d = v.and_then(|v| v.launch_template_data());
+        let data = TemplateData {
+            image_id: d.and_then(|d| d.image_id()).unwrap_or_default().to_string(),
+            instance_type: d
+                .and_then(|d| d.instance_type())
+                .map_or("", |t| t.as_str())
+                .to_string(),
+            instance_profile: d
+                .and_then(|d| d.iam_instance_profile())
+                .and_then(|p| p.name())
+                .unwrap_or_default()
+                .to_string(),
+            security_groups: d
+                .map(|d| d.security_group_ids().to_vec())
+                .unwrap_or_default(),
+            user_data: d
+                .and_then(|d| d.user_data())
+                .unwrap_or_default()
+                .to_string(),
+            imdsv2_required: d
+                .and_then(|d| d.metadata_options())
+                .and_then(|m| m.http_tokens())
+                == Some(&LaunchTemplateHttpTokensState::Required),
+        };
+        Ok(Some(TemplateObserved {
+            id,
+            version: v.and_then(|v| v.version_number()).unwrap_or_default(),
+            data,
+            security_group_id: group_id(aws, &self.vpc_id, &self.security_group).await?,
+            tags: tags_of(t.tags()),
+        }))
+    }
+
+    fn tags(o: &TemplateObserved) -> &Tags {
+        &o.tags
+    }
+
+    fn diff(&self, o: &TemplateObserved) -> Vec<Field> {
+        let want = self.wanted(o.security_group_id.as_deref());
+        let have = &o.data;
+        let mut d = Vec::new();
+        let mut field = |name, from: &str, to: &str| d.push(Field::new(name, Some(from), to));
+        if have.image_id != want.image_id {
+            field("image_id", &have.image_id, &want.image_id);
+        }
+        if have.instance_type != want.instance_type {
+            field("instance_type", &have.instance_type, &want.instance_type);
+        }
+        if have.instance_profile != want.instance_profile {
+            field(
+                "instance_profile",
+                &have.instance_profile,
+                &want.instance_profile,
+            );
+        }
+        if have.security_groups != want.security_groups {
+            field(
+                "security_groups",
+                &have.security_groups.join(","),
+                &want.security_groups.join(","),
+            );
+        }
+        if have.user_data != want.user_data {
+            field("user_data", &have.user_data, &want.user_data);
+        }
+        if !have.imdsv2_required {
+            field("imdsv2", "optional", "required");
+        }
+        d.extend(tag_diff(&o.tags, &self.tags));
+        d
+    }
+
+    async fn apply(
+        &self,
+        aws: &Aws,
+        observed: Option<&TemplateObserved>,
+        diff: &[Field],
+    ) -> Result<(), AwsError> {
+        let group = require_group(aws, &self.vpc_id, &self.security_group).await?;
+        let Some(o) = observed else {
+            aws.ec2
+                .create_launch_template()
+                .launch_template_name(&self.name)
+                .launch_template_data(self.request(&group))
+                .tag_specifications(
+                    TagSpecification::builder()
+                        .resource_type(ResourceType::LaunchTemplate)
+                        .set_tags(Some(sdk_tags(&self.tags)))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(error("ec2:CreateLaunchTemplate"))?;
+            return Ok(());
+        };
+        if diff.iter().any(|f| f.name != "tags") {
+            // Versions are immutable: a change is a new version, made the default. The
+            // Auto Scaling group follows `$Latest`, so new instances use it.
+            let v = aws
+                .ec2
+                .create_launch_template_version()
+                .launch_template_id(&o.id)
+                .launch_template_data(self.request(&group))
+                .send()
+                .await
+                .map_err(error("ec2:CreateLaunchTemplateVersion"))?;
+            let number = v
+                .launch_template_version()
+                .and_then(|v| v.version_number())
+                .unwrap_or(o.version + 1);
+            aws.ec2
+                .modify_launch_template()
+                .launch_template_id(&o.id)
+                .default_version(number.to_string())
+                .send()
+                .await
+                .map_err(error("ec2:ModifyLaunchTemplate"))?;
+        }
+        if diff.iter().any(|f| f.name == "tags") {
+            aws.ec2
+                .create_tags()
+                .resources(&o.id)
+                .set_tags(Some(sdk_tags(&self.tags)))
+                .send()
+                .await
+                .map_err(error("ec2:CreateTags"))?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, aws: &Aws, o: &TemplateObserved) -> Result<(), AwsError> {
+        aws.ec2
+            .delete_launch_template()
+            .launch_template_id(&o.id)
+            .send()
+            .await
+            .found(Service::Ec2, "ec2:DeleteLaunchTemplate")?;
+        Ok(())
+    }
+
+    fn detail(o: &TemplateObserved) -> String {
+        format!(
+            "{} v{}: {} {}",
+            o.id, o.version, o.data.instance_type, o.data.image_id
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template() -> LaunchTemplate {
+        LaunchTemplate {
+            name: "s-instances".into(),
+            vpc_id: "vpc-1".into(),
+            image_id: "ami-0aae19d30bab785d3".into(),
+            instance_type: "t3a.xlarge".into(),
+            instance_profile: "s-ecs-instance".into(),
+            security_group: "s-instances".into(),
+            cluster: "s-cluster".into(),
+            tags: [("deployer:stack".to_string(), "s".to_string())].into(),
+        }
+    }
+
+    fn observed(t: &LaunchTemplate) -> TemplateObserved {
+        TemplateObserved {
+            id: "lt-1".into(),
+            version: 1,
+            data: t.wanted(Some("sg-1")),
+            security_group_id: Some("sg-1".into()),
+            tags: t.tags.clone(),
+        }
+    }
+
+    #[test]
+    fn user_data_joins_the_cluster() {
+        assert_eq!(
+            user_data("s-cluster"),
+            // base64 of "#!/bin/bash\necho ECS_CLUSTER=s-cluster >> /etc/ecs/ecs.config\n"
+            "IyEvYmluL2Jhc2gKZWNobyBFQ1NfQ0xVU1RFUj1zLWNsdXN0ZXIgPj4gL2V0Yy9lY3MvZWNzLmNvbmZpZwo="
+        );
+    }
+
+    #[test]
+    fn in_sync_template_has_no_diff() {
+        let t = template();
+        assert_eq!(t.diff(&observed(&t)), []);
+    }
+
+    #[test]
+    fn a_new_ami_or_instance_type_is_a_new_version() {
+        let t = template();
+        let mut newer = t.clone();
+        newer.image_id = "ami-new".into();
+        newer.instance_type = "c6a.xlarge".into();
+        let names: Vec<&str> = newer.diff(&observed(&t)).iter().map(|f| f.name).collect();
+        assert_eq!(names, ["image_id", "instance_type"]);
+        let mut o = observed(&t);
+        o.data.imdsv2_required = false;
+        o.data.security_groups = vec!["sg-other".into()];
+        let names: Vec<&str> = t.diff(&o).iter().map(|f| f.name).collect();
+        assert_eq!(names, ["security_groups", "imdsv2"]);
+    }
+
+    #[test]
+    fn group_rules_compare_by_resolved_id() {
+        let g = SecurityGroup {
+            name: "s-instances".into(),
+            description: "d".into(),
+            vpc_id: "vpc-1".into(),
+            ingress: vec![(8080, Source::Group("s-alb".into()))],
+            tags: Tags::new(),
+        };
+        let sources: BTreeMap<String, String> = [("s-alb".to_string(), "sg-a".to_string())].into();
+        let mut o = GroupObserved {
+            id: "sg-i".into(),
+            ingress: [(8080, "sg-a".to_string())].into(),
+            sources: sources.clone(),
+            tags: Tags::new(),
+        };
+        assert_eq!(g.diff(&o), []);
+        o.ingress.insert((22, "0.0.0.0/0".into()));
+        assert_eq!(g.diff(&o)[0].name, "ingress");
+        assert_eq!(g.depends_on(), [Id::new(Kind::SecurityGroup, "s-alb")]);
+    }
+}

@@ -1,0 +1,139 @@
+//! The predictor image in the stack's repository, as a resource: observed by asking
+//! the registry what the tag points at, "created" or "updated" by pushing the image
+//! built for this run. Pushing is a step of the plan, after the repository exists and
+//! before the targets that run the image, so a rebuild with no source change is no
+//! change at all. It is deleted with its repository.
+
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+
+use super::{Field, Id, Kind, Resource, Tags};
+use crate::aws::{Aws, AwsError};
+use crate::image::registry::Registry;
+use crate::image::{Built, Size};
+
+pub struct Image {
+    /// `repository:tag`
+    pub name: String,
+    pub repository: String,
+    pub tag: String,
+    /// A registry that is not the account's ECR (`image.registry`).
+    pub registry: Option<String>,
+    /// The image built for this run; `None` when only looking (`plan`, `status`).
+    pub built: Option<Arc<Built>>,
+    /// The stack's tags: an image in the stack's repository is the stack's.
+    pub tags: Tags,
+    pub client: Arc<OnceCell<Registry>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub digest: String,
+    pub size: Option<Size>,
+    pub tags: Tags,
+}
+
+impl Image {
+    async fn registry(&self, aws: &Aws) -> Result<&Registry, AwsError> {
+        self.client
+            .get_or_try_init(|| Registry::connect(aws, self.registry.as_deref()))
+            .await
+            .map_err(|e| AwsError::new("registry:Connect", e))
+    }
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+impl Resource for Image {
+    type Observed = Observed;
+    const KIND: Kind = Kind::Image;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn depends_on(&self) -> Vec<Id> {
+        if self.registry.is_some() {
+            Vec::new()
+        } else {
+            vec![Id::new(Kind::EcrRepository, &self.repository)]
+        }
+    }
+
+    async fn find(&self, aws: &Aws) -> Result<Option<Observed>, AwsError> {
+        let registry = self.registry(aws).await?;
+        let Some(digest) = registry
+            .digest_of(&self.repository, &self.tag)
+            .await
+            .map_err(|e| AwsError::new("registry:HeadManifest", e))?
+        else {
+            return Ok(None);
+        };
+        let size = registry
+            .size_of(&self.repository, &self.tag)
+            .await
+            .map_err(|e| AwsError::new("registry:GetManifest", e))?;
+        Ok(Some(Observed {
+            digest,
+            size,
+            tags: self.tags.clone(),
+        }))
+    }
+
+    fn tags(o: &Observed) -> &Tags {
+        &o.tags
+    }
+
+    fn diff(&self, o: &Observed) -> Vec<Field> {
+        match &self.built {
+            Some(b) if b.digest != o.digest => {
+                vec![Field::new("digest", Some(&o.digest), &b.digest)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    async fn apply(&self, aws: &Aws, _: Option<&Observed>, _: &[Field]) -> Result<(), AwsError> {
+        let Some(built) = &self.built else {
+            return Err(AwsError::new(
+                "registry:Push",
+                "no image was built in this run",
+            ));
+        };
+        let pushed = self
+            .registry(aws)
+            .await?
+            .push(&self.repository, &self.tag, built)
+            .await
+            .map_err(|e| AwsError::new("registry:Push", e))?;
+        tracing::info!(
+            reference = pushed.reference,
+            uploaded = pushed.blobs_uploaded,
+            skipped = pushed.blobs_skipped,
+            "pushed"
+        );
+        Ok(())
+    }
+
+    async fn delete(&self, _: &Aws, _: &Observed) -> Result<(), AwsError> {
+        // The repository's deletion takes its images (and a registry of one's own is not
+        // the stack's to clean).
+        Ok(())
+    }
+
+    fn detail(o: &Observed) -> String {
+        match o.size {
+            Some(s) if s.uncompressed > 0 => format!(
+                "{}, {} compressed, {} uncompressed",
+                o.digest,
+                megabytes(s.compressed),
+                megabytes(s.uncompressed)
+            ),
+            Some(s) => format!("{}, {} compressed", o.digest, megabytes(s.compressed)),
+            None => o.digest.clone(),
+        }
+    }
+}

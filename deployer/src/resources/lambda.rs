@@ -1,0 +1,539 @@
+//! Lambda function from the container image: package type Image, deployed by digest,
+//! memory and timeout from the manifest, the predictor's environment, the stack's
+//! execution role. A new digest is `UpdateFunctionCode`; changed settings are
+//! `UpdateFunctionConfiguration`; every change waits, bounded, until the function is
+//! `Active` and its last update `Successful`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, PackageType};
+
+use super::{Field, Kind, Resource, Tags, tag_diff};
+use crate::aws::{Aws, AwsError, FoundExt, Service, error};
+use crate::wait::{self, Poll};
+
+/// How long a create or update may take to settle (image functions optimise the image
+/// on create: minutes for a large one).
+const SETTLE: Duration = Duration::from_secs(600);
+/// How long a new role may take to become assumable by Lambda (IAM is eventually
+/// consistent; usually seconds).
+const ROLE_PROPAGATION: Duration = Duration::from_secs(90);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Function {
+    pub name: String,
+    pub role_name: String,
+    pub role_arn: String,
+    pub log_group: String,
+    /// `repository@sha256:…`
+    pub image: String,
+    /// Lambda's name for the image's architecture: `x86_64` or `arm64`.
+    pub architecture: String,
+    pub memory_mb: u32,
+    pub timeout_s: u32,
+    pub environment: BTreeMap<String, String>,
+    pub reserved_concurrency: Option<u32>,
+    /// The image push of this run, when there is one: it must finish first.
+    pub image_push: Option<super::Id>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub arn: String,
+    pub image: Option<String>,
+    pub architecture: String,
+    pub memory_mb: u32,
+    pub timeout_s: u32,
+    pub role_arn: String,
+    pub environment: BTreeMap<String, String>,
+    pub reserved_concurrency: Option<u32>,
+    pub state: String,
+    pub last_update: String,
+    pub tags: Tags,
+    /// The init duration of the most recent cold start in the function's logs.
+    pub last_init_ms: Option<f64>,
+}
+
+/// Whether a function is ready for the next call, from its `State` and
+/// `LastUpdateStatus` (and their reasons).
+pub fn readiness(
+    state: Option<&str>,
+    state_reason: Option<&str>,
+    last_update: Option<&str>,
+    update_reason: Option<&str>,
+) -> Poll<()> {
+    let reason = |r: Option<&str>| r.unwrap_or("no reason given").to_string();
+    match (
+        state.unwrap_or("Pending"),
+        last_update.unwrap_or("Successful"),
+    ) {
+        ("Failed", _) => Poll::Failed(format!("function state Failed: {}", reason(state_reason))),
+        (_, "Failed") => Poll::Failed(format!("last update Failed: {}", reason(update_reason))),
+        // An idle function is reclaimed to Inactive; an update reactivates it.
+        ("Active" | "Inactive", "Successful") => Poll::Ready(()),
+        (state, update) => Poll::Pending(format!("state {state}, last update {update}")),
+    }
+}
+
+/// The init duration in a Lambda `REPORT` log line (present only for a cold start).
+pub fn init_duration(report: &str) -> Option<f64> {
+    let rest = report.split("Init Duration:").nth(1)?;
+    rest.trim_start().split_whitespace().next()?.parse().ok()
+}
+
+/// Whether an error is IAM's eventual consistency: the role exists but Lambda cannot
+/// assume it yet.
+fn role_not_ready(e: &AwsError) -> bool {
+    e.code.as_deref() == Some("InvalidParameterValueException")
+        && e.message.contains("cannot be assumed")
+}
+
+impl Function {
+    fn environment(&self) -> Environment {
+        Environment::builder()
+            .set_variables(Some(self.environment.clone().into_iter().collect()))
+            .build()
+    }
+
+    fn architecture(&self) -> Architecture {
+        Architecture::from(self.architecture.as_str())
+    }
+
+    async fn settled(&self, aws: &Aws) -> Result<(), AwsError> {
+        wait::until(
+            "lambda:GetFunctionConfiguration",
+            SETTLE,
+            Duration::from_secs(1),
+            || async {
+                let c = aws
+                    .lambda
+                    .get_function_configuration()
+                    .function_name(&self.name)
+                    .send()
+                    .await
+                    .map_err(error("lambda:GetFunctionConfiguration"))?;
+                Ok(readiness(
+                    c.state().map(|s| s.as_str()),
+                    c.state_reason(),
+                    c.last_update_status().map(|s| s.as_str()),
+                    c.last_update_status_reason(),
+                ))
+            },
+        )
+        .await
+    }
+
+    async fn create(&self, aws: &Aws) -> Result<(), AwsError> {
+        wait::until(
+            "lambda:CreateFunction",
+            ROLE_PROPAGATION,
+            Duration::from_secs(2),
+            || async {
+                let sent = aws
+                    .lambda
+                    .create_function()
+                    .function_name(&self.name)
+                    .package_type(PackageType::Image)
+                    .code(FunctionCode::builder().image_uri(&self.image).build())
+                    .role(&self.role_arn)
+                    .architectures(self.architecture())
+                    .memory_size(self.memory_mb as i32)
+                    .timeout(self.timeout_s as i32)
+                    .environment(self.environment())
+                    .set_tags(Some(self.tags.clone().into_iter().collect()))
+                    .send()
+                    .await
+                    .map_err(error("lambda:CreateFunction"));
+                match sent {
+                    Ok(_) => Ok(Poll::Ready(())),
+                    Err(e) if role_not_ready(&e) => Ok(Poll::Pending(e.message)),
+                    Err(e) => Err(e),
+                }
+            },
+        )
+        .await?;
+        self.settled(aws).await?;
+        self.put_concurrency(aws).await
+    }
+
+    async fn put_concurrency(&self, aws: &Aws) -> Result<(), AwsError> {
+        match self.reserved_concurrency {
+            Some(n) => {
+                aws.lambda
+                    .put_function_concurrency()
+                    .function_name(&self.name)
+                    .reserved_concurrent_executions(n as i32)
+                    .send()
+                    .await
+                    .map_err(error("lambda:PutFunctionConcurrency"))?;
+            }
+            None => {
+                aws.lambda
+                    .delete_function_concurrency()
+                    .function_name(&self.name)
+                    .send()
+                    .await
+                    .map_err(error("lambda:DeleteFunctionConcurrency"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Resource for Function {
+    type Observed = Observed;
+    const KIND: Kind = Kind::LambdaFunction;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn depends_on(&self) -> Vec<super::Id> {
+        let mut deps = vec![
+            super::Id::new(Kind::IamRole, &self.role_name),
+            super::Id::new(Kind::LogGroup, &self.log_group),
+        ];
+        deps.extend(self.image_push.clone());
+        deps
+    }
+
+    async fn find(&self, aws: &Aws) -> Result<Option<Observed>, AwsError> {
+        let Some(out) = aws
+            .lambda
+            .get_function()
+            .function_name(&self.name)
+            .send()
+            .await
+            .found(Service::Lambda, "lambda:GetFunction")?
+        else {
+            return Ok(None);
+        };
+        let Some(c) = out.configuration() else {
+            return Ok(None);
+        };
+        let last_init_ms = last_init_duration(aws, &self.log_group).await?;
+        Ok(Some(Observed {
+            arn: c.function_arn().unwrap_or_default().to_string(),
+            image: out
+                .code()
+                .and_then(|code| code.image_uri())
+                .map(str::to_string),
+            architecture: c
+                .architectures()
+                .first()
+                .map_or("x86_64", |a| a.as_str())
+                .to_string(),
+            memory_mb: c.memory_size().unwrap_or_default() as u32,
+            timeout_s: c.timeout().unwrap_or_default() as u32,
+            role_arn: c.role().unwrap_or_default().to_string(),
+            environment: c
+                .environment()
+                .and_then(|e| e.variables())
+                .map(|v| v.clone().into_iter().collect())
+                .unwrap_or_default(),
+            reserved_concurrency: out
+                .concurrency()
+                .and_then(|c| c.reserved_concurrent_executions())
+                .map(|n| n as u32),
+            state: c.state().map_or("", |s| s.as_str()).to_string(),
+            last_update: c
+                .last_update_status()
+                .map_or("", |s| s.as_str())
+                .to_string(),
+            tags: out
+                .tags()
+                .map(|t| t.clone().into_iter().collect())
+                .unwrap_or_default(),
+            last_init_ms,
+        }))
+    }
+
+    fn tags(observed: &Observed) -> &Tags {
+        &observed.tags
+    }
+
+    fn diff(&self, o: &Observed) -> Vec<Field> {
+        let mut d = Vec::new();
+        if o.image.as_deref() != Some(self.image.as_str()) {
+            d.push(Field::new("image", o.image.as_ref(), &self.image));
+        }
+        if o.architecture != self.architecture {
+            d.push(Field::new(
+                "architecture",
+                Some(&o.architecture),
+                &self.architecture,
+            ));
+        }
+        if o.memory_mb != self.memory_mb {
+            d.push(Field::new("memory_mb", Some(o.memory_mb), self.memory_mb));
+        }
+        if o.timeout_s != self.timeout_s {
+            d.push(Field::new("timeout_s", Some(o.timeout_s), self.timeout_s));
+        }
+        if o.role_arn != self.role_arn {
+            d.push(Field::new("role", Some(&o.role_arn), &self.role_arn));
+        }
+        if o.environment != self.environment {
+            d.push(Field::new(
+                "environment",
+                Some(&o.environment),
+                &self.environment,
+            ));
+        }
+        if o.reserved_concurrency != self.reserved_concurrency {
+            d.push(Field::new(
+                "reserved_concurrency",
+                Some(o.reserved_concurrency),
+                self.reserved_concurrency,
+            ));
+        }
+        d.extend(tag_diff(&o.tags, &self.tags));
+        d
+    }
+
+    async fn apply(
+        &self,
+        aws: &Aws,
+        observed: Option<&Observed>,
+        diff: &[Field],
+    ) -> Result<(), AwsError> {
+        let Some(o) = observed else {
+            return self.create(aws).await;
+        };
+        let changed = |name: &str| diff.iter().any(|f| f.name == name);
+        // A previous update may still be in progress: Lambda refuses another until then.
+        self.settled(aws).await?;
+        if changed("memory_mb") || changed("timeout_s") || changed("role") || changed("environment")
+        {
+            aws.lambda
+                .update_function_configuration()
+                .function_name(&self.name)
+                .memory_size(self.memory_mb as i32)
+                .timeout(self.timeout_s as i32)
+                .role(&self.role_arn)
+                .environment(self.environment())
+                .send()
+                .await
+                .map_err(error("lambda:UpdateFunctionConfiguration"))?;
+            self.settled(aws).await?;
+        }
+        if changed("image") || changed("architecture") {
+            aws.lambda
+                .update_function_code()
+                .function_name(&self.name)
+                .image_uri(&self.image)
+                .architectures(self.architecture())
+                .send()
+                .await
+                .map_err(error("lambda:UpdateFunctionCode"))?;
+            self.settled(aws).await?;
+        }
+        if changed("reserved_concurrency") {
+            self.put_concurrency(aws).await?;
+        }
+        if changed("tags") {
+            aws.lambda
+                .tag_resource()
+                .resource(&o.arn)
+                .set_tags(Some(self.tags.clone().into_iter().collect()))
+                .send()
+                .await
+                .map_err(error("lambda:TagResource"))?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, aws: &Aws, _: &Observed) -> Result<(), AwsError> {
+        aws.lambda
+            .delete_function()
+            .function_name(&self.name)
+            .send()
+            .await
+            .found(Service::Lambda, "lambda:DeleteFunction")?;
+        Ok(())
+    }
+
+    fn detail(o: &Observed) -> String {
+        let digest = o
+            .image
+            .as_deref()
+            .and_then(|i| i.split('@').nth(1))
+            .unwrap_or("no image");
+        let cold = o
+            .last_init_ms
+            .map(|ms| format!(", last cold start {ms:.0} ms"))
+            .unwrap_or_default();
+        format!(
+            "{} / {}, {} MB, {} s, {digest}{cold}",
+            o.state, o.last_update, o.memory_mb, o.timeout_s
+        )
+    }
+}
+
+/// The most recent cold start's init duration, from the `REPORT` lines Lambda writes to
+/// the function's log group. `None` when there is no log group or no cold start yet.
+async fn last_init_duration(aws: &Aws, log_group: &str) -> Result<Option<f64>, AwsError> {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64 - 24 * 3600 * 1000)
+        .unwrap_or_default();
+    let Some(out) = aws
+        .logs
+        .filter_log_events()
+        .log_group_name(log_group)
+        .filter_pattern("\"Init Duration\"")
+        .start_time(since)
+        .send()
+        .await
+        .found(Service::Logs, "logs:FilterLogEvents")?
+    else {
+        return Ok(None);
+    };
+    Ok(out
+        .events()
+        .iter()
+        .max_by_key(|e| e.timestamp().unwrap_or_default())
+        .and_then(|e| init_duration(e.message().unwrap_or_default())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired() -> Function {
+        Function {
+            name: "s-predictor".into(),
+            role_name: "s-lambda".into(),
+            role_arn: "arn:aws:iam::123456789012:role/s-lambda".into(),
+            log_group: "/aws/lambda/s-predictor".into(),
+            image: "123456789012.dkr.ecr.us-east-1.amazonaws.com/s-predictor@sha256:aa".into(),
+            architecture: "x86_64".into(),
+            memory_mb: 3000,
+            timeout_s: 30,
+            environment: [("CONF".to_string(), "0.25".to_string())].into(),
+            reserved_concurrency: None,
+            image_push: None,
+            tags: [("deployer:stack".to_string(), "s".to_string())].into(),
+        }
+    }
+
+    fn in_sync(f: &Function) -> Observed {
+        Observed {
+            arn: "arn:aws:lambda:us-east-1:123456789012:function:s-predictor".into(),
+            image: Some(f.image.clone()),
+            architecture: f.architecture.clone(),
+            memory_mb: f.memory_mb,
+            timeout_s: f.timeout_s,
+            role_arn: f.role_arn.clone(),
+            environment: f.environment.clone(),
+            reserved_concurrency: None,
+            state: "Active".into(),
+            last_update: "Successful".into(),
+            tags: f.tags.clone(),
+            last_init_ms: None,
+        }
+    }
+
+    #[test]
+    fn in_sync_function_has_no_diff() {
+        let f = desired();
+        assert_eq!(f.diff(&in_sync(&f)), []);
+    }
+
+    #[test]
+    fn a_new_digest_is_an_image_change_only() {
+        let f = desired();
+        let mut o = in_sync(&f);
+        o.image = Some(f.image.replace("sha256:aa", "sha256:bb"));
+        let d = f.diff(&o);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].name, "image");
+    }
+
+    #[test]
+    fn settings_drift_is_named() {
+        let f = desired();
+        let mut o = in_sync(&f);
+        o.memory_mb = 1024;
+        o.timeout_s = 3;
+        o.environment.insert("CONF".into(), "0.5".into());
+        o.reserved_concurrency = Some(5);
+        o.architecture = "arm64".into();
+        let names: Vec<&str> = f.diff(&o).iter().map(|f| f.name).collect();
+        assert_eq!(
+            names,
+            [
+                "architecture",
+                "memory_mb",
+                "timeout_s",
+                "environment",
+                "reserved_concurrency"
+            ]
+        );
+    }
+
+    /// `State`/`LastUpdateStatus` pairs as the GetFunctionConfiguration reference
+    /// documents them (fixtures in tests/fixtures/lambda).
+    #[test]
+    fn readiness_follows_state_and_last_update() {
+        let fixtures: serde_json::Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/lambda/get_function_configuration.json"
+        ))
+        .unwrap();
+        for case in fixtures.as_array().unwrap() {
+            let c = &case["response"];
+            let s = |k: &str| c[k].as_str();
+            let got = readiness(
+                s("State"),
+                s("StateReason"),
+                s("LastUpdateStatus"),
+                s("LastUpdateStatusReason"),
+            );
+            let want = case["expect"].as_str().unwrap();
+            let kind = match &got {
+                Poll::Ready(()) => "ready",
+                Poll::Pending(_) => "pending",
+                Poll::Failed(_) => "failed",
+            };
+            assert_eq!(kind, want, "{}: {got:?}", case["case"]);
+            if let Poll::Failed(why) = got {
+                assert!(
+                    why.contains(s("StateReason").or(s("LastUpdateStatusReason")).unwrap()),
+                    "{why}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn init_duration_is_read_from_a_cold_start_report() {
+        let cold = "REPORT RequestId: 3f1c Duration: 412.31 ms Billed Duration: 1420 ms \
+                    Memory Size: 3000 MB Max Memory Used: 312 MB Init Duration: 1007.42 ms";
+        assert_eq!(init_duration(cold), Some(1007.42));
+        let warm = "REPORT RequestId: 3f1d Duration: 98.1 ms Billed Duration: 99 ms";
+        assert_eq!(init_duration(warm), None);
+    }
+
+    #[test]
+    fn only_the_role_propagation_error_is_retried() {
+        let e = |code: &str, msg: &str| AwsError {
+            operation: "lambda:CreateFunction",
+            code: Some(code.into()),
+            message: msg.into(),
+        };
+        assert!(role_not_ready(&e(
+            "InvalidParameterValueException",
+            "The role defined for the function cannot be assumed by Lambda."
+        )));
+        assert!(!role_not_ready(&e(
+            "InvalidParameterValueException",
+            "Source image 1234.dkr.ecr.us-east-1.amazonaws.com/x@sha256:aa does not exist."
+        )));
+        assert!(!role_not_ready(&e(
+            "AccessDeniedException",
+            "cannot be assumed"
+        )));
+    }
+}

@@ -1,0 +1,98 @@
+//! Bounded waits. Every wait in the deployer goes through [`until`]: it polls a check
+//! that says ready, still pending (and why), or failed (and why), and gives up after a
+//! limit, naming the last reason it was still waiting, instead of hanging.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::aws::AwsError;
+
+/// What one look at a resource found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Poll<T> {
+    Ready(T),
+    /// Not there yet; the reason is shown while waiting and in the timeout error.
+    Pending(String),
+    /// It will never get there: stop now with this reason.
+    Failed(String),
+}
+
+/// Polls `check` until it is ready, fails, or `limit` has passed. The interval starts at
+/// `first` and doubles up to ten times that.
+pub async fn until<T, F, Fut>(
+    operation: &'static str,
+    limit: Duration,
+    first: Duration,
+    mut check: F,
+) -> Result<T, AwsError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Poll<T>, AwsError>>,
+{
+    let deadline = Instant::now() + limit;
+    let mut interval = first;
+    loop {
+        let why = match check().await? {
+            Poll::Ready(v) => return Ok(v),
+            Poll::Failed(why) => return Err(AwsError::new(operation, why)),
+            Poll::Pending(why) => why,
+        };
+        tracing::info!(operation, "waiting: {why}");
+        if Instant::now() + interval > deadline {
+            return Err(AwsError::new(
+                operation,
+                format!("gave up after {}s: {why}", limit.as_secs()),
+            ));
+        }
+        tokio::time::sleep(interval).await;
+        interval = (interval * 2).min(first * 10);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[tokio::test]
+    async fn returns_once_ready() {
+        let mut n = 0;
+        let v = until("op", 1000 * MS, MS, || {
+            n += 1;
+            let p = if n < 3 {
+                Poll::Pending(format!("try {n}"))
+            } else {
+                Poll::Ready(n)
+            };
+            async move { Ok(p) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(v, 3);
+    }
+
+    #[tokio::test]
+    async fn stops_at_the_first_failure_with_its_reason() {
+        let e = until::<(), _, _>("lambda:Wait", 1000 * MS, MS, || async {
+            Ok(Poll::Failed("InvalidImage: exec format error".into()))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(e.operation, "lambda:Wait");
+        assert_eq!(e.message, "InvalidImage: exec format error");
+    }
+
+    #[tokio::test]
+    async fn gives_up_naming_the_last_reason() {
+        let e = until::<(), _, _>("ecs:Wait", 20 * MS, 5 * MS, || async {
+            Ok(Poll::Pending("0 of 1 tasks running".into()))
+        })
+        .await
+        .unwrap_err();
+        assert!(e.message.starts_with("gave up after 0s"), "{}", e.message);
+        assert!(e.message.ends_with("0 of 1 tasks running"), "{}", e.message);
+    }
+}

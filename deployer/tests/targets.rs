@@ -1,0 +1,555 @@
+//! Both targets against a real moto server: what `up` configures for the serverless
+//! half (Lambda from the image, HTTP API) and the serverful half (launch template,
+//! Auto Scaling, ECS on EC2, ALB), that a second `up` changes nothing, that a new image
+//! digest updates exactly the function's code and the service's task definition, and
+//! that `down` removes everything. Also `up` building and pushing the image itself to a
+//! real registry and deploying it by digest.
+//!
+//! moto runs no tasks and no functions (no Docker), so these tests check what AWS was
+//! told, never traffic.
+
+mod common;
+
+use common::{
+    Moto, deployer, fake_digest, local_manifest_with_image, mutating, pinned_manifest,
+    predictor_bin,
+};
+use testkit::Registry;
+
+const URI: &str = "127.0.0.1:5000/yolo-local-predictor";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn both_targets_round_trip() {
+    let moto = Moto::start();
+    let conf = moto.sdk().await;
+    let m = pinned_manifest(&fake_digest('a'));
+    let m = m.to_str().unwrap();
+
+    let up = deployer(&moto, &["-f", m, "up"]).expect(0);
+    let image = format!("{URI}@{}", fake_digest('a'));
+
+    // Serverless: the function runs the image by digest, 3000 MB, 30 s.
+    let lambda = aws_sdk_lambda::Client::new(&conf);
+    let f = lambda
+        .get_function()
+        .function_name("yolo-local-predictor")
+        .send()
+        .await
+        .unwrap();
+    let c = f.configuration().unwrap();
+    assert_eq!(c.package_type().unwrap().as_str(), "Image");
+    assert_eq!(f.code().unwrap().image_uri(), Some(image.as_str()));
+    assert_eq!(c.memory_size(), Some(3000));
+    assert_eq!(c.timeout(), Some(30));
+    assert!(c.role().unwrap().ends_with(":role/yolo-local-lambda"));
+    assert_eq!(c.architectures()[0].as_str(), "x86_64");
+    let env = c.environment().unwrap().variables().unwrap();
+    assert_eq!(env["INPUT_BUCKET"], "yolo-local-input");
+    assert_eq!(env["OUTPUT_BUCKET"], "yolo-local-results");
+
+    // The HTTP API: POST /predict and GET /healthz to one AWS_PROXY integration
+    // (payload 2.0, 30 s), $default stage with auto-deploy, permission for this API only.
+    let apigw = aws_sdk_apigatewayv2::Client::new(&conf);
+    let apis = apigw.get_apis().send().await.unwrap();
+    let api = apis
+        .items()
+        .iter()
+        .find(|a| a.name() == Some("yolo-local-api"))
+        .unwrap();
+    let api_id = api.api_id().unwrap();
+    let integrations = apigw
+        .get_integrations()
+        .api_id(api_id)
+        .send()
+        .await
+        .unwrap();
+    let i = &integrations.items()[0];
+    assert_eq!(i.integration_type().unwrap().as_str(), "AWS_PROXY");
+    assert_eq!(i.payload_format_version(), Some("2.0"));
+    assert_eq!(i.timeout_in_millis(), Some(30_000));
+    assert!(
+        i.integration_uri()
+            .unwrap()
+            .ends_with(":function:yolo-local-predictor")
+    );
+    let routes = apigw.get_routes().api_id(api_id).send().await.unwrap();
+    let mut keys: Vec<&str> = routes
+        .items()
+        .iter()
+        .filter_map(|r| r.route_key())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["GET /healthz", "POST /predict"]);
+    for r in routes.items() {
+        assert_eq!(
+            r.target(),
+            Some(format!("integrations/{}", i.integration_id().unwrap()).as_str())
+        );
+    }
+    let stages = apigw.get_stages().api_id(api_id).send().await.unwrap();
+    assert_eq!(stages.items()[0].stage_name(), Some("$default"));
+    assert_eq!(stages.items()[0].auto_deploy(), Some(true));
+    let policy = lambda
+        .get_policy()
+        .function_name("yolo-local-predictor")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        policy.policy().unwrap().contains(&format!(":{api_id}/*")),
+        "{}",
+        policy.policy().unwrap()
+    );
+
+    // Serverful: security groups, launch template, Auto Scaling, ECS, ALB.
+    let ec2 = aws_sdk_ec2::Client::new(&conf);
+    let groups = ec2.describe_security_groups().send().await.unwrap();
+    let group = |name: &str| {
+        groups
+            .security_groups()
+            .iter()
+            .find(|g| g.group_name() == Some(name))
+            .unwrap_or_else(|| panic!("no security group {name}"))
+            .clone()
+    };
+    let alb_sg = group("yolo-local-alb");
+    let inst_sg = group("yolo-local-instances");
+    let rule = &inst_sg.ip_permissions()[0];
+    assert_eq!((rule.from_port(), rule.to_port()), (Some(8080), Some(8080)));
+    assert_eq!(rule.user_id_group_pairs()[0].group_id(), alb_sg.group_id());
+    assert!(
+        rule.ip_ranges().is_empty(),
+        "instances must not be open to any CIDR"
+    );
+    assert_eq!(alb_sg.ip_permissions()[0].from_port(), Some(80));
+
+    let lt = ec2
+        .describe_launch_template_versions()
+        .launch_template_name("yolo-local-instances")
+        .versions("$Latest")
+        .send()
+        .await
+        .unwrap();
+    let data = lt.launch_template_versions()[0]
+        .launch_template_data()
+        .unwrap();
+    assert_eq!(data.instance_type().unwrap().as_str(), "t3a.xlarge");
+    let ssm = aws_sdk_ssm::Client::new(&conf);
+    let ami = ssm
+        .get_parameter()
+        .name("/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(data.image_id(), ami.parameter().unwrap().value());
+    assert_eq!(
+        data.metadata_options()
+            .unwrap()
+            .http_tokens()
+            .unwrap()
+            .as_str(),
+        "required"
+    );
+    assert_eq!(
+        data.iam_instance_profile().unwrap().name(),
+        Some("yolo-local-ecs-instance")
+    );
+    let user_data =
+        String::from_utf8(aws_smithy_types::base64::decode(data.user_data().unwrap()).unwrap())
+            .unwrap();
+    assert!(
+        user_data.contains("ECS_CLUSTER=yolo-local-cluster"),
+        "{user_data}"
+    );
+
+    let asg = aws_sdk_autoscaling::Client::new(&conf);
+    let groups = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names("yolo-local-instances")
+        .send()
+        .await
+        .unwrap();
+    let g = &groups.auto_scaling_groups()[0];
+    assert_eq!((g.min_size(), g.max_size()), (Some(1), Some(5)));
+    assert_eq!(g.new_instances_protected_from_scale_in(), Some(true));
+    assert!(
+        g.vpc_zone_identifier().unwrap().contains(','),
+        "one subnet only"
+    );
+    let policies = asg
+        .describe_policies()
+        .auto_scaling_group_name("yolo-local-instances")
+        .send()
+        .await
+        .unwrap();
+    let tt = policies.scaling_policies()[0]
+        .target_tracking_configuration()
+        .unwrap();
+    assert_eq!(tt.target_value(), Some(70.0));
+    assert_eq!(
+        tt.predefined_metric_specification()
+            .unwrap()
+            .predefined_metric_type()
+            .unwrap()
+            .as_str(),
+        "ASGAverageCPUUtilization"
+    );
+
+    let ecs = aws_sdk_ecs::Client::new(&conf);
+    let services = ecs
+        .describe_services()
+        .cluster("yolo-local-cluster")
+        .services("yolo-local-predictor")
+        .send()
+        .await
+        .unwrap();
+    let s = &services.services()[0];
+    assert_eq!(s.desired_count(), 1);
+    assert_eq!(
+        s.capacity_provider_strategy()[0].capacity_provider(),
+        "yolo-local-capacity"
+    );
+    let breaker = s
+        .deployment_configuration()
+        .unwrap()
+        .deployment_circuit_breaker()
+        .unwrap();
+    assert!(breaker.enable() && breaker.rollback());
+    let tg_arn = s.load_balancers()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    let td = ecs
+        .describe_task_definition()
+        .task_definition(s.task_definition().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let td = td.task_definition().unwrap();
+    assert_eq!(td.network_mode().unwrap().as_str(), "host");
+    let container = &td.container_definitions()[0];
+    assert_eq!(container.image(), Some(image.as_str()));
+    assert_eq!(container.port_mappings()[0].container_port(), Some(8080));
+    assert_eq!(
+        container.log_configuration().unwrap().options().unwrap()["awslogs-group"],
+        "/ecs/yolo-local-predictor"
+    );
+    let cps = ecs
+        .describe_capacity_providers()
+        .capacity_providers("yolo-local-capacity")
+        .send()
+        .await
+        .unwrap();
+    let managed = cps.capacity_providers()[0]
+        .auto_scaling_group_provider()
+        .unwrap();
+    assert_eq!(
+        managed.managed_scaling().unwrap().target_capacity(),
+        Some(100)
+    );
+    let clusters = ecs
+        .describe_clusters()
+        .clusters("yolo-local-cluster")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        clusters.clusters()[0].capacity_providers(),
+        ["yolo-local-capacity"]
+    );
+
+    let appscaling = aws_sdk_applicationautoscaling::Client::new(&conf);
+    let targets = appscaling
+        .describe_scalable_targets()
+        .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
+        .send()
+        .await
+        .unwrap();
+    let t = &targets.scalable_targets()[0];
+    assert_eq!(
+        t.resource_id(),
+        "service/yolo-local-cluster/yolo-local-predictor"
+    );
+    assert_eq!((t.min_capacity(), t.max_capacity()), (1, 5));
+
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&conf);
+    let lbs = elb
+        .describe_load_balancers()
+        .names("yolo-local-alb")
+        .send()
+        .await
+        .unwrap();
+    let lb = &lbs.load_balancers()[0];
+    assert_eq!(
+        lb.security_groups(),
+        [alb_sg.group_id().unwrap().to_string()]
+    );
+    let listeners = elb
+        .describe_listeners()
+        .load_balancer_arn(lb.load_balancer_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let l = &listeners.listeners()[0];
+    assert_eq!(l.port(), Some(80));
+    assert_eq!(
+        l.default_actions()[0].target_group_arn(),
+        Some(tg_arn.as_str())
+    );
+    let tgs = elb
+        .describe_target_groups()
+        .target_group_arns(&tg_arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tgs.target_groups()[0].health_check_path(), Some("/readyz"));
+
+    // `up` ends with the two URLs to call.
+    assert!(up.stdout.contains("/predict"), "{}", up.stdout);
+    assert!(up.stdout.contains(lb.dns_name().unwrap()), "{}", up.stdout);
+    assert!(
+        up.stdout.contains(api.api_endpoint().unwrap()),
+        "{}",
+        up.stdout
+    );
+
+    // Nothing changed: nothing written.
+    moto.clear_requests();
+    deployer(&moto, &["-f", m, "up"]).expect(0);
+    assert_eq!(mutating(&moto.requests()), Vec::<String>::new());
+    deployer(&moto, &["-f", m, "plan", "--detailed-exitcode"]).expect(0);
+
+    // A new digest: the function's code and a new task definition revision, nothing else.
+    let m2 = pinned_manifest(&fake_digest('b'));
+    let m2 = m2.to_str().unwrap();
+    let plan = deployer(&moto, &["-f", m2, "plan", "-o", "json"])
+        .expect(0)
+        .json();
+    let changed: Vec<&str> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(changed, ["lambda_function", "ecs_service"], "{plan:#}");
+    moto.clear_requests();
+    deployer(&moto, &["-f", m2, "up"]).expect(0);
+    let mut writes = mutating(&moto.requests());
+    writes.sort();
+    assert_eq!(
+        writes,
+        [
+            "PUT /2015-03-31/functions/yolo-local-predictor/code",
+            "RegisterTaskDefinition",
+            "UpdateService"
+        ]
+    );
+    let f = lambda
+        .get_function()
+        .function_name("yolo-local-predictor")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        f.code().unwrap().image_uri(),
+        Some(format!("{URI}@{}", fake_digest('b')).as_str())
+    );
+    let s = ecs
+        .describe_services()
+        .cluster("yolo-local-cluster")
+        .services("yolo-local-predictor")
+        .send()
+        .await
+        .unwrap();
+    assert!(s.services()[0].task_definition().unwrap().ends_with(":2"));
+
+    let status = deployer(&moto, &["-f", m2, "status", "-o", "json"])
+        .expect(0)
+        .json();
+    let detail = |kind: &str| {
+        status["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kind"] == kind)
+            .map(|r| r["detail"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert!(
+        detail("lambda_function").contains("3000 MB, 30 s"),
+        "{status:#}"
+    );
+    assert!(
+        detail("ecs_service").contains("yolo-local-predictor:2"),
+        "{status:#}"
+    );
+    assert!(
+        detail("auto_scaling_group").contains("(1..5), CPU target 70 %"),
+        "{status:#}"
+    );
+
+    deployer(&moto, &["-f", m2, "down"]).expect(0);
+    assert!(
+        lambda
+            .list_functions()
+            .send()
+            .await
+            .unwrap()
+            .functions()
+            .is_empty()
+    );
+    assert!(
+        !apigw
+            .get_apis()
+            .send()
+            .await
+            .unwrap()
+            .items()
+            .iter()
+            .any(|a| a.name() == Some("yolo-local-api"))
+    );
+    assert!(
+        asg.describe_auto_scaling_groups()
+            .send()
+            .await
+            .unwrap()
+            .auto_scaling_groups()
+            .is_empty()
+    );
+    assert!(
+        elb.describe_load_balancers()
+            .send()
+            .await
+            .unwrap()
+            .load_balancers()
+            .is_empty()
+    );
+    assert!(
+        elb.describe_target_groups()
+            .send()
+            .await
+            .unwrap()
+            .target_groups()
+            .is_empty()
+    );
+    assert!(
+        ec2.describe_launch_templates()
+            .send()
+            .await
+            .unwrap()
+            .launch_templates()
+            .is_empty()
+    );
+    let left: Vec<String> = ec2
+        .describe_security_groups()
+        .send()
+        .await
+        .unwrap()
+        .security_groups()
+        .iter()
+        .filter_map(|g| g.group_name().map(str::to_string))
+        .filter(|n| n.starts_with("yolo-local"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let active: Vec<String> = ecs
+        .describe_clusters()
+        .clusters("yolo-local-cluster")
+        .send()
+        .await
+        .unwrap()
+        .clusters()
+        .iter()
+        .filter(|c| c.status() == Some("ACTIVE"))
+        .filter_map(|c| c.cluster_name().map(str::to_string))
+        .collect();
+    assert!(active.is_empty(), "{active:?}");
+    assert!(
+        appscaling
+            .describe_scalable_targets()
+            .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
+            .send()
+            .await
+            .unwrap()
+            .scalable_targets()
+            .is_empty()
+    );
+    let families = ecs
+        .list_task_definitions()
+        .family_prefix("yolo-local-predictor")
+        .send()
+        .await
+        .unwrap();
+    assert!(families.task_definition_arns().is_empty(), "{families:?}");
+}
+
+/// `up` builds the image, pushes it to the registry the manifest names, and deploys it
+/// to both targets by digest; a second `up` pushes nothing and changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn up_builds_pushes_and_deploys_the_image_by_digest() {
+    let moto = Moto::start();
+    let registry = Registry::start(false);
+    let m = local_manifest_with_image(&format!("  registry: {}\n", registry.host));
+    let m = m.to_str().unwrap();
+    let bin = predictor_bin();
+    let bin = bin.to_str().unwrap();
+
+    let up = deployer(
+        &moto,
+        &["-f", m, "up", "-o", "json", "--predictor-bin", bin],
+    )
+    .expect(0);
+    let built = up
+        .stderr
+        .lines()
+        .find_map(|l| l.split("built image ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{}", up.stderr))
+        .to_string();
+    let reference = format!("{}/yolo-local-predictor@{built}", registry.host);
+    let conf = moto.sdk().await;
+    let f = aws_sdk_lambda::Client::new(&conf)
+        .get_function()
+        .function_name("yolo-local-predictor")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(f.code().unwrap().image_uri(), Some(reference.as_str()));
+    let ecs = aws_sdk_ecs::Client::new(&conf);
+    let s = ecs
+        .describe_services()
+        .cluster("yolo-local-cluster")
+        .services("yolo-local-predictor")
+        .send()
+        .await
+        .unwrap();
+    let td = ecs
+        .describe_task_definition()
+        .task_definition(s.services()[0].task_definition().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        td.task_definition().unwrap().container_definitions()[0].image(),
+        Some(reference.as_str())
+    );
+    let uploads = registry.blob_uploads();
+    assert_eq!(uploads, 4, "{}", registry.log());
+
+    // The same source again: the same digest, so no push and no AWS write.
+    moto.clear_requests();
+    let again = deployer(&moto, &["-f", m, "up", "--predictor-bin", bin]).expect(0);
+    assert!(
+        again.stderr.contains(&format!("built image {built}")),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(mutating(&moto.requests()), Vec::<String>::new());
+    assert_eq!(registry.blob_uploads(), uploads);
+
+    // `status` reports the image and its size.
+    let status = deployer(&moto, &["-f", m, "status"]).expect(0);
+    assert!(status.stdout.contains(&built), "{}", status.stdout);
+    assert!(status.stdout.contains("MB compressed"), "{}", status.stdout);
+
+    deployer(&moto, &["-f", m, "down"]).expect(0);
+}
