@@ -51,7 +51,12 @@ fn skopeo(registry: &Registry, args: &[&str]) -> String {
     let (user, password) = registry.credentials.clone().unwrap();
     let out = Command::new("skopeo")
         .args(args)
-        .args(["--creds", &format!("{user}:{password}")])
+        .arg(if args[0] == "copy" {
+            "--src-creds"
+        } else {
+            "--creds"
+        })
+        .arg(format!("{user}:{password}"))
         .output()
         .expect("skopeo (run scripts/setup-test-tools.sh)");
     assert!(
@@ -298,10 +303,19 @@ fn run_in_root(root: &Path, port: u16, env: &[(String, String)]) -> std::process
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false);
     let (unshare, chroot) = if is_root {
-        (vec!["--mount", "--fork"], "chroot --userspec=65534:65534")
+        (
+            vec!["--mount", "--fork", "--kill-child"],
+            "chroot --userspec=65534:65534",
+        )
     } else {
         (
-            vec!["--user", "--map-root-user", "--mount", "--fork"],
+            vec![
+                "--user",
+                "--map-root-user",
+                "--mount",
+                "--fork",
+                "--kill-child",
+            ],
             "chroot",
         )
     };
@@ -316,6 +330,7 @@ fn run_in_root(root: &Path, port: u16, env: &[(String, String)]) -> std::process
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("PORT", port.to_string())
         .env("BIND_ADDRESS", "127.0.0.1")
+        .env("AWS_REGION", "us-east-1")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

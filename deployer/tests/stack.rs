@@ -13,8 +13,8 @@ fn manifest() -> String {
     pinned_manifest(&fake_digest('a')).display().to_string()
 }
 
-/// Every resource of the local stack: 10 shared and IAM, 2 serverless, 12 serverful.
-const RESOURCES: usize = 24;
+/// Every resource of the local stack: 10 shared and IAM, 2 serverless, 11 serverful.
+const RESOURCES: usize = 23;
 
 /// Every resource in the emulator carrying `deployer:stack = STACK`, as `kind name`.
 async fn tagged(moto: &Moto) -> Vec<String> {

@@ -246,9 +246,7 @@ impl Detector {
 /// Where the bundled model is looked for when none is named: next to the executable
 /// (`models/` beside it or one level up, the image layout), then this crate's `models/`.
 pub fn bundled_model() -> Option<PathBuf> {
-    let exe_dir = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf));
+    let exe_dir = crate::engine::exe_dir();
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Some(dir) = exe_dir {
         candidates.push(dir.join("models").join(BUNDLED_MODEL));

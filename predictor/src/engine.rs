@@ -63,6 +63,18 @@ impl Default for Threading {
     }
 }
 
+/// The directory of the running executable: from `/proc/self/exe`, or from an absolute
+/// `argv[0]` where `/proc` is not mounted (an empty container root).
+pub fn exe_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok().or_else(|| {
+        std::env::args_os()
+            .next()
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    })?;
+    exe.parent().map(Path::to_path_buf)
+}
+
 const LIB_NAMES: [&str; 2] = ["libonnxruntime.so", "libonnxruntime.so.1.32.0"];
 
 /// Where ONNX Runtime is looked for, in order.
@@ -71,10 +83,7 @@ pub fn runtime_candidates() -> Vec<PathBuf> {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
         out.push(PathBuf::from(p));
     }
-    if let Some(dir) = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf))
-    {
+    if let Some(dir) = exe_dir() {
         out.extend(LIB_NAMES.iter().map(|n| dir.join(n)));
         out.extend(LIB_NAMES.iter().map(|n| dir.join("lib").join(n)));
     }

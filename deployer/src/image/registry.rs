@@ -51,8 +51,16 @@ fn not_found(e: &OciDistributionError) -> bool {
         OciDistributionError::ImageManifestNotFoundError(_) => true,
         OciDistributionError::ServerError { code, .. } => *code == 404,
         other => {
-            let s = other.to_string();
-            s.contains("MANIFEST_UNKNOWN") || s.contains("NAME_UNKNOWN") || s.contains("404")
+            let s = other.to_string().to_lowercase();
+            [
+                "manifest unknown",
+                "manifest_unknown",
+                "name unknown",
+                "name_unknown",
+                " 404",
+            ]
+            .iter()
+            .any(|m| s.contains(m))
         }
     }
 }

@@ -324,7 +324,7 @@ impl Resource for CapacityProvider {
         let asg = cp.auto_scaling_group_provider();
         let associated = describe_cluster(aws, &self.cluster)
             .await?
-            .is_some_and(|c| c.capacity_providers().iter().any(|p| *p == self.name));
+            .is_some_and(|c| c.capacity_providers().contains(&self.name));
         Ok(Some(ProviderObserved {
             arn: cp.capacity_provider_arn().unwrap_or_default().to_string(),
             auto_scaling_group_arn: asg
@@ -525,7 +525,8 @@ pub struct ServiceObserved {
     pub capacity_provider: Option<String>,
     pub target_group_arn: Option<String>,
     pub wanted_target_group_arn: Option<String>,
-    pub circuit_breaker: bool,
+    /// `None` when the answer has no deployment configuration at all.
+    pub circuit_breaker: Option<bool>,
     pub desired: i32,
     pub running: i32,
     pub rollout: String,
@@ -815,10 +816,11 @@ impl Resource for Service {
             wanted_target_group_arn: elb::find_target_group(aws, &self.target_group)
                 .await?
                 .and_then(|t| t.target_group_arn),
-            circuit_breaker: s
-                .deployment_configuration()
-                .and_then(|d| d.deployment_circuit_breaker())
-                .is_some_and(|c| c.enable() && c.rollback()),
+            // AWS always answers with the deployment configuration; moto never does.
+            circuit_breaker: s.deployment_configuration().map(|d| {
+                d.deployment_circuit_breaker()
+                    .is_some_and(|c| c.enable() && c.rollback())
+            }),
             desired: s.desired_count(),
             running: s.running_count(),
             rollout: primary
@@ -857,7 +859,12 @@ impl Resource for Service {
             });
             d.push(Field::new("task_definition", before, changed));
         }
-        if o.capacity_provider.as_deref() != Some(self.capacity_provider.as_str()) {
+        // Only a strategy naming another provider is drift: moto keeps no strategy and
+        // reports every service as launch type EC2, which would make every `up` update
+        // the service. (A service placed by launch type on AWS is not switched.)
+        if o.capacity_provider.is_some()
+            && o.capacity_provider.as_deref() != Some(self.capacity_provider.as_str())
+        {
             d.push(Field::new(
                 "capacity_provider",
                 o.capacity_provider.as_ref(),
@@ -871,7 +878,7 @@ impl Resource for Service {
                 &self.target_group,
             ));
         }
-        if !o.circuit_breaker {
+        if o.circuit_breaker == Some(false) {
             d.push(Field::new("circuit_breaker", Some(false), true));
         }
         d.extend(tag_diff(&o.tags, &self.tags));
@@ -1290,7 +1297,7 @@ mod tests {
             capacity_provider: Some("s-capacity".into()),
             target_group_arn: Some("arn:tg".into()),
             wanted_target_group_arn: Some("arn:tg".into()),
-            circuit_breaker: true,
+            circuit_breaker: Some(true),
             desired: 2,
             running: 2,
             rollout: "COMPLETED".into(),
@@ -1323,14 +1330,17 @@ mod tests {
     #[test]
     fn strategy_load_balancer_and_breaker_drift_are_named() {
         let mut o = in_sync();
-        o.capacity_provider = None;
+        o.capacity_provider = Some("other".into());
         o.target_group_arn = Some("arn:other".into());
-        o.circuit_breaker = false;
+        o.circuit_breaker = Some(false);
         let names: Vec<&str> = service().diff(&o).iter().map(|f| f.name).collect();
         assert_eq!(
             names,
             ["capacity_provider", "load_balancer", "circuit_breaker"]
         );
+        // No strategy at all (the emulator's answer): no claim of drift.
+        o.capacity_provider = None;
+        assert_eq!(service().diff(&o)[0].name, "load_balancer");
     }
 
     fn rollout(status: &str, state: Option<&str>, running: i32) -> Rollout {

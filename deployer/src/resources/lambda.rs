@@ -80,7 +80,7 @@ pub fn readiness(
 /// The init duration in a Lambda `REPORT` log line (present only for a cold start).
 pub fn init_duration(report: &str) -> Option<f64> {
     let rest = report.split("Init Duration:").nth(1)?;
-    rest.trim_start().split_whitespace().next()?.parse().ok()
+    rest.split_whitespace().next()?.parse().ok()
 }
 
 /// Whether an error is IAM's eventual consistency: the role exists but Lambda cannot
