@@ -122,20 +122,28 @@ pub fn layers(inputs: &Inputs) -> Result<Vec<Layer>, String> {
             read(roots)?,
         ));
     }
-    let io = |e: std::io::Error| format!("building a layer: {e}");
-    Ok(vec![
-        layer::layer("runtime libraries, ONNX Runtime, /etc and /tmp", runtime).map_err(io)?,
-        layer::layer(
-            "model",
-            vec![Entry::file(MODEL, 0o644, read(&inputs.model)?)],
-        )
-        .map_err(io)?,
-        layer::layer(
-            "predictor binary",
-            vec![Entry::file(BINARY, 0o755, read(&inputs.binary)?)],
-        )
-        .map_err(io)?,
-    ])
+    let model = vec![Entry::file(MODEL, 0o644, read(&inputs.model)?)];
+    let binary = vec![Entry::file(BINARY, 0o755, read(&inputs.binary)?)];
+    // Compressing is most of a build: one thread per layer.
+    let parts = [
+        ("runtime libraries, ONNX Runtime, /etc and /tmp", runtime),
+        ("model", model),
+        ("predictor binary", binary),
+    ];
+    std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|(name, entries)| s.spawn(move || layer::layer(name, entries)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| "a layer build panicked".to_string())?
+                    .map_err(|e| format!("building a layer: {e}"))
+            })
+            .collect()
+    })
 }
 
 /// The image config: platform, entrypoint, environment, port, layer diff ids, history.
