@@ -308,6 +308,41 @@ async fn both_targets_round_trip() {
         up.stdout
     );
 
+    // A cold start in the function's logs shows in `status` (moto cannot invoke an image
+    // function, so the REPORT line Lambda writes is put there directly).
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&conf);
+    logs.create_log_stream()
+        .log_group_name("/aws/lambda/yolo-local-predictor")
+        .log_stream_name("2026/11/22/[$LATEST]0123")
+        .send()
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let line = |text: &str, at: i64| {
+        aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+            .timestamp(at)
+            .message(text)
+            .build()
+            .unwrap()
+    };
+    logs.put_log_events()
+        .log_group_name("/aws/lambda/yolo-local-predictor")
+        .log_stream_name("2026/11/22/[$LATEST]0123")
+        .log_events(line("REPORT RequestId: 1 Duration: 412.31 ms Billed Duration: 1420 ms Memory Size: 3000 MB Max Memory Used: 312 MB Init Duration: 1007.42 ms", now - 2000))
+        .log_events(line("REPORT RequestId: 2 Duration: 98.10 ms Billed Duration: 99 ms Memory Size: 3000 MB Max Memory Used: 312 MB", now - 1000))
+        .send()
+        .await
+        .unwrap();
+    let status = deployer(&moto, &["-f", m, "status"]).expect(0);
+    assert!(
+        status.stdout.contains("last cold start 1007 ms"),
+        "{}",
+        status.stdout
+    );
+
     // Nothing changed: nothing written.
     moto.clear_requests();
     deployer(&moto, &["-f", m, "up"]).expect(0);

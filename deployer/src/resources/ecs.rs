@@ -1380,6 +1380,48 @@ mod tests {
         );
     }
 
+    /// DescribeServices answers shaped as the ECS API reference shows them.
+    #[test]
+    fn rollout_follows_describe_services_fixtures() {
+        let fixtures: serde_json::Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/ecs/describe_services.json"
+        ))
+        .unwrap();
+        for case in fixtures.as_array().unwrap() {
+            let s = &case["service"];
+            let deployments: Vec<Rollout> = s["deployments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| Rollout {
+                    status: d["status"].as_str().unwrap().into(),
+                    rollout_state: d["rolloutState"].as_str().map(str::to_string),
+                    rollout_reason: d["rolloutStateReason"].as_str().map(str::to_string),
+                    desired: d["desiredCount"].as_i64().unwrap() as i32,
+                    running: d["runningCount"].as_i64().unwrap() as i32,
+                    failed_tasks: d["failedTasks"].as_i64().unwrap() as i32,
+                })
+                .collect();
+            let event = s["events"][0]["message"].as_str();
+            let got = rollout_progress(&deployments, event);
+            let kind = match &got {
+                Poll::Ready(()) => "ready",
+                Poll::Pending(_) => "pending",
+                Poll::Failed(_) => "failed",
+            };
+            assert_eq!(
+                kind,
+                case["expect"].as_str().unwrap(),
+                "{}: {got:?}",
+                case["case"]
+            );
+            if let Poll::Pending(why) | Poll::Failed(why) = got {
+                // The latest event says why: shown while waiting and in the error.
+                assert!(why.contains(event.unwrap()), "{why}");
+            }
+        }
+    }
+
     #[test]
     fn a_failed_rollout_stops_the_wait_with_its_reason() {
         let mut failed = rollout("PRIMARY", Some("FAILED"), 0);
