@@ -65,6 +65,23 @@ fn not_found(e: &OciDistributionError) -> bool {
     }
 }
 
+/// The registry host and Basic credentials in an ECR authorization token (base64 of
+/// `AWS:<password>`) and its proxy endpoint (`https://<account>.dkr.ecr.<region>.amazonaws.com`).
+pub fn ecr_credentials(token: &str, endpoint: &str) -> Result<(String, String, String), String> {
+    let token = aws_smithy_types::base64::decode(token)
+        .map_err(|e| format!("ecr:GetAuthorizationToken: the token is not base64: {e}"))?;
+    let token = String::from_utf8_lossy(&token);
+    let (user, password) = token
+        .split_once(':')
+        .ok_or("ecr:GetAuthorizationToken: the token is not `user:password`")?;
+    let host = endpoint
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    Ok((host, user.to_string(), password.to_string()))
+}
+
 impl Registry {
     /// A registry at `host` with `auth`; plain HTTP on loopback, HTTPS elsewhere.
     pub fn new(host: &str, auth: RegistryAuth) -> Registry {
@@ -105,24 +122,11 @@ impl Registry {
             .authorization_data()
             .first()
             .ok_or("ecr:GetAuthorizationToken returned no authorization data")?;
-        let token =
-            aws_smithy_types::base64::decode(data.authorization_token().unwrap_or_default())
-                .map_err(|e| format!("ecr:GetAuthorizationToken: the token is not base64: {e}"))?;
-        let token = String::from_utf8_lossy(&token);
-        let (user, password) = token
-            .split_once(':')
-            .ok_or("ecr:GetAuthorizationToken: the token is not `user:password`")?;
-        let host = data
-            .proxy_endpoint()
-            .unwrap_or_default()
-            .trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string();
-        Ok(Registry::new(
-            &host,
-            RegistryAuth::Basic(user.to_string(), password.to_string()),
-        ))
+        let (host, user, password) = ecr_credentials(
+            data.authorization_token().unwrap_or_default(),
+            data.proxy_endpoint().unwrap_or_default(),
+        )?;
+        Ok(Registry::new(&host, RegistryAuth::Basic(user, password)))
     }
 
     fn tagged(&self, repository: &str, tag: &str) -> Reference {
@@ -250,5 +254,35 @@ impl Registry {
         }
         pushed.seconds = started.elapsed().as_secs_f64();
         Ok(pushed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ecr_tokens_become_basic_credentials_for_the_proxy_host() {
+        // base64("AWS:eyJwYXlsb2FkIjoi") as GetAuthorizationToken returns it.
+        let token = aws_smithy_types::base64::encode("AWS:eyJwYXlsb2FkIjoi");
+        let (host, user, password) = ecr_credentials(
+            &token,
+            "https://123456789012.dkr.ecr.us-east-1.amazonaws.com",
+        )
+        .unwrap();
+        assert_eq!(host, "123456789012.dkr.ecr.us-east-1.amazonaws.com");
+        assert_eq!(
+            (user.as_str(), password.as_str()),
+            ("AWS", "eyJwYXlsb2FkIjoi")
+        );
+        assert!(ecr_credentials("not base64!", "x").is_err());
+        assert!(ecr_credentials(&aws_smithy_types::base64::encode("nocolon"), "x").is_err());
+    }
+
+    #[test]
+    fn only_loopback_registries_are_spoken_to_in_plain_http() {
+        assert!(is_loopback("127.0.0.1:5000"));
+        assert!(is_loopback("localhost:5000"));
+        assert!(!is_loopback("123456789012.dkr.ecr.us-east-1.amazonaws.com"));
     }
 }
