@@ -416,3 +416,143 @@ fn serverful(
         }),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> Context {
+        Context {
+            account: Account {
+                id: "123456789012".into(),
+                partition: "aws".into(),
+                region: "us-east-1".into(),
+            },
+            image: Image {
+                uri: "r/s-predictor@sha256:aa".into(),
+                architecture: "x86_64".into(),
+            },
+            network: Some(Network {
+                vpc_id: "vpc-1".into(),
+                subnets: vec!["subnet-a".into(), "subnet-b".into()],
+            }),
+            ami: Some("ami-1".into()),
+            push: None,
+        }
+    }
+
+    fn nodes() -> Vec<Box<dyn Node>> {
+        let m = Manifest::parse(
+            std::path::Path::new("t.yaml"),
+            "name: s\nregion: us-east-1\n",
+        )
+        .unwrap();
+        desired(&m, &context())
+    }
+
+    /// Whether `a` goes before `b` on `down` (`a` depends on `b`, directly or not).
+    fn deleted_before(nodes: &[Box<dyn Node>], a: (Kind, &str), b: (Kind, &str)) -> bool {
+        let (a, b) = (Id::new(a.0, a.1), Id::new(b.0, b.1));
+        let mut todo = vec![a];
+        let mut seen = BTreeSet::new();
+        while let Some(id) = todo.pop() {
+            if id == b {
+                return true;
+            }
+            if seen.insert(id.clone())
+                && let Some(n) = nodes.iter().find(|n| n.id() == id)
+            {
+                todo.extend(n.depends_on());
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn every_dependency_is_a_resource_of_the_stack() {
+        let nodes = nodes();
+        let ids: BTreeSet<Id> = nodes.iter().map(|n| n.id()).collect();
+        assert_eq!(ids.len(), nodes.len(), "two resources share an id");
+        for n in &nodes {
+            for d in n.depends_on() {
+                assert!(
+                    ids.contains(&d),
+                    "{} depends on {d}, which is not in the stack",
+                    n.id()
+                );
+            }
+        }
+    }
+
+    /// The teardown order that works on AWS (clusters with Auto Scaling capacity
+    /// providers hang on delete otherwise), as the dependencies produce it.
+    #[test]
+    fn down_removes_the_serverful_target_in_an_order_aws_accepts() {
+        use Kind::*;
+        let n = nodes();
+        let order = [
+            ((ServiceScaling, "s-predictor"), (EcsService, "s-predictor")),
+            (
+                (EcsService, "s-predictor"),
+                (CapacityProvider, "s-capacity"),
+            ),
+            ((EcsService, "s-predictor"), (Listener, "s-alb:80")),
+            (
+                (CapacityProvider, "s-capacity"),
+                (AutoScalingGroup, "s-instances"),
+            ),
+            (
+                (AutoScalingGroup, "s-instances"),
+                (LaunchTemplate, "s-instances"),
+            ),
+            ((LaunchTemplate, "s-instances"), (EcsCluster, "s-cluster")),
+            ((CapacityProvider, "s-capacity"), (EcsCluster, "s-cluster")),
+            ((Listener, "s-alb:80"), (LoadBalancer, "s-alb")),
+            ((Listener, "s-alb:80"), (TargetGroup, "s-tg")),
+            ((LoadBalancer, "s-alb"), (SecurityGroup, "s-alb")),
+            (
+                (LaunchTemplate, "s-instances"),
+                (SecurityGroup, "s-instances"),
+            ),
+            ((SecurityGroup, "s-instances"), (SecurityGroup, "s-alb")),
+            (
+                (LaunchTemplate, "s-instances"),
+                (IamInstanceProfile, "s-ecs-instance"),
+            ),
+            ((HttpApi, "s-api"), (LambdaFunction, "s-predictor")),
+            ((LambdaFunction, "s-predictor"), (IamRole, "s-lambda")),
+        ];
+        for (a, b) in order {
+            assert!(deleted_before(&n, a, b), "{a:?} must go before {b:?}");
+            assert!(
+                !deleted_before(&n, b, a),
+                "{b:?} and {a:?} depend on each other"
+            );
+        }
+    }
+
+    #[test]
+    fn both_targets_get_the_same_image_and_predictor_settings() {
+        let m = Manifest::parse(
+            std::path::Path::new("t.yaml"),
+            "name: s\nregion: us-east-1\n",
+        )
+        .unwrap();
+        let env = predictor_env(&m);
+        assert_eq!(env["INPUT_BUCKET"], "s-input");
+        assert_eq!(env["OUTPUT_BUCKET"], "s-results");
+        assert!(
+            !env.contains_key("MODEL_S3_URI"),
+            "the bundled model needs no variable"
+        );
+        let m = Manifest::parse(
+            std::path::Path::new("t.yaml"),
+            "name: s\nregion: us-east-1\nmodel:\n  source: s3://models/yolo11n.onnx\n",
+        )
+        .unwrap();
+        assert_eq!(
+            predictor_env(&m)["MODEL_S3_URI"],
+            "s3://models/yolo11n.onnx"
+        );
+    }
+}
