@@ -73,7 +73,10 @@ impl Service {
             ],
             Service::Iam => &["NoSuchEntity"],
             Service::Logs => &["ResourceNotFoundException"],
-            Service::Lambda => &["ResourceNotFoundException"],
+            Service::Lambda => &[
+                "ResourceNotFoundException",
+                "ProvisionedConcurrencyConfigNotFoundException",
+            ],
             Service::ApiGateway => &["NotFoundException"],
             Service::Ec2 => &[
                 "InvalidGroup.NotFound",

@@ -216,6 +216,7 @@ pub fn desired(m: &Manifest, ctx: &Context) -> Vec<Box<dyn Node>> {
             timeout_s: l.timeout_s,
             environment: predictor_env(m),
             reserved_concurrency: l.reserved_concurrency,
+            provisioned_concurrency: l.provisioned_concurrency,
             image_push: image_push.clone(),
             tags: tags.clone(),
         }));
@@ -226,7 +227,15 @@ pub fn desired(m: &Manifest, ctx: &Context) -> Vec<Box<dyn Node>> {
         nodes.push(Box::new(apigw::HttpApi {
             name: n.http_api.clone(),
             function: n.function.clone(),
-            function_arn: arn("lambda", &format!("function:{}", n.function)),
+            // With provisioned concurrency the API invokes the alias that has it.
+            function_arn: match l.provisioned_concurrency {
+                Some(_) => arn(
+                    "lambda",
+                    &format!("function:{}:{}", n.function, lambda::ALIAS),
+                ),
+                None => arn("lambda", &format!("function:{}", n.function)),
+            },
+            qualifier: l.provisioned_concurrency.map(|_| lambda::ALIAS.to_string()),
             routes,
             // The function's own timeout, within API Gateway's 30 s limit.
             timeout_ms: (l.timeout_s * 1000).min(30_000),

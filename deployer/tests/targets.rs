@@ -349,6 +349,51 @@ async fn both_targets_round_trip() {
     assert_eq!(mutating(&moto.requests()), Vec::<String>::new());
     deployer(&moto, &["-f", m, "plan", "--detailed-exitcode"]).expect(0);
 
+    // Provisioned concurrency moves the API to the alias that carries it. (moto has no
+    // provisioned concurrency API: this is the plan only; the apply is unit-tested.)
+    let provisioned = std::fs::read_to_string(m).unwrap().replace(
+        "serverless:\n",
+        "serverless:\n  provisioned_concurrency: 2\n",
+    );
+    let mp = std::env::temp_dir().join(format!("deployer-provisioned-{}.yaml", std::process::id()));
+    std::fs::write(&mp, provisioned).unwrap();
+    let plan = deployer(&moto, &["-f", mp.to_str().unwrap(), "plan", "-o", "json"])
+        .expect(0)
+        .json();
+    let fields = |kind: &str| -> Vec<String> {
+        plan["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["kind"] == kind)
+            .flat_map(|c| c["fields"].as_array().unwrap().iter())
+            .map(|f| f["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        fields("lambda_function"),
+        ["provisioned_concurrency"],
+        "{plan:#}"
+    );
+    assert_eq!(
+        fields("http_api"),
+        ["integration", "permission"],
+        "{plan:#}"
+    );
+    let integration = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "http_api")
+        .unwrap()["fields"][0]["to"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        integration.contains(":function:yolo-local-predictor:live"),
+        "{integration}"
+    );
+
     // A new digest: the function's code and a new task definition revision, nothing else.
     let m2 = pinned_manifest(&fake_digest('b'));
     let m2 = m2.to_str().unwrap();

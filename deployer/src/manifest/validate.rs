@@ -372,12 +372,16 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
     if let Some(r) = l.reserved_concurrency {
         c.range("serverless.reserved_concurrency", r, 0, 10_000);
     }
-    if l.provisioned_concurrency.is_some() {
-        c.hint(
-            "serverless.provisioned_concurrency",
-            "provisioned concurrency is not supported yet".to_string(),
-            "it needs a published version and an alias behind the API; remove the field",
-        );
+    if let Some(p) = l.provisioned_concurrency {
+        c.range("serverless.provisioned_concurrency", p, 1, 10_000);
+        if let Some(r) = l.reserved_concurrency
+            && p > r
+        {
+            c.fail(
+                "serverless.provisioned_concurrency",
+                format!("{p} is more than the reserved concurrency {r}"),
+            );
+        }
     }
 
     // Predictor

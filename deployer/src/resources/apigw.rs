@@ -20,6 +20,8 @@ pub struct HttpApi {
     pub name: String,
     pub function: String,
     pub function_arn: String,
+    /// The function's alias the API invokes (provisioned concurrency), if any.
+    pub qualifier: Option<String>,
     /// Route keys (`POST /predict`) sent to the function.
     pub routes: Vec<String>,
     /// The integration's timeout; API Gateway allows at most 30 000 ms.
@@ -237,6 +239,7 @@ impl HttpApi {
         aws.lambda
             .add_permission()
             .function_name(&self.function)
+            .set_qualifier(self.qualifier.clone())
             .statement_id(self.statement_id())
             .action("lambda:InvokeFunction")
             .principal("apigateway.amazonaws.com")
@@ -251,6 +254,7 @@ impl HttpApi {
         aws.lambda
             .remove_permission()
             .function_name(&self.function)
+            .set_qualifier(self.qualifier.clone())
             .statement_id(self.statement_id())
             .send()
             .await
@@ -264,6 +268,7 @@ impl HttpApi {
             .lambda
             .get_policy()
             .function_name(&self.function)
+            .set_qualifier(self.qualifier.clone())
             .send()
             .await
             .found(Service::Lambda, "lambda:GetPolicy")?
@@ -496,6 +501,7 @@ mod tests {
             name: "s-api".into(),
             function: "s-predictor".into(),
             function_arn: "arn:aws:lambda:us-east-1:123456789012:function:s-predictor".into(),
+            qualifier: None,
             routes: vec!["POST /predict".into(), "GET /healthz".into()],
             timeout_ms: 30_000,
             execute_arn_prefix: "arn:aws:execute-api:us-east-1:123456789012".into(),

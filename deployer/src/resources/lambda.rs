@@ -16,6 +16,12 @@ use crate::wait::{self, Poll};
 /// How long a create or update may take to settle (image functions optimise the image
 /// on create: minutes for a large one).
 const SETTLE: Duration = Duration::from_secs(600);
+/// The alias that carries provisioned concurrency (and that the HTTP API invokes when
+/// there is any).
+pub const ALIAS: &str = "live";
+/// How long provisioned concurrency may take to be allocated.
+const PROVISIONING: Duration = Duration::from_secs(900);
+
 /// How long a new role may take to become assumable by Lambda (IAM is eventually
 /// consistent; usually seconds).
 const ROLE_PROPAGATION: Duration = Duration::from_secs(90);
@@ -34,6 +40,8 @@ pub struct Function {
     pub timeout_s: u32,
     pub environment: BTreeMap<String, String>,
     pub reserved_concurrency: Option<u32>,
+    /// Instances kept initialised on the alias [`ALIAS`] (a published version).
+    pub provisioned_concurrency: Option<u32>,
     /// The image push of this run, when there is one: it must finish first.
     pub image_push: Option<super::Id>,
     pub tags: Tags,
@@ -49,6 +57,10 @@ pub struct Observed {
     pub role_arn: String,
     pub environment: BTreeMap<String, String>,
     pub reserved_concurrency: Option<u32>,
+    /// The version the alias points at, when it exists.
+    pub alias_version: Option<String>,
+    /// Provisioned concurrency requested on the alias.
+    pub provisioned_concurrency: Option<u32>,
     pub state: String,
     pub last_update: String,
     pub tags: Tags,
@@ -74,6 +86,18 @@ pub fn readiness(
         // An idle function is reclaimed to Inactive; an update reactivates it.
         ("Active" | "Inactive", "Successful") => Poll::Ready(()),
         (state, update) => Poll::Pending(format!("state {state}, last update {update}")),
+    }
+}
+
+/// Whether provisioned concurrency is allocated, from its `Status` and `StatusReason`.
+pub fn provisioning(status: Option<&str>, reason: Option<&str>) -> Poll<()> {
+    match status.unwrap_or("IN_PROGRESS") {
+        "READY" => Poll::Ready(()),
+        "FAILED" => Poll::Failed(format!(
+            "provisioned concurrency FAILED: {}",
+            reason.unwrap_or("no reason given")
+        )),
+        other => Poll::Pending(format!("provisioned concurrency {other}")),
     }
 }
 
@@ -155,7 +179,101 @@ impl Function {
         )
         .await?;
         self.settled(aws).await?;
-        self.put_concurrency(aws).await
+        self.put_concurrency(aws).await?;
+        if self.provisioned_concurrency.is_some() {
+            self.publish_to_alias(aws, false).await?;
+            self.put_provisioned(aws).await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes the current code and configuration as a version and points the alias
+    /// at it (creating the alias when `exists` is false).
+    async fn publish_to_alias(&self, aws: &Aws, exists: bool) -> Result<(), AwsError> {
+        let version = aws
+            .lambda
+            .publish_version()
+            .function_name(&self.name)
+            .send()
+            .await
+            .map_err(error("lambda:PublishVersion"))?
+            .version
+            .ok_or_else(|| AwsError::new("lambda:PublishVersion", "no version in the answer"))?;
+        if exists {
+            aws.lambda
+                .update_alias()
+                .function_name(&self.name)
+                .name(ALIAS)
+                .function_version(&version)
+                .send()
+                .await
+                .map_err(error("lambda:UpdateAlias"))?;
+        } else {
+            aws.lambda
+                .create_alias()
+                .function_name(&self.name)
+                .name(ALIAS)
+                .function_version(&version)
+                .send()
+                .await
+                .map_err(error("lambda:CreateAlias"))?;
+        }
+        Ok(())
+    }
+
+    /// Requests provisioned concurrency on the alias and waits, bounded, until it is
+    /// allocated.
+    async fn put_provisioned(&self, aws: &Aws) -> Result<(), AwsError> {
+        let Some(n) = self.provisioned_concurrency else {
+            return Ok(());
+        };
+        aws.lambda
+            .put_provisioned_concurrency_config()
+            .function_name(&self.name)
+            .qualifier(ALIAS)
+            .provisioned_concurrent_executions(n as i32)
+            .send()
+            .await
+            .map_err(error("lambda:PutProvisionedConcurrencyConfig"))?;
+        wait::until(
+            "lambda:GetProvisionedConcurrencyConfig",
+            PROVISIONING,
+            Duration::from_secs(5),
+            || async {
+                let c = aws
+                    .lambda
+                    .get_provisioned_concurrency_config()
+                    .function_name(&self.name)
+                    .qualifier(ALIAS)
+                    .send()
+                    .await
+                    .map_err(error("lambda:GetProvisionedConcurrencyConfig"))?;
+                Ok(provisioning(
+                    c.status().map(|s| s.as_str()),
+                    c.status_reason(),
+                ))
+            },
+        )
+        .await
+    }
+
+    /// Removes provisioned concurrency and the alias that carried it.
+    async fn drop_provisioned(&self, aws: &Aws) -> Result<(), AwsError> {
+        aws.lambda
+            .delete_provisioned_concurrency_config()
+            .function_name(&self.name)
+            .qualifier(ALIAS)
+            .send()
+            .await
+            .found(Service::Lambda, "lambda:DeleteProvisionedConcurrencyConfig")?;
+        aws.lambda
+            .delete_alias()
+            .function_name(&self.name)
+            .name(ALIAS)
+            .send()
+            .await
+            .found(Service::Lambda, "lambda:DeleteAlias")?;
+        Ok(())
     }
 
     async fn put_concurrency(&self, aws: &Aws) -> Result<(), AwsError> {
@@ -214,6 +332,28 @@ impl Resource for Function {
             return Ok(None);
         };
         let last_init_ms = last_init_duration(aws, &self.log_group).await?;
+        let alias_version = aws
+            .lambda
+            .get_alias()
+            .function_name(&self.name)
+            .name(ALIAS)
+            .send()
+            .await
+            .found(Service::Lambda, "lambda:GetAlias")?
+            .and_then(|a| a.function_version);
+        let provisioned_concurrency = match alias_version {
+            None => None,
+            Some(_) => aws
+                .lambda
+                .get_provisioned_concurrency_config()
+                .function_name(&self.name)
+                .qualifier(ALIAS)
+                .send()
+                .await
+                .found(Service::Lambda, "lambda:GetProvisionedConcurrencyConfig")?
+                .and_then(|c| c.requested_provisioned_concurrent_executions())
+                .map(|n| n as u32),
+        };
         Ok(Some(Observed {
             arn: c.function_arn().unwrap_or_default().to_string(),
             image: out
@@ -237,6 +377,8 @@ impl Resource for Function {
                 .concurrency()
                 .and_then(|c| c.reserved_concurrent_executions())
                 .map(|n| n as u32),
+            alias_version,
+            provisioned_concurrency,
             state: c.state().map_or("", |s| s.as_str()).to_string(),
             last_update: c
                 .last_update_status()
@@ -289,6 +431,13 @@ impl Resource for Function {
                 self.reserved_concurrency,
             ));
         }
+        if o.provisioned_concurrency != self.provisioned_concurrency {
+            d.push(Field::new(
+                "provisioned_concurrency",
+                Some(o.provisioned_concurrency),
+                self.provisioned_concurrency,
+            ));
+        }
         d.extend(tag_diff(&o.tags, &self.tags));
         d
     }
@@ -305,8 +454,12 @@ impl Resource for Function {
         let changed = |name: &str| diff.iter().any(|f| f.name == name);
         // A previous update may still be in progress: Lambda refuses another until then.
         self.settled(aws).await?;
-        if changed("memory_mb") || changed("timeout_s") || changed("role") || changed("environment")
-        {
+        let configured = changed("memory_mb")
+            || changed("timeout_s")
+            || changed("role")
+            || changed("environment");
+        let coded = changed("image") || changed("architecture");
+        if configured {
             aws.lambda
                 .update_function_configuration()
                 .function_name(&self.name)
@@ -319,7 +472,7 @@ impl Resource for Function {
                 .map_err(error("lambda:UpdateFunctionConfiguration"))?;
             self.settled(aws).await?;
         }
-        if changed("image") || changed("architecture") {
+        if coded {
             aws.lambda
                 .update_function_code()
                 .function_name(&self.name)
@@ -332,6 +485,17 @@ impl Resource for Function {
         }
         if changed("reserved_concurrency") {
             self.put_concurrency(aws).await?;
+        }
+        match self.provisioned_concurrency {
+            // New code or settings reach the warm instances as a new version on the alias.
+            Some(_) if configured || coded || o.alias_version.is_none() => {
+                self.publish_to_alias(aws, o.alias_version.is_some())
+                    .await?;
+                self.put_provisioned(aws).await?;
+            }
+            Some(_) if changed("provisioned_concurrency") => self.put_provisioned(aws).await?,
+            None if o.alias_version.is_some() => self.drop_provisioned(aws).await?,
+            _ => {}
         }
         if changed("tags") {
             aws.lambda
@@ -365,8 +529,12 @@ impl Resource for Function {
             .last_init_ms
             .map(|ms| format!(", last cold start {ms:.0} ms"))
             .unwrap_or_default();
+        let warm = match (o.provisioned_concurrency, &o.alias_version) {
+            (Some(n), Some(v)) => format!(", {n} provisioned on `{ALIAS}` (version {v})"),
+            _ => String::new(),
+        };
         format!(
-            "{} / {}, {} MB, {} s, {digest}{cold}",
+            "{} / {}, {} MB, {} s, {digest}{warm}{cold}",
             o.state, o.last_update, o.memory_mb, o.timeout_s
         )
     }
@@ -414,6 +582,7 @@ mod tests {
             timeout_s: 30,
             environment: [("CONF".to_string(), "0.25".to_string())].into(),
             reserved_concurrency: None,
+            provisioned_concurrency: None,
             image_push: None,
             tags: [("deployer:stack".to_string(), "s".to_string())].into(),
         }
@@ -429,6 +598,8 @@ mod tests {
             role_arn: f.role_arn.clone(),
             environment: f.environment.clone(),
             reserved_concurrency: None,
+            alias_version: None,
+            provisioned_concurrency: None,
             state: "Active".into(),
             last_update: "Successful".into(),
             tags: f.tags.clone(),
@@ -505,6 +676,39 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// GetProvisionedConcurrencyConfig answers as the Lambda reference documents them
+    /// (moto has no provisioned concurrency).
+    #[test]
+    fn provisioning_follows_the_config_status() {
+        let fixtures: serde_json::Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/lambda/get_provisioned_concurrency_config.json"
+        ))
+        .unwrap();
+        for case in fixtures.as_array().unwrap() {
+            let r = &case["response"];
+            let got = provisioning(r["Status"].as_str(), r["StatusReason"].as_str());
+            let kind = match &got {
+                Poll::Ready(()) => "ready",
+                Poll::Pending(_) => "pending",
+                Poll::Failed(_) => "failed",
+            };
+            assert_eq!(kind, case["expect"].as_str().unwrap(), "{}", case["case"]);
+            if let Poll::Failed(why) = got {
+                assert!(why.contains(r["StatusReason"].as_str().unwrap()), "{why}");
+            }
+        }
+    }
+
+    #[test]
+    fn provisioned_concurrency_is_its_own_field() {
+        let mut f = desired();
+        f.provisioned_concurrency = Some(2);
+        let d = f.diff(&in_sync(&desired()));
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].name, "provisioned_concurrency");
+        assert_eq!(d[0].to, serde_json::json!(2));
     }
 
     #[test]
