@@ -628,3 +628,51 @@ async fn up_builds_pushes_and_deploys_the_image_by_digest() {
 
     deployer(&moto, &["-f", m, "down"]).expect(0);
 }
+
+/// Subnets in one availability zone cannot hold an ALB: a clear error, before any write.
+#[tokio::test(flavor = "multi_thread")]
+async fn subnets_in_one_zone_are_refused_before_any_change() {
+    let moto = Moto::start();
+    let ec2 = aws_sdk_ec2::Client::new(&moto.sdk().await);
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.9.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc
+        .unwrap()
+        .vpc_id
+        .unwrap();
+    let mut subnets = Vec::new();
+    for cidr in ["10.9.1.0/24", "10.9.2.0/24"] {
+        let s = ec2
+            .create_subnet()
+            .vpc_id(&vpc)
+            .cidr_block(cidr)
+            .availability_zone("us-east-1a")
+            .send()
+            .await
+            .unwrap();
+        subnets.push(s.subnet.unwrap().subnet_id.unwrap());
+    }
+    let text = std::fs::read_to_string(pinned_manifest(&fake_digest('a')))
+        .unwrap()
+        .replace(
+            "serverful:\n",
+            &format!(
+                "serverful:\n  network:\n    vpc_id: {vpc}\n    subnets: [{}, {}]\n",
+                subnets[0], subnets[1]
+            ),
+        );
+    let m = std::env::temp_dir().join(format!("deployer-one-zone-{}.yaml", std::process::id()));
+    std::fs::write(&m, text).unwrap();
+    moto.clear_requests();
+    let up = deployer(&moto, &["-f", m.to_str().unwrap(), "up"]).expect(1);
+    assert!(
+        up.stderr.contains("span 1 availability zone(s)"),
+        "{}",
+        up.stderr
+    );
+    assert_eq!(mutating(&moto.requests()), Vec::<String>::new());
+}
