@@ -179,7 +179,10 @@ impl Function {
         )
         .await?;
         self.settled(aws).await?;
-        self.put_concurrency(aws).await?;
+        // A new function has no reserved concurrency: only a number needs a call.
+        if self.reserved_concurrency.is_some() {
+            self.put_concurrency(aws).await?;
+        }
         if self.provisioned_concurrency.is_some() {
             self.publish_to_alias(aws, false).await?;
             self.put_provisioned(aws).await?;
