@@ -185,6 +185,12 @@ async fn run(cli: Cli) -> Result<u8, Error> {
     }
 
     let progress = Progress::new();
+    if let Command::Build { source, no_push } = cli.command {
+        // Building needs no AWS; only pushing to ECR does.
+        let built = build_image(&file, source, &progress)?;
+        let aws = Aws::connect(&manifest).await;
+        return push_built(&aws, &manifest, &built, no_push, cli.output, &progress).await;
+    }
     let aws = Aws::connect(&manifest).await;
     let account = Account {
         id: aws.account().await?.to_string(),
@@ -192,10 +198,9 @@ async fn run(cli: Cli) -> Result<u8, Error> {
         region: manifest.region.clone(),
     };
 
-    // The image: named by the manifest, built now (`build`, `up`), or whatever the tag
-    // points at (`plan`, `status`). `down` needs none.
+    // The image: named by the manifest, built now (`up`), or whatever the tag points at
+    // (`plan`, `status`). `down` needs none.
     let builds = match &cli.command {
-        Command::Build { source, .. } => Some(source.clone()),
         Command::Up {
             source,
             skip_build: false,
@@ -207,10 +212,6 @@ async fn run(cli: Cli) -> Result<u8, Error> {
         Some(source) => Some(Arc::new(build_image(&file, source, &progress)?)),
         None => None,
     };
-    if let Command::Build { no_push, .. } = cli.command {
-        let built = built.expect("built above");
-        return push_built(&aws, &manifest, &built, no_push, cli.output, &progress).await;
-    }
     let destroying = matches!(
         cli.command,
         Command::Down { .. } | Command::Plan { destroy: true, .. }

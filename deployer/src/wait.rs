@@ -51,9 +51,74 @@ where
     }
 }
 
+/// Repeats `call` while it fails with an error `transient` accepts (a role IAM has not
+/// propagated yet, a group still held by network interfaces), bounded like [`until`].
+pub async fn retrying<T, F, Fut>(
+    operation: &'static str,
+    limit: Duration,
+    first: Duration,
+    mut call: F,
+    transient: fn(&AwsError) -> bool,
+) -> Result<T, AwsError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, AwsError>>,
+{
+    until(operation, limit, first, || {
+        let attempt = call();
+        async move {
+            match attempt.await {
+                Ok(v) => Ok(Poll::Ready(v)),
+                Err(e) if transient(&e) => Ok(Poll::Pending(e.to_string())),
+                Err(e) => Err(e),
+            }
+        }
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn retrying_repeats_only_transient_errors() {
+        let busy = |e: &AwsError| e.code.as_deref() == Some("DependencyViolation");
+        let error = |code: &str| AwsError {
+            operation: "ec2:DeleteSecurityGroup",
+            code: Some(code.into()),
+            message: "m".into(),
+        };
+        let mut n = 0;
+        let v = retrying(
+            "op",
+            1000 * MS,
+            MS,
+            || {
+                n += 1;
+                let r = if n < 3 {
+                    Err(error("DependencyViolation"))
+                } else {
+                    Ok(n)
+                };
+                async move { r }
+            },
+            busy,
+        )
+        .await
+        .unwrap();
+        assert_eq!(v, 3);
+        let e = retrying::<(), _, _>(
+            "op",
+            1000 * MS,
+            MS,
+            || async { Err(error("InvalidGroup.InUse")) },
+            busy,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.code.as_deref(), Some("InvalidGroup.InUse"));
+    }
 
     const MS: Duration = Duration::from_millis(1);
 

@@ -14,7 +14,7 @@ use aws_sdk_ec2::types::{
 
 use super::{Field, Id, Kind, Resource, Tags, tag_diff};
 use crate::aws::{Aws, AwsError, FoundExt, Service, error};
-use crate::wait::{self, Poll};
+use crate::wait;
 
 /// The VPC and subnets the load balancer and instances use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -374,28 +374,22 @@ impl Resource for SecurityGroup {
     async fn delete(&self, aws: &Aws, o: &GroupObserved) -> Result<(), AwsError> {
         // Network interfaces of a deleted load balancer or instance linger for minutes;
         // the group cannot go before they do.
-        wait::until(
+        wait::retrying(
             "ec2:DeleteSecurityGroup",
             Duration::from_secs(600),
             Duration::from_secs(5),
             || async {
-                let r = aws
-                    .ec2
+                aws.ec2
                     .delete_security_group()
                     .group_id(&o.id)
                     .send()
                     .await
-                    .found(Service::Ec2, "ec2:DeleteSecurityGroup");
-                match r {
-                    Ok(_) => Ok(Poll::Ready(())),
-                    Err(e) if e.code.as_deref() == Some("DependencyViolation") => {
-                        Ok(Poll::Pending(format!("still in use: {}", e.message)))
-                    }
-                    Err(e) => Err(e),
-                }
+                    .found(Service::Ec2, "ec2:DeleteSecurityGroup")
             },
+            |e| e.code.as_deref() == Some("DependencyViolation"),
         )
-        .await
+        .await?;
+        Ok(())
     }
 
     fn detail(o: &GroupObserved) -> String {

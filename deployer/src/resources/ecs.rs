@@ -184,26 +184,22 @@ impl Resource for Cluster {
 
     async fn delete(&self, aws: &Aws, _: &ClusterObserved) -> Result<(), AwsError> {
         // Instances of a just-deleted Auto Scaling group deregister within minutes.
-        wait::until(
+        wait::retrying(
             "ecs:DeleteCluster",
             Duration::from_secs(600),
             Duration::from_secs(5),
             || async {
-                let r = aws
-                    .ecs
+                aws.ecs
                     .delete_cluster()
                     .cluster(&self.name)
                     .send()
                     .await
-                    .found(Svc::Ecs, "ecs:DeleteCluster");
-                match r {
-                    Ok(_) => Ok(Poll::Ready(())),
-                    Err(e) if is_still_in_use(&e) => Ok(Poll::Pending(e.message)),
-                    Err(e) => Err(e),
-                }
+                    .found(Svc::Ecs, "ecs:DeleteCluster")
             },
+            is_still_in_use,
         )
-        .await
+        .await?;
+        Ok(())
     }
 
     fn detail(o: &ClusterObserved) -> String {

@@ -150,13 +150,12 @@ impl Function {
     }
 
     async fn create(&self, aws: &Aws) -> Result<(), AwsError> {
-        wait::until(
+        wait::retrying(
             "lambda:CreateFunction",
             ROLE_PROPAGATION,
             Duration::from_secs(2),
             || async {
-                let sent = aws
-                    .lambda
+                aws.lambda
                     .create_function()
                     .function_name(&self.name)
                     .package_type(PackageType::Image)
@@ -169,13 +168,9 @@ impl Function {
                     .set_tags(Some(self.tags.clone().into_iter().collect()))
                     .send()
                     .await
-                    .map_err(error("lambda:CreateFunction"));
-                match sent {
-                    Ok(_) => Ok(Poll::Ready(())),
-                    Err(e) if role_not_ready(&e) => Ok(Poll::Pending(e.message)),
-                    Err(e) => Err(e),
-                }
+                    .map_err(error("lambda:CreateFunction"))
             },
+            role_not_ready,
         )
         .await?;
         self.settled(aws).await?;
