@@ -236,7 +236,7 @@ async fn build_pushes_an_image_that_skopeo_reads_umoci_unpacks_and_runs_in_an_em
     assert_eq!(ready.status, 200);
     let health = http("GET", &format!("http://127.0.0.1:{port}/healthz"), &[], &[]).unwrap();
     assert_eq!(health.status, 200);
-    let _ = child.kill();
+    kill_tree(child.id());
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&work);
 }
@@ -335,4 +335,42 @@ fn run_in_root(root: &Path, port: u16, env: &[(String, String)]) -> std::process
         .stderr(Stdio::inherit())
         .spawn()
         .expect("unshare")
+}
+
+/// Kills `pid` and every process below it, found through `/proc`. (`unshare
+/// --kill-child` is not enough: the predictor changes its uid, which clears the
+/// parent-death signal.)
+fn kill_tree(pid: u32) {
+    let parent_of = |p: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+        // `pid (comm) state ppid …`: the command name may hold spaces.
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let all: Vec<u32> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let mut tree = vec![pid];
+    loop {
+        let before = tree.len();
+        for &p in &all {
+            if !tree.contains(&p) && parent_of(p).is_some_and(|parent| tree.contains(&parent)) {
+                tree.push(p);
+            }
+        }
+        if tree.len() == before {
+            break;
+        }
+    }
+    for p in tree.iter().rev().filter(|p| **p > 1) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &p.to_string()])
+            .status();
+    }
 }
