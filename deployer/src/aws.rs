@@ -260,7 +260,9 @@ impl Aws {
     }
 }
 
-fn is_loopback(endpoint: &str) -> bool {
+/// Whether an endpoint (`http://127.0.0.1:4566`) or a host (`127.0.0.1:5000`) is on
+/// this machine.
+pub fn is_loopback(endpoint: &str) -> bool {
     let host = endpoint.split("://").nth(1).unwrap_or(endpoint);
     host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]")
 }

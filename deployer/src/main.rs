@@ -504,13 +504,7 @@ async fn endpoints(aws: &Aws, manifest: &Manifest) -> Result<Vec<Endpoint>, Erro
         });
     }
     if manifest.serverless.enabled {
-        let apis = aws
-            .apigw
-            .get_apis()
-            .send()
-            .await
-            .map_err(aws::error("apigateway:GetApis"))?;
-        if let Some(api) = apis.items().iter().find(|a| a.name() == Some(&n.http_api)) {
+        if let Some(api) = resources::apigw::find_api(aws, &n.http_api).await? {
             let path = manifest
                 .serverless
                 .route

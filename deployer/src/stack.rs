@@ -28,7 +28,6 @@ pub struct Account {
 }
 
 /// What the stack is built from besides the manifest: facts looked up before planning.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Context {
     pub account: Account,
     pub image: Image,
@@ -42,27 +41,10 @@ pub struct Context {
 }
 
 /// The image built for this run (if any) and the registry client it is pushed with.
-#[derive(Clone)]
 pub struct Push {
     pub built: Option<Arc<Built>>,
     pub client: Arc<OnceCell<Registry>>,
 }
-
-impl std::fmt::Debug for Push {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Push")
-            .field("built", &self.built.as_ref().map(|b| &b.digest))
-            .finish()
-    }
-}
-
-impl PartialEq for Push {
-    fn eq(&self, other: &Self) -> bool {
-        self.built.as_ref().map(|b| &b.digest) == other.built.as_ref().map(|b| &b.digest)
-    }
-}
-
-impl Eq for Push {}
 
 /// The container image both targets run.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -82,7 +82,6 @@ pub fn with_parents(entries: Vec<Entry>) -> BTreeMap<String, Entry> {
 /// The uncompressed tar of `entries` (and their parents), sorted, owned by root, mtime 0.
 pub fn tar(entries: Vec<Entry>) -> std::io::Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
-    builder.mode(tar::HeaderMode::Deterministic);
     for (path, e) in with_parents(entries) {
         let name = path.trim_start_matches('/');
         let mut header = tar::Header::new_ustar();

@@ -12,7 +12,7 @@ use oci_client::{Client, Reference};
 use serde::Serialize;
 
 use super::{Built, MANIFEST_TYPE, Size, UNCOMPRESSED_ANNOTATION};
-use crate::aws::{Aws, error};
+use crate::aws::{Aws, error, is_loopback};
 
 /// The environment variables holding credentials for a registry the manifest names
 /// (`image.registry`); without them, it is used anonymously.
@@ -40,10 +40,6 @@ pub struct Pushed {
     /// Whether the tag already pointed at this digest (nothing was written).
     pub unchanged: bool,
     pub seconds: f64,
-}
-
-fn is_loopback(host: &str) -> bool {
-    host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]")
 }
 
 fn not_found(e: &OciDistributionError) -> bool {
@@ -151,14 +147,19 @@ impl Registry {
         }
     }
 
-    /// The compressed and uncompressed size of the image `tag` points at.
-    pub async fn size_of(&self, repository: &str, tag: &str) -> Result<Option<Size>, String> {
+    /// The digest and the compressed and uncompressed size of the image `tag` points at,
+    /// from one read of its manifest.
+    pub async fn describe(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<(String, Size)>, String> {
         let pulled = self
             .client
             .pull_manifest_raw(&self.tagged(repository, tag), &self.auth, &[MANIFEST_TYPE])
             .await;
-        let body = match pulled {
-            Ok((body, _)) => body,
+        let (body, digest) = match pulled {
+            Ok(found) => found,
             Err(e) if not_found(&e) => return Ok(None),
             Err(e) => return Err(format!("reading {}/{repository}:{tag}: {e}", self.host)),
         };
@@ -175,10 +176,13 @@ impl Registry {
             .as_str()
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        Ok(Some(Size {
-            compressed,
-            uncompressed,
-        }))
+        Ok(Some((
+            digest,
+            Size {
+                compressed,
+                uncompressed,
+            },
+        )))
     }
 
     /// Pushes `image` as `repository:tag`: missing blobs, then the manifest.

@@ -69,31 +69,6 @@ impl HttpApi {
         format!("integrations/{integration_id}")
     }
 
-    /// Finds this stack's API by name (names are not unique in API Gateway: the first
-    /// one carrying the name wins, the same every time).
-    async fn find_api(
-        &self,
-        aws: &Aws,
-    ) -> Result<Option<aws_sdk_apigatewayv2::types::Api>, AwsError> {
-        let mut token = None;
-        loop {
-            let out = aws
-                .apigw
-                .get_apis()
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(error("apigateway:GetApis"))?;
-            if let Some(api) = out.items().iter().find(|a| a.name() == Some(&self.name)) {
-                return Ok(Some(api.clone()));
-            }
-            match out.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => return Ok(None),
-            }
-        }
-    }
-
     async fn ensure_integration(
         &self,
         aws: &Aws,
@@ -282,6 +257,31 @@ impl HttpApi {
     }
 }
 
+/// The HTTP API called `name`, if there is one. Names are not unique in API Gateway:
+/// the first one carrying the name wins, the same every time.
+pub async fn find_api(
+    aws: &Aws,
+    name: &str,
+) -> Result<Option<aws_sdk_apigatewayv2::types::Api>, AwsError> {
+    let mut token = None;
+    loop {
+        let out = aws
+            .apigw
+            .get_apis()
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(error("apigateway:GetApis"))?;
+        if let Some(api) = out.items().iter().find(|a| a.name() == Some(name)) {
+            return Ok(Some(api.clone()));
+        }
+        match out.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => return Ok(None),
+        }
+    }
+}
+
 /// The `AWS:SourceArn` condition of statement `sid` in a Lambda resource policy.
 pub fn statement_source_arn(policy: &str, sid: &str) -> Option<String> {
     let policy: Value = serde_json::from_str(policy).ok()?;
@@ -307,7 +307,7 @@ impl Resource for HttpApi {
     }
 
     async fn find(&self, aws: &Aws) -> Result<Option<Observed>, AwsError> {
-        let Some(api) = self.find_api(aws).await? else {
+        let Some(api) = find_api(aws, &self.name).await? else {
             return Ok(None);
         };
         let id = api.api_id().unwrap_or_default().to_string();

@@ -66,40 +66,27 @@ pub async fn network(
         request = request.set_subnet_ids(Some(subnets.to_vec()));
     }
     let found = request.send().await.map_err(error(OP))?;
-    let mut by_zone: BTreeMap<String, String> = BTreeMap::new();
+    // Default subnets: one per zone. Given subnets: all of them, however many per zone.
+    let mut zones = BTreeSet::new();
+    let mut chosen = Vec::new();
     for s in found.subnets() {
         if let (Some(zone), Some(id)) = (s.availability_zone(), s.subnet_id()) {
-            by_zone
-                .entry(zone.to_string())
-                .or_insert_with(|| id.to_string());
+            zones.insert(zone);
+            chosen.push(id.to_string());
         }
     }
-    let chosen = if subnets.is_empty() {
-        by_zone.into_values().collect::<Vec<_>>()
-    } else {
-        let mut all: Vec<String> = found
-            .subnets()
-            .iter()
-            .filter_map(|s| s.subnet_id().map(str::to_string))
-            .collect();
-        all.sort();
-        if by_zone.len() < 2 {
-            return Err(AwsError::new(
-                OP,
-                format!(
-                    "the subnets of VPC {vpc_id} span {} availability zone(s); an Application Load Balancer needs two",
-                    by_zone.len()
-                ),
-            ));
-        }
-        all
-    };
-    if chosen.len() < 2 {
+    chosen.sort();
+    if zones.len() < 2 {
+        let which = if subnets.is_empty() {
+            "default subnets"
+        } else {
+            "subnets"
+        };
         return Err(AwsError::new(
             OP,
             format!(
-                "VPC {vpc_id} has default subnets in {} availability zone(s); an Application Load Balancer needs two: set serverful.network.subnets",
-                chosen.len()
+                "the {which} of VPC {vpc_id} span {} availability zone(s); an Application Load Balancer needs two: set serverful.network.subnets",
+                zones.len()
             ),
         ));
     }

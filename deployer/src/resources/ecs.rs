@@ -243,16 +243,17 @@ pub struct ProviderObserved {
     pub tags: Tags,
 }
 
-impl CapacityProvider {
-    fn strategy(&self) -> CapacityProviderStrategyItem {
-        CapacityProviderStrategyItem::builder()
-            .capacity_provider(&self.name)
-            .weight(1)
-            .base(0)
-            .build()
-            .expect("capacity provider is set")
-    }
+/// All tasks on capacity provider `name`.
+fn strategy(name: &str) -> CapacityProviderStrategyItem {
+    CapacityProviderStrategyItem::builder()
+        .capacity_provider(name)
+        .weight(1)
+        .base(0)
+        .build()
+        .expect("capacity provider is set")
+}
 
+impl CapacityProvider {
     fn managed_scaling(&self) -> ManagedScaling {
         ManagedScaling::builder()
             .status(ManagedScalingStatus::Enabled)
@@ -264,7 +265,7 @@ impl CapacityProvider {
         let strategy = if providers.is_empty() {
             Vec::new()
         } else {
-            vec![self.strategy()]
+            vec![strategy(&self.name)]
         };
         aws.ecs
             .put_cluster_capacity_providers()
@@ -894,12 +895,7 @@ impl Resource for Service {
             .container_name(&self.container)
             .container_port(self.task.port)
             .build();
-        let strategy = CapacityProviderStrategyItem::builder()
-            .capacity_provider(&self.capacity_provider)
-            .weight(1)
-            .base(0)
-            .build()
-            .expect("capacity provider is set");
+        let strategy = strategy(&self.capacity_provider);
         let Some(o) = observed else {
             let task_definition = self.register(aws).await?;
             aws.ecs

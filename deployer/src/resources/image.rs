@@ -30,7 +30,7 @@ pub struct Image {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
     pub digest: String,
-    pub size: Option<Size>,
+    pub size: Size,
     pub tags: Tags,
 }
 
@@ -64,19 +64,13 @@ impl Resource for Image {
     }
 
     async fn find(&self, aws: &Aws) -> Result<Option<Observed>, AwsError> {
-        let registry = self.registry(aws).await?;
-        let Some(digest) = registry
-            .digest_of(&self.repository, &self.tag)
-            .await
-            .map_err(|e| AwsError::new("registry:HeadManifest", e))?
-        else {
-            return Ok(None);
-        };
-        let size = registry
-            .size_of(&self.repository, &self.tag)
+        let found = self
+            .registry(aws)
+            .await?
+            .describe(&self.repository, &self.tag)
             .await
             .map_err(|e| AwsError::new("registry:GetManifest", e))?;
-        Ok(Some(Observed {
+        Ok(found.map(|(digest, size)| Observed {
             digest,
             size,
             tags: self.tags.clone(),
@@ -125,15 +119,17 @@ impl Resource for Image {
     }
 
     fn detail(o: &Observed) -> String {
-        match o.size {
-            Some(s) if s.uncompressed > 0 => format!(
+        let s = o.size;
+        if s.uncompressed > 0 {
+            format!(
                 "{}, {} compressed, {} uncompressed",
                 o.digest,
                 megabytes(s.compressed),
                 megabytes(s.uncompressed)
-            ),
-            Some(s) => format!("{}, {} compressed", o.digest, megabytes(s.compressed)),
-            None => o.digest.clone(),
+            )
+        } else {
+            // An image another tool pushed carries no uncompressed-size annotation.
+            format!("{}, {} compressed", o.digest, megabytes(s.compressed))
         }
     }
 }

@@ -32,12 +32,12 @@ pub fn local_manifest_with_image(image_yaml: &str) -> PathBuf {
         "manifests/local.yaml changed its image block"
     );
     let text = source.replace(block, &format!("image:\n{image_yaml}"));
-    let n = std::sync::atomic::AtomicUsize::new(0);
+    // One file per call: a test may hold several manifests at once.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let file = std::env::temp_dir().join(format!(
-        "deployer-local-{}-{}-{}.yaml",
+        "deployer-local-{}-{}.yaml",
         std::process::id(),
-        n.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
-        image_yaml.len()
+        CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
     ));
     std::fs::write(&file, text).unwrap();
     file
