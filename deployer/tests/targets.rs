@@ -621,6 +621,40 @@ async fn up_builds_pushes_and_deploys_the_image_by_digest() {
     assert_eq!(mutating(&moto.requests()), Vec::<String>::new());
     assert_eq!(registry.blob_uploads(), uploads);
 
+    // A source change: a new digest, pushed (only the binary's layer and the config)
+    // and deployed to the function.
+    let changed = std::env::temp_dir().join(format!("deployer-changed-{}", std::process::id()));
+    let mut bytes = std::fs::read(bin).unwrap();
+    bytes.extend_from_slice(b"\0changed");
+    std::fs::write(&changed, bytes).unwrap();
+    let rebuilt = deployer(
+        &moto,
+        &["-f", m, "up", "--predictor-bin", changed.to_str().unwrap()],
+    )
+    .expect(0);
+    let digest = rebuilt
+        .stderr
+        .lines()
+        .find_map(|l| l.split("built image ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert_ne!(digest, built);
+    assert_eq!(registry.blob_uploads(), uploads + 2, "{}", registry.log());
+    let f = aws_sdk_lambda::Client::new(&conf)
+        .get_function()
+        .function_name("yolo-local-predictor")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        f.code().unwrap().image_uri(),
+        Some(format!("{}/yolo-local-predictor@{digest}", registry.host).as_str())
+    );
+    let _ = std::fs::remove_file(&changed);
+    // Back to the original, for what follows.
+    deployer(&moto, &["-f", m, "up", "--predictor-bin", bin]).expect(0);
+
     // `status` reports the image and its size.
     let status = deployer(&moto, &["-f", m, "status"]).expect(0);
     assert!(status.stdout.contains(&built), "{}", status.stdout);
