@@ -503,18 +503,18 @@ async fn endpoints(aws: &Aws, manifest: &Manifest) -> Result<Vec<Endpoint>, Erro
             },
         });
     }
-    if manifest.serverless.enabled {
-        if let Some(api) = resources::apigw::find_api(aws, &n.http_api).await? {
-            let path = manifest
-                .serverless
-                .route
-                .split_once(' ')
-                .map_or("/predict", |(_, p)| p);
-            out.push(Endpoint {
-                target: "serverless",
-                url: format!("{}{path}", api.api_endpoint().unwrap_or_default()),
-            });
-        }
+    if manifest.serverless.enabled
+        && let Some(api) = resources::apigw::find_api(aws, &n.http_api).await?
+    {
+        let path = manifest
+            .serverless
+            .route
+            .split_once(' ')
+            .map_or("/predict", |(_, p)| p);
+        out.push(Endpoint {
+            target: "serverless",
+            url: format!("{}{path}", api.api_endpoint().unwrap_or_default()),
+        });
     }
     Ok(out)
 }
