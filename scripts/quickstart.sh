@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The main job on a local default, no AWS account needed: starts the AWS emulator and a
 # registry on loopback, brings the stack of manifests/local.yaml up (building the
-# predictor image and pushing it to the local registry) and shows its status, then runs
-# the detector on two photographs. Leaves both running (scripts/local-stack.sh stop).
+# predictor image, pushing it to the local registry, provisioning both targets in the
+# emulator and running them as real processes from that image), shows its status, then
+# sends a photograph through both local URLs: the first serverless call is a cold start,
+# the second a warm one. Leaves everything running (`deployer down`, then
+# scripts/local-stack.sh stop).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -12,15 +15,38 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/deployer/target}
 "$root/scripts/local-stack.sh" start
 cargo build --quiet -p deployer -p predictor
 bin=$CARGO_TARGET_DIR/debug
+deployer() { "$bin/deployer" -f manifests/local.yaml "$@"; }
 
 echo "== deployer plan" >&2
-"$bin/deployer" -f manifests/local.yaml plan
+deployer plan
 echo "== deployer up" >&2
-# The debug predictor goes into the image: the emulator never runs it, and a release
-# build would take minutes (drop --predictor-bin for the real thing).
-"$bin/deployer" -f manifests/local.yaml up --yes --predictor-bin "$bin/predictor"
+# The debug predictor goes into the image (built with the rest above; drop
+# --predictor-bin for a release build, which takes minutes more).
+deployer up --yes --predictor-bin "$bin/predictor" -o json > .local/up.json
+cat .local/up.json >&2
 echo "== deployer status" >&2
-"$bin/deployer" -f manifests/local.yaml status
-echo "== predictor detect" >&2
-"$bin/predictor" detect --out "$root/.local/annotated" predictor/tests/images/bus.jpg predictor/tests/images/zidane.jpg
-echo "annotated images: .local/annotated/" >&2
+deployer status
+
+url() { python3 -c "import json,sys; print(next(e['url'] for e in json.load(open('.local/up.json'))['endpoints'] if e['target']==sys.argv[1]))" "$1"; }
+show() { # target, response file
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+target, path = sys.argv[1], sys.argv[2]
+r = json.load(open(path))
+if "detections" not in r:
+    print(f"{target:<10}  error: {r}")
+    sys.exit(1)
+found = ", ".join(f"{d['label']} {d['score']:.2f}" for d in r["detections"])
+inst = r["instance"]
+state = "cold" if inst["cold"] else "warm"
+print(f"{target:<10}  {state} (instance {inst['id']}, request {inst['seq']})  {r['timings_ms']['total']:.0f} ms  {found}")
+print(f"{'':<10}  annotated: {r['url']}")
+PY
+}
+photo=predictor/tests/images/bus.jpg
+echo "== POST $photo to both targets" >&2
+for target in serverless serverless serverful; do
+  curl -fsS -H 'Content-Type: image/jpeg' --data-binary "@$photo" "$(url $target)" > .local/answer.json
+  show "$target" .local/answer.json
+done
+echo "logs: $bin/deployer -f manifests/local.yaml logs; stop: $bin/deployer -f manifests/local.yaml down --yes" >&2

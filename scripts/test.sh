@@ -5,6 +5,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# The same build as the quickstart's and CI's: one target directory outside the clone.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/deployer/target}"
 
 "$root/scripts/setup-ort.sh"
 "$root/scripts/setup-test-tools.sh"

@@ -10,12 +10,15 @@ use tokio::sync::OnceCell;
 
 use crate::manifest::Manifest;
 
-/// An AWS call that failed: which operation, AWS's error code, and its message.
+/// An AWS call that failed: which operation, AWS's error code, its message, and what to
+/// do about it when that is known.
 #[derive(Debug, Clone, thiserror::Error)]
 pub struct AwsError {
     pub operation: &'static str,
     pub code: Option<String>,
     pub message: String,
+    /// Printed on its own line, `hint: …`.
+    pub hint: Option<String>,
 }
 
 impl fmt::Display for AwsError {
@@ -33,7 +36,13 @@ impl AwsError {
             operation,
             code: None,
             message: message.into(),
+            hint: None,
         }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
     }
 }
 
@@ -117,6 +126,7 @@ where
             operation,
             code,
             message,
+            hint: None,
         }
     }
 }

@@ -22,6 +22,8 @@ pub enum Outcome {
     Failed {
         error: String,
         code: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hint: Option<String>,
     },
     /// Not attempted because a change it depends on failed.
     Skipped {
@@ -103,6 +105,7 @@ pub async fn execute(
                         let result = match change.action {
                             Action::Create | Action::Update => node.apply(aws, obs).await,
                             Action::Delete => node.delete(aws, obs).await,
+                            Action::Empty => node.empty(aws, obs).await,
                         };
                         (i, result, t.elapsed().as_secs_f64())
                     });
@@ -123,6 +126,7 @@ pub async fn execute(
                 Outcome::Failed {
                     error: e.to_string(),
                     code: e.code.clone(),
+                    hint: e.hint.clone(),
                 }
             }
         };
@@ -195,6 +199,13 @@ mod tests {
             })
         }
         fn delete<'a>(
+            &'a self,
+            aws: &'a Aws,
+            seen: &'a Observation,
+        ) -> LocalFuture<'a, Result<(), AwsError>> {
+            self.apply(aws, seen)
+        }
+        fn empty<'a>(
             &'a self,
             aws: &'a Aws,
             seen: &'a Observation,
@@ -280,6 +291,44 @@ mod tests {
     }
 
     #[test]
+    fn down_empties_the_kept_kinds_that_hold_data_and_deletes_the_rest() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let probe = |name| Probe {
+            name,
+            deps: vec![],
+            fail: false,
+            log: log.clone(),
+        };
+        let nodes: Vec<Box<dyn Node>> = vec![Box::new(probe("full")), Box::new(probe("bare"))];
+        let mut seen: Vec<Observation> =
+            nodes.iter().map(|n| Observation::missing(n.id())).collect();
+        for s in &mut seen {
+            s.exists = true;
+            s.owned = true;
+        }
+        seen[0].holds_data = true;
+        let actions = |plan: Plan| -> Vec<(String, Action)> {
+            plan.changes
+                .into_iter()
+                .map(|c| (c.id.name, c.action))
+                .collect()
+        };
+        // Probes are log groups: keeping that kind empties the one with data, and
+        // leaves the empty one alone.
+        assert_eq!(
+            actions(Plan::down("t", &nodes, &seen, &[Kind::LogGroup])),
+            [("full".to_string(), Action::Empty)]
+        );
+        assert_eq!(
+            actions(Plan::down("t", &nodes, &seen, &[])),
+            [
+                ("bare".to_string(), Action::Delete),
+                ("full".to_string(), Action::Delete)
+            ]
+        );
+    }
+
+    #[test]
     fn down_reverses_the_dependency_edges() {
         let log = Rc::new(RefCell::new(Vec::new()));
         let nodes: Vec<Box<dyn Node>> = vec![
@@ -302,7 +351,7 @@ mod tests {
             s.exists = true;
             s.owned = true;
         }
-        let plan = Plan::down("t", &nodes, &seen);
+        let plan = Plan::down("t", &nodes, &seen, &[]);
         let role = plan.changes.iter().find(|c| c.id.name == "role").unwrap();
         assert_eq!(role.after, [id("profile")]);
         assert!(

@@ -24,6 +24,9 @@ pub enum Error {
     Failed { failed: usize, total: usize },
     #[error("cancelled: nothing was changed")]
     Cancelled,
+    /// The local runtime could not start or serve.
+    #[error("local runtime: {0}")]
+    Local(String),
 }
 
 fn list(ids: &[Id]) -> String {
@@ -39,13 +42,15 @@ impl Error {
             | Error::Image(_)
             | Error::Foreign { .. }
             | Error::Failed { .. }
-            | Error::Cancelled => 1,
+            | Error::Cancelled
+            | Error::Local(_) => 1,
         }
     }
 
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Usage { hint, .. } => hint.clone(),
+            Error::Aws(AwsError { hint: Some(h), .. }) => Some(h.clone()),
             Error::Aws(e) if e.code.as_deref().is_some_and(|c| c.contains("Credential") || c == "InvalidClientTokenId") => {
                 Some("check the AWS credentials in the environment or profile (`aws sts get-caller-identity`)".into())
             }

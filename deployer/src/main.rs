@@ -5,11 +5,13 @@ mod aws;
 mod engine;
 mod error;
 mod image;
+mod local;
 mod manifest;
 mod output;
 mod plan;
 mod resources;
 mod stack;
+mod tail;
 mod wait;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -64,6 +66,9 @@ enum Command {
         /// Plan the deletion of the stack instead.
         #[arg(long)]
         destroy: bool,
+        /// With --destroy: plan the buckets' deletion too.
+        #[arg(long, requires = "destroy")]
+        delete_buckets: bool,
     },
     /// Create or update the stack's resources to match the manifest.
     Up {
@@ -79,15 +84,38 @@ enum Command {
         /// Deploy the image the tag already points at instead of building one.
         #[arg(long)]
         skip_build: bool,
+        /// On a local stack, provision only: do not start (or update) the local runtime.
+        #[arg(long, env = "DEPLOYER_NO_RUNTIME", value_parser = clap::builder::FalseyValueParser::new())]
+        no_runtime: bool,
     },
-    /// Delete every resource of the stack that carries its ownership tag.
+    /// Delete every resource of the stack that carries its ownership tag; the buckets
+    /// are emptied and kept.
     Down {
         /// Do not ask for confirmation (never asked without a terminal).
         #[arg(short, long)]
         yes: bool,
+        /// Delete the buckets too. AWS keeps a deleted bucket's name from being re-created
+        /// for a while (up to 48-72 hours), and any account may take it meanwhile.
+        #[arg(long)]
+        delete_buckets: bool,
     },
     /// Show every resource of the stack and its state; changes nothing.
     Status,
+    /// Print the targets' logs (their CloudWatch log groups, locally the emulator's).
+    Logs {
+        /// One target [default: both]
+        #[arg(value_enum)]
+        target: Option<tail::Target>,
+        /// Keep printing new lines.
+        #[arg(long)]
+        follow: bool,
+        /// How far back to start: `30s`, `10m`, `2h`, `1d`.
+        #[arg(long, default_value = "10m", value_parser = tail::parse_since)]
+        since: std::time::Duration,
+    },
+    /// Run the local runtime in the foreground (what `up` starts in the background
+    /// against a local emulator): both targets as real processes on this machine.
+    Runtime,
 }
 
 /// Where the image's pieces come from.
@@ -100,7 +128,12 @@ struct Source {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    // The local runtime's supervisor writes to its own log: what it does is its output.
+    let verbose = match cli.command {
+        Command::Runtime => cli.verbose.max(1),
+        _ => cli.verbose,
+    };
+    init_logging(verbose);
     let detailed = matches!(
         cli.command,
         Command::Plan {
@@ -192,6 +225,37 @@ async fn run(cli: Cli) -> Result<u8, Error> {
         return push_built(&aws, &manifest, &built, no_push, cli.output, &progress).await;
     }
     let aws = Aws::connect(&manifest).await;
+    match cli.command {
+        Command::Runtime => {
+            if !local::endpoint(&manifest).is_some_and(|e| aws::is_loopback(&e)) {
+                return Err(Error::Usage {
+                    message: format!(
+                        "stack `{}` is not on a local emulator: the local runtime runs only against a loopback `endpoint`",
+                        manifest.name
+                    ),
+                    hint: Some(
+                        "use `-f manifests/local.yaml`, or set `endpoint: http://127.0.0.1:4566`"
+                            .into(),
+                    ),
+                });
+            }
+            local::run(&manifest, &aws).await.map_err(Error::Local)?;
+            return Ok(0);
+        }
+        Command::Logs {
+            target,
+            follow,
+            since,
+        } => {
+            let targets = match target {
+                Some(t) => vec![t],
+                None => vec![tail::Target::Serverful, tail::Target::Serverless],
+            };
+            tail::run(&aws, &manifest, &targets, since, follow, cli.output).await?;
+            return Ok(0);
+        }
+        _ => {}
+    }
     let account = Account {
         id: aws.account().await?.to_string(),
         partition: aws.partition().to_string(),
@@ -226,13 +290,16 @@ async fn run(cli: Cli) -> Result<u8, Error> {
     let seen = engine::observe(&aws, stack, &nodes).await?;
 
     match cli.command {
-        Command::Validate | Command::Build { .. } => unreachable!("handled above"),
+        Command::Validate | Command::Build { .. } | Command::Runtime | Command::Logs { .. } => {
+            unreachable!("handled above")
+        }
         Command::Plan {
             detailed_exitcode,
             destroy,
+            delete_buckets,
         } => {
             let plan = if destroy {
-                Plan::down(stack, &nodes, &seen)
+                Plan::down(stack, &nodes, &seen, kept_by_down(delete_buckets))
             } else {
                 Plan::up(stack, &nodes, &seen, false)
             };
@@ -247,10 +314,21 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                 0
             })
         }
-        Command::Up { yes, .. } | Command::Down { yes } => {
-            let (plan, command) = match cli.command {
-                Command::Up { adopt, .. } => (Plan::up(stack, &nodes, &seen, adopt), "up"),
-                _ => (Plan::down(stack, &nodes, &seen), "down"),
+        Command::Up { yes, .. } | Command::Down { yes, .. } => {
+            let (plan, command, runtime) = match cli.command {
+                Command::Up {
+                    adopt, no_runtime, ..
+                } => (
+                    Plan::up(stack, &nodes, &seen, adopt),
+                    "up",
+                    !no_runtime && local::applies(&manifest),
+                ),
+                Command::Down { delete_buckets, .. } => (
+                    Plan::down(stack, &nodes, &seen, kept_by_down(delete_buckets)),
+                    "down",
+                    false,
+                ),
+                _ => unreachable!("matched above"),
             };
             if command == "up" && !plan.foreign.is_empty() {
                 return Err(Error::Foreign {
@@ -269,16 +347,32 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                 confirm(&format!("Apply these {} changes?", plan.changes.len()), yes)?;
             }
             let started = Instant::now();
+            if command == "down" {
+                // The local runtime's processes use what `down` deletes: stop them first.
+                let stopped = local::stop(stack).await;
+                if stopped > 0 {
+                    progress.info(&format!("local runtime stopped ({stopped} processes)"));
+                }
+            }
             let applied = engine::execute(&aws, &plan, &nodes, &seen, &progress).await;
             let failed = applied
                 .iter()
                 .filter(|a| matches!(a.outcome, Outcome::Failed { .. }))
                 .count();
-            let endpoints = if command == "up" {
+            let mut endpoints = if command == "up" {
                 endpoints(&aws, &manifest).await?
             } else {
                 Vec::new()
             };
+            if runtime && failed == 0 {
+                progress
+                    .info("starting the local runtime (both targets as processes on this machine)");
+                let digest = ctx.image.uri.split_once('@').map(|(_, d)| d);
+                let state = local::start(&manifest, &file, digest, LOCAL_READY)
+                    .await
+                    .map_err(Error::Local)?;
+                endpoints = local_endpoints(&manifest, &state);
+            }
             let report = Report {
                 stack,
                 command,
@@ -314,13 +408,30 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                     detail: o.detail.clone(),
                 })
                 .collect();
+            let runtime = local::state(stack);
+            let mut text = output::status_text(stack, &rows);
+            if let Some(state) = &runtime {
+                text.push_str(&output::runtime_text(state));
+            } else if local::applies(&manifest) {
+                text.push_str("\nlocal runtime: not running (`deployer up` starts it)\n");
+            }
             print(
                 cli.output,
-                output::status_text(stack, &rows),
-                serde_json::json!({"stack": stack, "resources": rows}).to_string(),
+                text,
+                serde_json::json!({"stack": stack, "resources": rows, "runtime": runtime})
+                    .to_string(),
             );
             Ok(0)
         }
+    }
+}
+
+/// What `down` empties and keeps: the buckets, unless told to delete them.
+fn kept_by_down(delete_buckets: bool) -> &'static [resources::Kind] {
+    if delete_buckets {
+        &[]
+    } else {
+        &[resources::Kind::S3Bucket]
     }
 }
 
@@ -483,6 +594,37 @@ async fn context(
         ami,
         push,
     })
+}
+
+/// How long `up` waits for the local runtime to serve (a cold image pull and unpack,
+/// then the health checks of the first instance).
+const LOCAL_READY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The local runtime's URLs of both targets' `POST /predict`.
+fn local_endpoints(m: &Manifest, state: &serde_json::Value) -> Vec<Endpoint> {
+    let path = m
+        .serverless
+        .route
+        .split_once(' ')
+        .map_or("/predict", |(_, p)| p);
+    let mut out = Vec::new();
+    for (target, enabled) in [
+        ("serverful", m.serverful.enabled),
+        ("serverless", m.serverless.enabled),
+    ] {
+        if let Some(url) = state[target]["url"].as_str().filter(|_| enabled) {
+            let path = if target == "serverful" {
+                "/predict"
+            } else {
+                path
+            };
+            out.push(Endpoint {
+                target,
+                url: format!("{url}{path}"),
+            });
+        }
+    }
+    out
 }
 
 /// The URLs of both targets' `POST /predict`, as they are now (two reads).

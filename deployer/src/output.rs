@@ -82,6 +82,7 @@ impl Progress {
             Action::Create => "creating",
             Action::Update => "updating",
             Action::Delete => "deleting",
+            Action::Empty => "emptying",
         };
         let text = format!("{verb} {}", c.id);
         match &self.spinners {
@@ -105,6 +106,7 @@ impl Progress {
             Action::Create => "created",
             Action::Update => "updated",
             Action::Delete => "deleted",
+            Action::Empty => "emptied",
         };
         self.finish(
             &c.id,
@@ -115,7 +117,11 @@ impl Progress {
     }
 
     pub fn failed(&self, c: &Change, e: &AwsError) {
-        self.finish(&c.id, "✗", "31", &format!("{} failed: {e}", c.id));
+        let hint = e
+            .hint
+            .as_ref()
+            .map_or(String::new(), |h| format!("\n  hint: {h}"));
+        self.finish(&c.id, "✗", "31", &format!("{} failed: {e}{hint}", c.id));
     }
 
     pub fn skipped(&self, id: &Id, because: &Id) {
@@ -150,6 +156,7 @@ fn symbol(a: Action) -> &'static str {
         Action::Create => "+",
         Action::Update => "~",
         Action::Delete => "-",
+        Action::Empty => "0",
     }
 }
 
@@ -174,14 +181,23 @@ pub fn plan_text(plan: &Plan) -> String {
         ));
     } else {
         out.push_str(&format!(
-            "Plan for stack `{}`: {} to create, {} to update, {} to delete.\n\n",
+            "Plan for stack `{}`: {} to create, {} to update, {} to delete{}.\n\n",
             plan.stack,
             plan.count(Action::Create),
             plan.count(Action::Update),
-            plan.count(Action::Delete)
+            plan.count(Action::Delete),
+            match plan.count(Action::Empty) {
+                0 => String::new(),
+                n => format!(", {n} to empty and keep"),
+            }
         ));
         for c in &plan.changes {
-            out.push_str(&format!("  {} {}\n", symbol(c.action), c.id));
+            let kept = if c.action == Action::Empty {
+                " (emptied, kept)"
+            } else {
+                ""
+            };
+            out.push_str(&format!("  {} {}{kept}\n", symbol(c.action), c.id));
             for f in &c.fields {
                 out.push_str(&format!("      {}\n", field_text(f)));
             }
@@ -208,6 +224,7 @@ struct Summary {
     create: usize,
     update: usize,
     delete: usize,
+    empty: usize,
 }
 
 pub fn plan_json(plan: &Plan) -> String {
@@ -215,6 +232,7 @@ pub fn plan_json(plan: &Plan) -> String {
         create: plan.count(Action::Create),
         update: plan.count(Action::Update),
         delete: plan.count(Action::Delete),
+        empty: plan.count(Action::Empty),
     };
     serde_json::to_string_pretty(&PlanJson { plan, summary }).unwrap_or_default()
 }
@@ -318,4 +336,73 @@ pub fn status_text(stack: &str, rows: &[StatusRow]) -> String {
         ));
     }
     out
+}
+
+/// The local runtime's part of `status`: both fronts, every instance and environment.
+pub fn runtime_text(state: &serde_json::Value) -> String {
+    let num = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+    let mut out = format!(
+        "\nlocal runtime (pid {}): processes run by {}, CPU caps: {} ({:.2} cores per vCPU), timing `{}`\n",
+        state["pid"],
+        state["isolation"].as_str().unwrap_or("?"),
+        state["cpu_model"].as_str().unwrap_or("?"),
+        num(&state["cpu_scale"]),
+        state["timing"]["profile"].as_str().unwrap_or("?"),
+    );
+    let f = &state["serverful"];
+    out.push_str(&format!(
+        "serverful   {}  desired {} (min {}, max {}, target {} % CPU)\n",
+        f["url"].as_str().unwrap_or("-"),
+        f["desired"],
+        f["min"],
+        f["max"],
+        f["cpu_target"]
+    ));
+    for i in f["instances"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  instance {:<3} pid {:<7} {:<10} cpu {:>5.1} %  rss {:>6.1} MB  served {:<6} {}\n",
+            i["id"],
+            i["pid"],
+            i["state"].as_str().unwrap_or("?"),
+            num(&i["cpu_pct"]),
+            num(&i["rss_mb"]),
+            i["served"],
+            short(i["digest"].as_str().unwrap_or("")),
+        ));
+    }
+    let l = &state["serverless"];
+    out.push_str(&format!(
+        "serverless  {}  {} invocations, {} cold starts, {} throttles, {} errors ({} timeouts), limit {}\n",
+        l["url"].as_str().unwrap_or("-"),
+        l["invocations"],
+        l["cold_starts"],
+        l["throttles"],
+        l["errors"],
+        l["timeouts"],
+        l["concurrency_limit"],
+    ));
+    for e in l["environments"].as_array().into_iter().flatten() {
+        let init = e["init_ms"]
+            .as_f64()
+            .map_or("-".to_string(), |ms| format!("{ms:.0} ms"));
+        out.push_str(&format!(
+            "  environment {:<3} pid {:<7} {:<12} invocations {:<5} init {:<8} rss {:>6.1} MB  {}\n",
+            e["id"],
+            e["pid"],
+            e["state"].as_str().unwrap_or("?"),
+            e["invocations"],
+            init,
+            num(&e["rss_mb"]),
+            short(e["digest"].as_str().unwrap_or("")),
+        ));
+    }
+    if let Some(p) = state["problem"].as_str() {
+        out.push_str(&format!("problem: {p}\n"));
+    }
+    out
+}
+
+fn short(digest: &str) -> &str {
+    let hex = digest.trim_start_matches("sha256:");
+    &hex[..hex.len().min(12)]
 }

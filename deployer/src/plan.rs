@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::resources::{Field, Id, Node, Observation};
+use crate::resources::{Field, Id, Kind, Node, Observation};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -13,6 +13,8 @@ pub enum Action {
     Create,
     Update,
     Delete,
+    /// Remove what the resource holds and keep it (`down` keeps the buckets).
+    Empty,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -93,22 +95,30 @@ impl Plan {
     }
 
     /// What `down` must do: delete every resource of the stack that exists and carries
-    /// its ownership tag, dependents first.
-    pub fn down(stack: &str, nodes: &[Box<dyn Node>], seen: &[Observation]) -> Plan {
+    /// its ownership tag, dependents first; resources of the `keep` kinds are emptied
+    /// instead (when they hold anything), not deleted.
+    pub fn down(stack: &str, nodes: &[Box<dyn Node>], seen: &[Observation], keep: &[Kind]) -> Plan {
         let mut changes = Vec::new();
         let mut foreign = Vec::new();
         for (i, (node, obs)) in nodes.iter().zip(seen).enumerate().rev() {
-            match (obs.exists, obs.owned) {
-                (false, _) => {}
-                (true, false) => foreign.push(Foreign { id: node.id() }),
-                (true, true) => changes.push(Change {
-                    id: node.id(),
-                    action: Action::Delete,
-                    fields: Vec::new(),
-                    after: Vec::new(),
-                    node: i,
-                }),
-            }
+            let kept = keep.contains(&node.id().kind);
+            let action = match (obs.exists, obs.owned) {
+                (false, _) => continue,
+                (true, false) => {
+                    foreign.push(Foreign { id: node.id() });
+                    continue;
+                }
+                (true, true) if !kept => Action::Delete,
+                (true, true) if obs.holds_data => Action::Empty,
+                (true, true) => continue,
+            };
+            changes.push(Change {
+                id: node.id(),
+                action,
+                fields: Vec::new(),
+                after: Vec::new(),
+                node: i,
+            });
         }
         let planned: BTreeSet<Id> = changes.iter().map(|c| c.id.clone()).collect();
         for c in &mut changes {

@@ -158,6 +158,7 @@ pub fn desired(m: &Manifest, ctx: &Context) -> Vec<Box<dyn Node>> {
     nodes.extend::<Vec<Box<dyn Node>>>(vec![
         Box::new(s3::Bucket {
             name: n.input_bucket.clone(),
+            setting: "buckets.input.name",
             region: m.region.clone(),
             public: false,
             expire_after_days: 0,
@@ -165,6 +166,7 @@ pub fn desired(m: &Manifest, ctx: &Context) -> Vec<Box<dyn Node>> {
         }),
         Box::new(s3::Bucket {
             name: n.output_bucket.clone(),
+            setting: "buckets.output.name",
             region: m.region.clone(),
             public: m.buckets.output.public,
             expire_after_days: m.buckets.output.expire_after_days,

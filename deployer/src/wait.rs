@@ -88,6 +88,7 @@ mod tests {
             operation: "ec2:DeleteSecurityGroup",
             code: Some(code.into()),
             message: "m".into(),
+            hint: None,
         };
         let mut n = 0;
         let v = retrying(

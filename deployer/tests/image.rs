@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Moto, deployer_command, predictor_bin};
-use testkit::{Registry, free_port, http};
+use common::{Moto, deployer, deployer_command, local_manifest_with_image, predictor_bin};
+use sha2::Digest;
+use testkit::{Behaviour, Proxy, Registry, free_port, http};
 
 fn manifest(dir: &Path, registry: &Registry) -> PathBuf {
     let file = dir.join("image.yaml");
@@ -265,6 +266,110 @@ async fn a_wrong_password_is_a_clear_error_and_pushes_nothing() {
     assert!(stderr.contains(&registry.host), "{stderr}");
     assert_eq!(registry.blob_uploads(), 0);
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// ECR answers a missing image with its own envelopes, whose messages say neither
+/// "unknown" nor "404": `NAME_UNKNOWN` before the repository holds anything,
+/// `MANIFEST_UNKNOWN` for a tag it lacks. `plan` and `status` must see a missing image
+/// there, not fail (on a fresh account, every command did).
+#[tokio::test(flavor = "multi_thread")]
+async fn ecr_not_found_answers_are_a_missing_image_not_an_error() {
+    let moto = Moto::start();
+    let registry = Registry::start(false);
+    let proxy = Proxy::start(&registry.host);
+    proxy.set(Behaviour { ecr_errors: true });
+    let m = local_manifest_with_image(&format!("  registry: {}\n", proxy.host));
+    let m = m.to_str().unwrap();
+    let url = format!(
+        "http://{}/v2/yolo-local-predictor/manifests/latest",
+        proxy.host
+    );
+
+    for (code, message) in [
+        (
+            "NAME_UNKNOWN",
+            "The repository with name 'yolo-local-predictor' does not exist in the registry with id '123456789012'",
+        ),
+        ("MANIFEST_UNKNOWN", "Requested image not found"),
+    ] {
+        if code == "MANIFEST_UNKNOWN" {
+            push_config_only_image(&registry, "yolo-local-predictor", "other");
+        }
+        // The harness answers as ECR does.
+        let raw = http("GET", &url, &[], &[]).unwrap();
+        assert_eq!(raw.status, 404);
+        assert_eq!(
+            raw.json(),
+            serde_json::json!({"errors": [{"code": code, "message": message}]})
+        );
+
+        let plan = deployer(&moto, &["-f", m, "plan", "-o", "json"])
+            .expect(0)
+            .json();
+        let image = plan["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["kind"] == "image")
+            .unwrap_or_else(|| panic!("no image change with {code}: {plan:#}"));
+        assert_eq!(image["action"], "create", "{code}");
+        let status = deployer(&moto, &["-f", m, "status", "-o", "json"])
+            .expect(0)
+            .json();
+        let image = status["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kind"] == "image")
+            .unwrap();
+        assert_eq!(image["state"], "missing", "{code}: {status:#}");
+    }
+}
+
+/// Pushes `repository:tag` straight to the registry: an image of an empty config and no
+/// layers, enough for the repository to exist.
+fn push_config_only_image(registry: &Registry, repository: &str, tag: &str) {
+    let config = b"{}";
+    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(config)));
+    let base = format!("http://{}", registry.host);
+    let upload = http(
+        "POST",
+        &format!("{base}/v2/{repository}/blobs/uploads/"),
+        &[],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(upload.status, 202, "{}", registry.log());
+    let location = upload.header("location").unwrap();
+    let location = if location.starts_with("http") {
+        location.to_string()
+    } else {
+        format!("{base}{location}")
+    };
+    let separator = if location.contains('?') { '&' } else { '?' };
+    let put = http(
+        "PUT",
+        &format!("{location}{separator}digest={digest}"),
+        &[("Content-Type", "application/octet-stream")],
+        config,
+    )
+    .unwrap();
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest, "size": config.len()},
+        "layers": [],
+    })
+    .to_string();
+    let put = http(
+        "PUT",
+        &format!("{base}/v2/{repository}/manifests/{tag}"),
+        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+        manifest.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
 }
 
 fn tempdir(name: &str) -> PathBuf {

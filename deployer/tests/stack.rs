@@ -1,6 +1,7 @@
 //! The deployer against a real moto server: what `up` creates, that a second `up`
 //! changes nothing, that drift is repaired, that foreign resources are never touched,
-//! that an interrupted `up` converges, and that `down` leaves nothing behind.
+//! that an interrupted `up` converges, that `down` leaves nothing behind but the
+//! emptied buckets, and `down --delete-buckets` nothing at all.
 
 mod common;
 
@@ -271,22 +272,83 @@ async fn up_status_noop_down_round_trip() {
         .send()
         .await
         .unwrap();
-    let down = deployer(&moto, &["-f", &m, "down", "-o", "json"]).expect(0);
+    let down = deployer(&moto, &["-f", &m, "down", "--delete-buckets", "-o", "json"]).expect(0);
     assert_eq!(down.json()["ok"], true);
     assert_eq!(
         tagged(&moto).await,
         Vec::<String>::new(),
-        "down must leave nothing tagged"
+        "down --delete-buckets must leave nothing tagged"
     );
     assert!(s3.list_buckets().send().await.unwrap().buckets().is_empty());
 
     moto.clear_requests();
-    deployer(&moto, &["-f", &m, "down"]).expect(0);
+    deployer(&moto, &["-f", &m, "down", "--delete-buckets"]).expect(0);
     assert_eq!(
         mutating(&moto.requests()),
         Vec::<String>::new(),
         "a second down is a no-op"
     );
+}
+
+/// AWS keeps a deleted bucket's name from being re-created for hours (and anyone may
+/// take it), so `down` empties the buckets and keeps them; `down --delete-buckets`
+/// deletes them. Either way, the next `up` converges.
+#[tokio::test(flavor = "multi_thread")]
+async fn down_empties_and_keeps_the_buckets_unless_told_to_delete_them() {
+    let moto = Moto::start();
+    let m = manifest();
+    let buckets = ["s3 yolo-local-input", "s3 yolo-local-results"];
+    deployer(&moto, &["-f", &m, "up"]).expect(0);
+    let s3 = moto.s3().await;
+    for key in ["r/1.jpg", "r/2.jpg"] {
+        s3.put_object()
+            .bucket("yolo-local-results")
+            .key(key)
+            .body(b"x".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let plan = deployer(&moto, &["-f", &m, "plan", "--destroy", "-o", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(plan["summary"]["empty"], 1, "{plan:#}");
+    assert_eq!(plan["summary"]["delete"], RESOURCES - 2, "{plan:#}");
+
+    deployer(&moto, &["-f", &m, "down"]).expect(0);
+    assert_eq!(tagged(&moto).await, buckets, "down keeps the buckets only");
+    let left = s3
+        .list_objects_v2()
+        .bucket("yolo-local-results")
+        .send()
+        .await
+        .unwrap();
+    assert!(left.contents().is_empty(), "{left:?}");
+    let repositories = aws_sdk_ecr::Client::new(&moto.sdk().await)
+        .describe_repositories()
+        .send()
+        .await
+        .unwrap();
+    assert!(repositories.repositories().is_empty());
+
+    // Kept and empty: nothing more to do.
+    moto.clear_requests();
+    deployer(&moto, &["-f", &m, "down"]).expect(0);
+    assert_eq!(mutating(&moto.requests()), Vec::<String>::new());
+
+    // The stack comes back on its own buckets.
+    deployer(&moto, &["-f", &m, "up"]).expect(0);
+    deployer(&moto, &["-f", &m, "plan", "--detailed-exitcode"]).expect(0);
+    assert_eq!(tagged(&moto).await.len(), 10);
+
+    deployer(&moto, &["-f", &m, "down", "--delete-buckets"]).expect(0);
+    assert_eq!(tagged(&moto).await, Vec::<String>::new());
+    assert!(s3.list_buckets().send().await.unwrap().buckets().is_empty());
+
+    deployer(&moto, &["-f", &m, "up"]).expect(0);
+    deployer(&moto, &["-f", &m, "plan", "--detailed-exitcode"]).expect(0);
+    assert_eq!(tagged(&moto).await.len(), 10);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -366,7 +428,8 @@ async fn resources_without_the_stack_tag_are_never_modified_or_deleted() {
         .await
         .expect("the foreign bucket is still there");
 
-    // Claimed explicitly, it becomes the stack's: tagged, configured, and deleted by `down`.
+    // Claimed explicitly, it becomes the stack's: tagged, configured, and deleted by
+    // `down --delete-buckets`.
     deployer(&moto, &["-f", &m, "up", "--adopt"]).expect(0);
     deployer(&moto, &["-f", &m, "plan", "--detailed-exitcode"]).expect(0);
     let tags = s3
@@ -380,7 +443,7 @@ async fn resources_without_the_stack_tag_are_never_modified_or_deleted() {
             .iter()
             .any(|t| t.key() == "deployer:stack" && t.value() == STACK)
     );
-    deployer(&moto, &["-f", &m, "down"]).expect(0);
+    deployer(&moto, &["-f", &m, "down", "--delete-buckets"]).expect(0);
     assert!(
         s3.head_bucket()
             .bucket("yolo-local-input")
@@ -424,7 +487,8 @@ async fn an_interrupted_up_converges_without_duplicates() {
             10,
             "after a kill at {delay_ms} ms"
         );
-        deployer(&moto, &["-f", &m, "down"]).expect(0);
+        // Buckets deleted too, so each kill can fall between CreateBucket and its tags.
+        deployer(&moto, &["-f", &m, "down", "--delete-buckets"]).expect(0);
     }
     let conf = moto.sdk().await;
     let ecr = aws_sdk_ecr::Client::new(&conf);

@@ -2,7 +2,7 @@
 //! half (Lambda from the image, HTTP API) and the serverful half (launch template,
 //! Auto Scaling, ECS on EC2, ALB), that a second `up` changes nothing, that a new image
 //! digest updates exactly the function's code and the service's task definition, and
-//! that `down` removes everything. Also `up` building and pushing the image itself to a
+//! that `down` removes everything but the (emptied) buckets. Also `up` building and pushing the image itself to a
 //! real registry and deploying it by digest.
 //!
 //! moto runs no tasks and no functions (no Docker), so these tests check what AWS was

@@ -149,6 +149,13 @@ async fn predicts_an_image_named_in_the_input_bucket_and_stores_the_annotated_re
     );
     assert_eq!(body["model"], "yolo11n");
     assert_eq!(body["instance"]["cold"], true);
+    assert_eq!(body["instance"]["seq"], 1);
+    assert_eq!(r.header("x-instance-seq"), Some("1"));
+    assert_eq!(
+        r.header("x-instance-id"),
+        body["instance"]["id"].as_str(),
+        "the header names the same process as the body"
+    );
     for stage in [
         "download",
         "decode",
@@ -183,8 +190,11 @@ async fn predicts_an_image_named_in_the_input_bucket_and_stores_the_annotated_re
         .await
         .expect("result stored");
 
-    let again = server.predict_key("zidane.jpg").json();
+    let again = server.predict_key("zidane.jpg");
+    assert_eq!(again.header("x-instance-seq"), Some("2"));
+    let again = again.json();
     assert_eq!(again["instance"]["cold"], false);
+    assert_eq!(again["instance"]["seq"], 2);
     assert_eq!(again["instance"]["id"], body["instance"]["id"]);
     assert_eq!(labels(&again), ["person", "person", "tie"]);
 }

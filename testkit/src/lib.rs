@@ -1,6 +1,11 @@
 //! Test harness shared by the workspace's integration tests: a real moto server (the
 //! AWS emulator) on a free loopback port per test, its request recording (to count what a
-//! client sent), and SDK clients to check what the emulator holds.
+//! client sent), and SDK clients to check what the emulator holds; a real registry; and
+//! a proxy that answers like AWS where the emulators are kinder ([`proxy`]).
+
+pub mod proxy;
+
+pub use proxy::{Behaviour, Proxy};
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::OciDistributionError;
+use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use serde::Serialize;
@@ -20,8 +20,9 @@ pub const USER_VAR: &str = "DEPLOYER_REGISTRY_USERNAME";
 pub const PASSWORD_VAR: &str = "DEPLOYER_REGISTRY_PASSWORD";
 
 pub struct Registry {
-    client: Client,
-    auth: RegistryAuth,
+    /// Also used by the local runtime to pull what was pushed.
+    pub(crate) client: Client,
+    pub(crate) auth: RegistryAuth,
     /// `host[:port]`
     pub host: String,
 }
@@ -42,22 +43,21 @@ pub struct Pushed {
     pub seconds: f64,
 }
 
+/// Whether the registry said the manifest or its repository is not there: by the OCI
+/// envelope's codes or the HTTP status, never by text (the messages differ: ECR says
+/// `Requested image not found` and `The repository with name 'X' does not exist…`,
+/// Debian's registry `manifest unknown`).
 fn not_found(e: &OciDistributionError) -> bool {
     match e {
         OciDistributionError::ImageManifestNotFoundError(_) => true,
+        OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|e| {
+            matches!(
+                e.code,
+                OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown | OciErrorCode::NotFound
+            )
+        }),
         OciDistributionError::ServerError { code, .. } => *code == 404,
-        other => {
-            let s = other.to_string().to_lowercase();
-            [
-                "manifest unknown",
-                "manifest_unknown",
-                "name unknown",
-                "name_unknown",
-                " 404",
-            ]
-            .iter()
-            .any(|m| s.contains(m))
-        }
+        _ => false,
     }
 }
 
@@ -281,6 +281,44 @@ mod tests {
         );
         assert!(ecr_credentials("not base64!", "x").is_err());
         assert!(ecr_credentials(&aws_smithy_types::base64::encode("nocolon"), "x").is_err());
+    }
+
+    fn registry_error(body: &str) -> OciDistributionError {
+        OciDistributionError::RegistryError {
+            envelope: serde_json::from_str(body).unwrap(),
+            url: "https://123456789012.dkr.ecr.us-east-1.amazonaws.com/v2/s-predictor/manifests/latest".into(),
+        }
+    }
+
+    #[test]
+    fn not_found_is_read_from_the_envelope_codes_and_the_status_not_the_text() {
+        // ECR's answers: neither message says "unknown" or "404".
+        assert!(not_found(&registry_error(
+            r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"Requested image not found"}]}"#
+        )));
+        assert!(not_found(&registry_error(
+            r#"{"errors":[{"code":"NAME_UNKNOWN","message":"The repository with name 's-predictor' does not exist in the registry with id '123456789012'"}]}"#
+        )));
+        assert!(not_found(&registry_error(
+            r#"{"errors":[{"code":"NOT_FOUND","message":"x"}]}"#
+        )));
+        assert!(not_found(&OciDistributionError::ServerError {
+            code: 404,
+            url: "u".into(),
+            message: String::new(),
+        }));
+        // A refusal is an error even when its text mentions what a not-found would.
+        assert!(!not_found(&registry_error(
+            r#"{"errors":[{"code":"DENIED","message":"manifest unknown: 404"}]}"#
+        )));
+        assert!(!not_found(&OciDistributionError::GenericError(Some(
+            "manifest unknown".into()
+        ))));
+        assert!(!not_found(&OciDistributionError::ServerError {
+            code: 500,
+            url: "u".into(),
+            message: "name unknown 404".into(),
+        }));
     }
 
     #[test]

@@ -46,6 +46,10 @@ pub struct Manifest {
     pub serverless: Serverless,
     #[serde(default)]
     pub predictor: Predictor,
+    /// The local runtime: how both targets run on this machine when `endpoint` is an
+    /// emulator on loopback.
+    #[serde(default)]
+    pub local: Local,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -284,6 +288,62 @@ impl Default for Predictor {
             deadline_ms: 25_000,
         }
     }
+}
+
+/// The local runtime's settings. It runs only against an emulator on loopback, and it
+/// reads everything else (image, memory, timeout, environment, scaling bounds, health
+/// check) from what `up` provisioned there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Local {
+    /// Start the local runtime after `up` (a loopback endpoint only).
+    pub enabled: bool,
+    /// Loopback port of the load balancer in front of the instances; 0 picks a free one.
+    pub serverful_port: u16,
+    /// Loopback port of the HTTP API in front of the function; 0 picks a free one.
+    pub serverless_port: u16,
+    /// `aws`: AWS's periods (one-minute metrics, health checks as the target group
+    /// says); `fast`: the same rules in seconds, for tests and quick experiments.
+    pub timing: Timing,
+    /// How the load balancer picks an instance.
+    pub balancing: Balancing,
+    /// Concurrent execution environments when the function has no reserved concurrency.
+    pub concurrency: u32,
+    /// An execution environment idle this long is reclaimed (the next request is cold).
+    pub reclaim_after_s: u32,
+    /// Cores of this machine per AWS vCPU, the same for both targets (a t3a.xlarge has
+    /// 4 vCPU, a Lambda function memory/1769 MB); 0: this machine's cores / 4.
+    pub cpu_scale: f64,
+}
+
+impl Default for Local {
+    fn default() -> Self {
+        Local {
+            enabled: true,
+            serverful_port: 8081,
+            serverless_port: 8082,
+            timing: Timing::Aws,
+            balancing: Balancing::RoundRobin,
+            concurrency: 10,
+            reclaim_after_s: 600,
+            cpu_scale: 0.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Timing {
+    Aws,
+    Fast,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balancing {
+    /// The ALB's default.
+    RoundRobin,
+    LeastOutstandingRequests,
 }
 
 /// One thing wrong with a manifest, at a position.

@@ -344,6 +344,23 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
     }
     c.range("serverful.wait_s", s.wait_s, 0, 3600);
 
+    // The local runtime
+    let local = &m.local;
+    c.range("local.concurrency", local.concurrency, 1, 1000);
+    c.range("local.reclaim_after_s", local.reclaim_after_s, 1, 86_400);
+    if local.cpu_scale != 0.0 {
+        c.range("local.cpu_scale", local.cpu_scale, 0.01, 64.0);
+    }
+    if local.serverful_port != 0 && local.serverful_port == local.serverless_port {
+        c.fail(
+            "local.serverless_port",
+            format!(
+                "port {} is already the serverful port",
+                local.serverless_port
+            ),
+        );
+    }
+
     // Serverless
     let l = &m.serverless;
     c.range("serverless.memory_mb", l.memory_mb, 128, 10_240);

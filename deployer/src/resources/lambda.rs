@@ -724,6 +724,7 @@ mod tests {
             operation: "lambda:CreateFunction",
             code: Some(code.into()),
             message: msg.into(),
+            hint: None,
         };
         assert!(role_not_ready(&e(
             "InvalidParameterValueException",

@@ -1,6 +1,7 @@
 //! One module per AWS resource kind, each implementing [`Resource`] with the same verbs:
 //! `find` (observe; `None` when absent), `diff` (desired vs observed, as data), `apply`
-//! (create, or update only what differs), `delete` (absent already = success).
+//! (create, or update only what differs), `delete` (absent already = success), and for
+//! what holds data and may outlive `down` (buckets), `empty`.
 //!
 //! The engine works on [`Node`]s: a type-erased view of any resource, so the plan can
 //! hold every kind in one list.
@@ -168,6 +169,15 @@ pub trait Resource: 'static {
     ) -> Result<(), AwsError>;
     /// Deletes the resource and whatever must go first (a bucket's objects).
     async fn delete(&self, aws: &Aws, observed: &Self::Observed) -> Result<(), AwsError>;
+    /// Whether the resource holds data that `down` removes when it keeps the resource.
+    fn holds_data(_observed: &Self::Observed) -> bool {
+        false
+    }
+    /// Removes the data the resource holds and keeps the resource (`down` without
+    /// `--delete-buckets`).
+    async fn empty(&self, _aws: &Aws, _observed: &Self::Observed) -> Result<(), AwsError> {
+        Ok(())
+    }
     /// A one-line summary for `status` (an ARN, a URI, a setting).
     fn detail(observed: &Self::Observed) -> String;
 }
@@ -178,6 +188,8 @@ pub struct Observation {
     state: Option<Box<dyn Any>>,
     pub exists: bool,
     pub owned: bool,
+    /// Whether it holds data (a bucket's objects).
+    pub holds_data: bool,
     pub diff: Vec<Field>,
     pub detail: String,
 }
@@ -197,6 +209,7 @@ impl Observation {
             state: None,
             exists: false,
             owned: false,
+            holds_data: false,
             diff: Vec::new(),
             detail: String::new(),
         }
@@ -219,6 +232,11 @@ pub trait Node {
         seen: &'a Observation,
     ) -> LocalFuture<'a, Result<(), AwsError>>;
     fn delete<'a>(
+        &'a self,
+        aws: &'a Aws,
+        seen: &'a Observation,
+    ) -> LocalFuture<'a, Result<(), AwsError>>;
+    fn empty<'a>(
         &'a self,
         aws: &'a Aws,
         seen: &'a Observation,
@@ -248,6 +266,7 @@ impl<R: Resource> Node for R {
                     id,
                     exists: true,
                     owned: owned_by(R::tags(&state), stack),
+                    holds_data: R::holds_data(&state),
                     diff: self.diff(&state),
                     detail: R::detail(&state),
                     state: Some(Box::new(state)),
@@ -272,6 +291,19 @@ impl<R: Resource> Node for R {
         Box::pin(async move {
             match seen.state::<R>() {
                 Some(state) => Resource::delete(self, aws, state).await,
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn empty<'a>(
+        &'a self,
+        aws: &'a Aws,
+        seen: &'a Observation,
+    ) -> LocalFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            match seen.state::<R>() {
+                Some(state) => Resource::empty(self, aws, state).await,
                 None => Ok(()),
             }
         })

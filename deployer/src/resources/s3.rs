@@ -1,12 +1,19 @@
 //! S3 bucket: public access blocked (unless it is the explicitly public output bucket),
-//! default encryption, lifecycle expiry of results, tags. `down` empties it first.
+//! default encryption, lifecycle expiry of results, tags. `down` empties it and keeps it
+//! (AWS keeps a deleted bucket's name from being re-created for hours, and anyone may
+//! take it meanwhile); `down --delete-buckets` deletes it.
 
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::operation::create_bucket::CreateBucketError;
+use aws_sdk_s3::operation::head_bucket::{HeadBucketError, HeadBucketOutput};
 use aws_sdk_s3::types::{
     BucketLifecycleConfiguration, BucketLocationConstraint, CreateBucketConfiguration, Delete,
     ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, ObjectIdentifier,
     PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
     ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging,
 };
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -19,6 +26,8 @@ const EXPIRY_RULE: &str = "deployer-expire-results";
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bucket {
     pub name: String,
+    /// The manifest setting that names it (`buckets.input.name`), for hints.
+    pub setting: &'static str,
     pub region: String,
     /// Objects readable by anyone (the output bucket, when the manifest says so).
     pub public: bool,
@@ -43,6 +52,8 @@ pub struct Observed {
     pub expire_after_days: Option<i32>,
     pub policy: Option<Value>,
     pub tags: Tags,
+    /// Whether it holds any object.
+    pub has_objects: bool,
 }
 
 impl Bucket {
@@ -191,8 +202,86 @@ impl Bucket {
         Ok(())
     }
 
+    /// The hint for a name that is not ours to use.
+    fn rename_hint(&self) -> String {
+        format!(
+            "bucket names are global across all AWS accounts: set `{}` to another name, or change the stack's `name`",
+            self.setting
+        )
+    }
+
+    /// What `HeadBucket` answered. It has no body, so only its 404 carries a code
+    /// (`NotFound`); a 403 (the name is another account's) and a 301 (the bucket is in
+    /// another region) arrive as bare statuses, read here.
+    fn head_bucket(
+        &self,
+        answer: Result<HeadBucketOutput, SdkError<HeadBucketError, HttpResponse>>,
+    ) -> Result<bool, AwsError> {
+        const OP: &str = "s3:HeadBucket";
+        let bare = match &answer {
+            Err(SdkError::ServiceError(s)) if s.err().code().is_none() => Some(s.raw()),
+            _ => None,
+        };
+        let b = &self.name;
+        match bare.map(|r| (r.status().as_u16(), r)) {
+            Some((403, _)) => Err(AwsError::new(
+                OP,
+                format!(
+                    "bucket `{b}` exists and belongs to another account (or these credentials may not read it)"
+                ),
+            )
+            .with_hint(self.rename_hint())),
+            Some((301, raw)) => {
+                let region = raw
+                    .headers()
+                    .get("x-amz-bucket-region")
+                    .unwrap_or("another region");
+                Err(AwsError::new(
+                    OP,
+                    format!(
+                        "bucket `{b}` exists in `{region}`, not in the stack's region `{}`",
+                        self.region
+                    ),
+                )
+                .with_hint(format!(
+                    "{}; if it is this stack's, set `region: {region}`",
+                    self.rename_hint()
+                )))
+            }
+            _ => Ok(answer.found(Service::S3, OP)?.is_some()),
+        }
+    }
+
+    /// `CreateBucket`'s refusals that need explaining.
+    fn create_error(&self, e: SdkError<CreateBucketError, HttpResponse>) -> AwsError {
+        let b = &self.name;
+        let e = error("s3:CreateBucket")(e);
+        match e.code.as_deref() {
+            Some("OperationAborted") => AwsError {
+                message: format!(
+                    "bucket `{b}` was deleted recently: AWS keeps a deleted bucket's name from \
+                     being re-created for a while (it advises waiting up to 48-72 hours), and \
+                     any account may take the name meanwhile ({})",
+                    e.message
+                ),
+                hint: Some(format!(
+                    "run `up` again later, or set `{}` to another name; \
+                     `down` keeps the buckets (emptied) to avoid this unless given `--delete-buckets`",
+                    self.setting
+                )),
+                ..e
+            },
+            Some("BucketAlreadyExists") => AwsError {
+                message: format!("bucket `{b}` belongs to another account"),
+                hint: Some(self.rename_hint()),
+                ..e
+            },
+            _ => e,
+        }
+    }
+
     /// Deletes every object, a page (at most 1000) at a time.
-    async fn empty(&self, aws: &Aws) -> Result<(), AwsError> {
+    async fn delete_objects(&self, aws: &Aws) -> Result<(), AwsError> {
         loop {
             let page = aws
                 .s3
@@ -236,14 +325,7 @@ impl Resource for Bucket {
 
     async fn find(&self, aws: &Aws) -> Result<Option<Observed>, AwsError> {
         let b = &self.name;
-        let exists = aws
-            .s3
-            .head_bucket()
-            .bucket(b)
-            .send()
-            .await
-            .found(Service::S3, "s3:HeadBucket")?;
-        if exists.is_none() {
+        if !self.head_bucket(aws.s3.head_bucket().bucket(b).send().await)? {
             return Ok(None);
         }
         let tags = aws
@@ -313,12 +395,23 @@ impl Resource for Bucket {
             .await
             .found(Service::S3, "s3:GetBucketPolicy")?
             .and_then(|o| o.policy().and_then(|p| serde_json::from_str(p).ok()));
+        let has_objects = !aws
+            .s3
+            .list_objects_v2()
+            .bucket(b)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(error("s3:ListObjectsV2"))?
+            .contents()
+            .is_empty();
         Ok(Some(Observed {
             access_block,
             encryption,
             expire_after_days,
             policy,
             tags,
+            has_objects,
         }))
     }
 
@@ -373,7 +466,7 @@ impl Resource for Bucket {
                 .create_bucket_configuration(config.build())
                 .send()
                 .await
-                .map_err(error("s3:CreateBucket"))?;
+                .map_err(|e| self.create_error(e))?;
             self.put_tags(aws).await?;
             self.put_access_block(aws).await?;
             self.put_encryption(aws).await?;
@@ -400,7 +493,7 @@ impl Resource for Bucket {
     }
 
     async fn delete(&self, aws: &Aws, _: &Observed) -> Result<(), AwsError> {
-        self.empty(aws).await?;
+        self.delete_objects(aws).await?;
         aws.s3
             .delete_bucket()
             .bucket(&self.name)
@@ -408,6 +501,14 @@ impl Resource for Bucket {
             .await
             .found(Service::S3, "s3:DeleteBucket")?;
         Ok(())
+    }
+
+    fn holds_data(o: &Observed) -> bool {
+        o.has_objects
+    }
+
+    async fn empty(&self, aws: &Aws, _: &Observed) -> Result<(), AwsError> {
+        self.delete_objects(aws).await
     }
 
     fn detail(o: &Observed) -> String {
@@ -429,6 +530,7 @@ mod tests {
     fn bucket(public: bool, days: u32) -> Bucket {
         Bucket {
             name: "s-results".into(),
+            setting: "buckets.output.name",
             region: "us-east-1".into(),
             public,
             expire_after_days: days,
@@ -443,7 +545,120 @@ mod tests {
             expire_after_days: (b.expire_after_days > 0).then_some(b.expire_after_days as i32),
             policy: b.policy(),
             tags: b.tags.clone(),
+            has_objects: false,
         }
+    }
+
+    /// A loopback endpoint answering every request with `response`: what AWS says and
+    /// moto never does, parsed by the SDK itself.
+    fn canned(response: &'static str) -> String {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let mut reader = BufReader::new(conn);
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = line.split_once(':')
+                        && k.eq_ignore_ascii_case("content-length")
+                    {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let _ = reader.get_mut().write_all(response.as_bytes());
+            }
+        });
+        endpoint
+    }
+
+    async fn aws(endpoint: &str) -> Aws {
+        let manifest = crate::manifest::Manifest::parse(
+            "t.yaml".as_ref(),
+            &format!("name: t\nregion: us-east-1\nendpoint: {endpoint}\n"),
+        )
+        .unwrap();
+        Aws::connect(&manifest).await
+    }
+
+    #[tokio::test]
+    async fn head_bucket_403_and_301_name_the_bucket_and_what_to_do() {
+        let b = bucket(false, 0);
+        let taken = aws(&canned(
+            "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        ))
+        .await;
+        let e = b.find(&taken).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "s3:HeadBucket: bucket `s-results` exists and belongs to another account \
+             (or these credentials may not read it)"
+        );
+        assert!(
+            e.hint
+                .as_deref()
+                .unwrap()
+                .contains("set `buckets.output.name`"),
+            "{e:?}"
+        );
+
+        let elsewhere = aws(&canned(
+            "HTTP/1.1 301 Moved Permanently\r\nx-amz-bucket-region: eu-west-1\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n",
+        ))
+        .await;
+        let e = b.find(&elsewhere).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "s3:HeadBucket: bucket `s-results` exists in `eu-west-1`, not in the stack's region `us-east-1`"
+        );
+        assert!(
+            e.hint
+                .as_deref()
+                .unwrap()
+                .contains("set `region: eu-west-1`"),
+            "{e:?}"
+        );
+
+        // 404 is still "absent", not an error.
+        let absent = aws(&canned(
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        ))
+        .await;
+        assert_eq!(b.find(&absent).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_recently_deleted_bucket_name_is_explained() {
+        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>OperationAborted</Code>\
+            <Message>A conflicting conditional operation is currently in progress against this resource. \
+            Please try again.</Message><BucketName>s-results</BucketName><RequestId>R</RequestId>\
+            <HostId>H</HostId></Error>";
+        let response = format!(
+            "HTTP/1.1 409 Conflict\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let aws = aws(&canned(response.leak())).await;
+        let e = bucket(false, 0).apply(&aws, None, &[]).await.unwrap_err();
+        assert_eq!(e.code.as_deref(), Some("OperationAborted"));
+        assert!(
+            e.message
+                .starts_with("bucket `s-results` was deleted recently")
+                && e.message.contains("48-72 hours")
+                && e.message.contains("any account may take the name"),
+            "{e}"
+        );
+        assert!(
+            e.hint.as_deref().unwrap().contains("--delete-buckets"),
+            "{e:?}"
+        );
     }
 
     #[test]

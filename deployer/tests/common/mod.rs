@@ -78,7 +78,9 @@ pub fn deployer_command(args: &[&str]) -> Command {
         .env_remove("AWS_REGION")
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("NO_COLOR", "1");
+        .env("NO_COLOR", "1")
+        // The control plane only: tests of the local runtime (tests/local.rs) turn it on.
+        .env("DEPLOYER_NO_RUNTIME", "1");
     c
 }
 

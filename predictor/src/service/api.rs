@@ -2,7 +2,6 @@
 //! and the middleware every request goes through (request id, metrics, panics to JSON).
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -16,6 +15,11 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::errors::ApiError;
 use crate::detector::{Found, Timings};
+
+/// Response headers naming the process that answered and its prediction count, so a
+/// load generator can tell cold requests (`1`) from warm ones on any target.
+pub const INSTANCE_HEADER: &str = "x-instance-id";
+pub const SEQ_HEADER: &str = "x-instance-seq";
 
 /// The request id of the current request, set by the middleware.
 #[derive(Clone, Debug)]
@@ -122,6 +126,8 @@ struct ImageSize {
 #[derive(Serialize)]
 struct InstanceInfo<'a> {
     id: &'a str,
+    /// The process's prediction count, this one included.
+    seq: u64,
     cold: bool,
 }
 
@@ -337,7 +343,7 @@ async fn predict_within_deadline(
     outcome.timings = t;
     state.metrics.stages(&t);
 
-    let cold = !state.instance.served.swap(true, Ordering::Relaxed);
+    let seq = state.instance.next_seq();
     let body = Prediction {
         request_id: id,
         url,
@@ -351,13 +357,19 @@ async fn predict_within_deadline(
         timings_ms: t.rounded(),
         instance: InstanceInfo {
             id: &state.instance.id,
-            cold,
+            seq,
+            cold: seq == 1,
         },
     };
     let mut response = axum::Json(body).into_response();
+    let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&server_timing(&t)) {
-        response.headers_mut().insert("server-timing", v);
+        headers.insert("server-timing", v);
     }
+    if let Ok(v) = HeaderValue::from_str(&state.instance.id) {
+        headers.insert(INSTANCE_HEADER, v);
+    }
+    headers.insert(SEQ_HEADER, HeaderValue::from(seq));
     Ok(response)
 }
 

@@ -9,7 +9,7 @@ pub mod pool;
 pub mod storage;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -26,11 +26,11 @@ use crate::detector::{self, Detector, Settings};
 use crate::engine::Threading;
 use crate::postprocess::Thresholds;
 
-/// This process, as responses report it: an id, and whether it has served yet (the
-/// first request a process serves is the cold one).
+/// This process, as responses report it: an id, and how many predictions it has served
+/// (`seq == 1` is the cold one, the same on ECS, on Lambda and locally).
 pub struct Instance {
     pub id: String,
-    pub served: AtomicBool,
+    served: AtomicU64,
     pub started: Instant,
     requests: AtomicU64,
 }
@@ -42,10 +42,15 @@ impl Instance {
             .map_or(0, |d| d.as_nanos());
         Instance {
             id: format!("{:08x}-{:x}", nanos as u32, std::process::id()),
-            served: AtomicBool::new(false),
+            served: AtomicU64::new(0),
             started: Instant::now(),
             requests: AtomicU64::new(0),
         }
+    }
+
+    /// The sequence number of the prediction being served: 1 for the process's first.
+    pub fn next_seq(&self) -> u64 {
+        self.served.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     pub fn next_request_id(&self) -> String {

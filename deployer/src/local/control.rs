@@ -1,0 +1,216 @@
+//! What `up` provisioned, read back from the emulator's control plane: the local
+//! runtime runs exactly this, so a wrong setting in the deployer shows up locally as it
+//! would on AWS.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::aws::{Aws, AwsError, FoundExt, Service, error};
+use crate::manifest::Names;
+use crate::resources::{apigw, elb};
+
+/// The function behind the HTTP API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Function {
+    pub name: String,
+    pub image: String,
+    pub memory_mb: u32,
+    pub timeout: Duration,
+    pub env: BTreeMap<String, String>,
+    /// Reserved concurrency, when set: the environment limit.
+    pub reserved: Option<u32>,
+    pub log_group: String,
+    /// The HTTP API's route keys (`POST /predict`, `$default`).
+    pub routes: Vec<String>,
+}
+
+/// The ECS service behind the load balancer, with its scaling and health check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fleet {
+    pub image: String,
+    pub env: BTreeMap<String, String>,
+    pub port: u16,
+    /// CPU units of the task (1024 per vCPU).
+    pub cpu_units: u32,
+    pub log_group: String,
+    pub min: u32,
+    pub max: u32,
+    /// Target average CPU, percent.
+    pub cpu_target: f64,
+    pub health: Health,
+    pub deregistration_delay: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy: u32,
+    pub unhealthy: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Provisioned {
+    pub function: Option<Function>,
+    pub fleet: Option<Fleet>,
+}
+
+/// Reads both targets; a target that is not (fully) provisioned is `None`.
+pub async fn read(aws: &Aws, n: &Names) -> Result<Provisioned, AwsError> {
+    let (function, fleet) = tokio::try_join!(function(aws, n), fleet(aws, n))?;
+    Ok(Provisioned { function, fleet })
+}
+
+async fn function(aws: &Aws, n: &Names) -> Result<Option<Function>, AwsError> {
+    let Some(f) = aws
+        .lambda
+        .get_function()
+        .function_name(&n.function)
+        .send()
+        .await
+        .found(Service::Lambda, "lambda:GetFunction")?
+    else {
+        return Ok(None);
+    };
+    let (Some(config), Some(image)) = (f.configuration(), f.code().and_then(|c| c.image_uri()))
+    else {
+        return Ok(None);
+    };
+    let Some(api) = apigw::find_api(aws, &n.http_api).await? else {
+        return Ok(None);
+    };
+    let routes = aws
+        .apigw
+        .get_routes()
+        .api_id(api.api_id().unwrap_or_default())
+        .send()
+        .await
+        .map_err(error("apigateway:GetRoutes"))?
+        .items()
+        .iter()
+        .filter_map(|r| r.route_key().map(str::to_string))
+        .collect();
+    Ok(Some(Function {
+        name: n.function.clone(),
+        image: image.to_string(),
+        memory_mb: config.memory_size().unwrap_or(128).max(128) as u32,
+        timeout: Duration::from_secs(config.timeout().unwrap_or(3).max(1) as u64),
+        env: config
+            .environment()
+            .and_then(|e| e.variables())
+            .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+        reserved: f
+            .concurrency()
+            .and_then(|c| c.reserved_concurrent_executions())
+            .map(|r| r.max(0) as u32),
+        log_group: config
+            .logging_config()
+            .and_then(|l| l.log_group())
+            .map_or_else(|| n.lambda_log_group.clone(), str::to_string),
+        routes,
+    }))
+}
+
+async fn fleet(aws: &Aws, n: &Names) -> Result<Option<Fleet>, AwsError> {
+    let services = aws
+        .ecs
+        .describe_services()
+        .cluster(&n.cluster)
+        .services(&n.service)
+        .send()
+        .await
+        .found(Service::Ecs, "ecs:DescribeServices")?;
+    let Some(task_definition) = services
+        .as_ref()
+        .and_then(|s| s.services().first())
+        .filter(|s| s.status() != Some("INACTIVE"))
+        .and_then(|s| s.task_definition())
+    else {
+        return Ok(None);
+    };
+    let td = aws
+        .ecs
+        .describe_task_definition()
+        .task_definition(task_definition)
+        .send()
+        .await
+        .map_err(error("ecs:DescribeTaskDefinition"))?;
+    let Some(container) = td
+        .task_definition()
+        .and_then(|t| t.container_definitions().first())
+    else {
+        return Ok(None);
+    };
+    let groups = aws
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(&n.auto_scaling_group)
+        .send()
+        .await
+        .map_err(error("autoscaling:DescribeAutoScalingGroups"))?;
+    let Some(group) = groups.auto_scaling_groups().first() else {
+        return Ok(None);
+    };
+    let policies = aws
+        .autoscaling
+        .describe_policies()
+        .auto_scaling_group_name(&n.auto_scaling_group)
+        .send()
+        .await
+        .map_err(error("autoscaling:DescribePolicies"))?;
+    let cpu_target = policies
+        .scaling_policies()
+        .iter()
+        .find_map(|p| p.target_tracking_configuration()?.target_value())
+        .unwrap_or(70.0);
+    let Some(tg) = elb::find_target_group(aws, &n.target_group).await? else {
+        return Ok(None);
+    };
+    let attributes = aws
+        .elb
+        .describe_target_group_attributes()
+        .target_group_arn(tg.target_group_arn().unwrap_or_default())
+        .send()
+        .await
+        .map_err(error("elasticloadbalancing:DescribeTargetGroupAttributes"))?;
+    let delay = attributes
+        .attributes()
+        .iter()
+        .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
+        .and_then(|a| a.value()?.parse().ok())
+        .unwrap_or(300);
+    let secs =
+        |v: Option<i32>, default: u64| Duration::from_secs(v.map_or(default, |v| v.max(1) as u64));
+    Ok(Some(Fleet {
+        image: container.image().unwrap_or_default().to_string(),
+        env: container
+            .environment()
+            .iter()
+            .filter_map(|kv| Some((kv.name()?.to_string(), kv.value()?.to_string())))
+            .collect(),
+        port: container
+            .port_mappings()
+            .first()
+            .and_then(|p| p.container_port())
+            .unwrap_or(8080) as u16,
+        cpu_units: container.cpu().max(0) as u32,
+        log_group: container
+            .log_configuration()
+            .and_then(|l| l.options())
+            .and_then(|o| o.get("awslogs-group").cloned())
+            .unwrap_or_else(|| n.ecs_log_group.clone()),
+        min: group.min_size().unwrap_or(1).max(0) as u32,
+        max: group.max_size().unwrap_or(1).max(1) as u32,
+        cpu_target,
+        health: Health {
+            path: tg.health_check_path().unwrap_or("/").to_string(),
+            interval: secs(tg.health_check_interval_seconds(), 30),
+            timeout: secs(tg.health_check_timeout_seconds(), 5),
+            healthy: tg.healthy_threshold_count().unwrap_or(5).max(1) as u32,
+            unhealthy: tg.unhealthy_threshold_count().unwrap_or(2).max(1) as u32,
+        },
+        deregistration_delay: Duration::from_secs(delay),
+    }))
+}

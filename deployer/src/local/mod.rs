@@ -1,0 +1,590 @@
+//! The local runtime: both targets running for real on this machine, from what `up`
+//! provisioned in the emulator. A supervisor process per stack (started by `up` in the
+//! background, or `deployer runtime` in the foreground) runs:
+//!  - the serverless side: an HTTP API front ([`apigw`]) and a pool of Lambda execution
+//!    environments ([`lambda`]);
+//!  - the serverful side: a load balancer ([`alb`]) in front of auto-scaled instances
+//!    ([`fleet`], [`scaling`]);
+//!
+//! every process started from the image's root filesystem ([`rootfs`], [`process`]),
+//! its output shipped to the emulator's log groups ([`logs`]). It polls the control
+//! plane ([`control`]) and rolls both sides to what it finds; `status` reads its state
+//! file, `down` stops it and everything it started.
+
+pub mod alb;
+pub mod apigw;
+pub mod control;
+pub mod fleet;
+pub mod lambda;
+pub mod logs;
+pub mod process;
+pub mod rootfs;
+pub mod scaling;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::aws::{Aws, is_loopback};
+use crate::image::registry::Registry;
+use crate::manifest::Manifest;
+use fleet::{Fleet, Release};
+use lambda::{Pool, Version};
+use process::{CpuControl, Isolation};
+use scaling::Timing;
+
+/// Whether `up` runs the local runtime for this manifest: enabled, and the endpoint
+/// (`AWS_ENDPOINT_URL` first) an emulator on loopback.
+pub fn applies(m: &Manifest) -> bool {
+    m.local.enabled && endpoint(m).is_some_and(|e| is_loopback(&e))
+}
+
+/// The AWS endpoint in force: `AWS_ENDPOINT_URL`, else the manifest's.
+pub fn endpoint(m: &Manifest) -> Option<String> {
+    std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|e| !e.is_empty())
+        .or_else(|| m.endpoint.clone())
+}
+
+/// Where a stack's supervisor keeps its pid, state and logs: `DEPLOYER_STATE_DIR`, else
+/// `$XDG_STATE_HOME/deployer`, else `~/.local/state/deployer`; one directory per stack.
+pub fn state_dir(stack: &str) -> PathBuf {
+    let root = std::env::var_os("DEPLOYER_STATE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_STATE_HOME").map(|d| PathBuf::from(d).join("deployer")))
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state/deployer"))
+        })
+        .unwrap_or_else(|| std::env::temp_dir().join("deployer"));
+    root.join(stack)
+}
+
+/// Unpacked images, shared by every stack.
+fn cache_dir(stack_dir: &Path) -> PathBuf {
+    stack_dir.parent().unwrap_or(stack_dir).join("cache")
+}
+
+const PID_FILE: &str = "supervisor.pid";
+/// How long `up` tolerates a problem the supervisor reports before giving up.
+const PROBLEM_GRACE: Duration = Duration::from_secs(20);
+const STATE_FILE: &str = "state.json";
+pub const LOG_FILE: &str = "supervisor.log";
+
+/// The supervisor's pid, if one is running for `stack`.
+pub fn running(stack: &str) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(state_dir(stack).join(PID_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (process::alive(pid) && is_supervisor(pid)).then_some(pid)
+}
+
+/// Whether `pid` runs `deployer … runtime` (a pid file can outlive its process, and the
+/// pid be reused).
+fn is_supervisor(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == b"runtime"))
+}
+
+/// The supervisor's last state, if it is running.
+pub fn state(stack: &str) -> Option<Value> {
+    running(stack)?;
+    let text = std::fs::read_to_string(state_dir(stack).join(STATE_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// What the supervisor writes every second.
+#[derive(Serialize)]
+struct State<'a> {
+    pid: u32,
+    updated_ms: i64,
+    isolation: Isolation,
+    cpu_model: &'a str,
+    /// Cores of this machine per AWS vCPU.
+    cpu_scale: f64,
+    timing: Timing,
+    serverless: Option<Value>,
+    serverful: Option<Value>,
+    /// Every process started, for `down` (also when the supervisor is gone).
+    pids: Vec<u32>,
+    /// The last problem reading the control plane or pulling an image.
+    problem: Option<String>,
+}
+
+/// The environment the platform gives every process: credentials, region, endpoint
+/// (on AWS, the execution role and the region; here, the emulator's).
+fn platform_env(m: &Manifest) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    for k in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ] {
+        if let Ok(v) = std::env::var(k) {
+            env.insert(k.to_string(), v);
+        }
+    }
+    env.entry("AWS_ACCESS_KEY_ID".into())
+        .or_insert_with(|| "testing".into());
+    env.entry("AWS_SECRET_ACCESS_KEY".into())
+        .or_insert_with(|| "testing".into());
+    env.insert("AWS_REGION".into(), m.region.clone());
+    env.insert("AWS_DEFAULT_REGION".into(), m.region.clone());
+    if let Some(e) = endpoint(m) {
+        env.insert("AWS_ENDPOINT_URL".into(), e);
+    }
+    env
+}
+
+/// Runs the supervisor until SIGTERM or Ctrl-C.
+pub async fn run(m: &Manifest, aws: &Aws) -> Result<(), String> {
+    let dir = state_dir(&m.name);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    if let Some(pid) = running(&m.name).filter(|p| *p != std::process::id()) {
+        return Err(format!(
+            "the local runtime of `{}` already runs (pid {pid})",
+            m.name
+        ));
+    }
+    std::fs::write(dir.join(PID_FILE), std::process::id().to_string())
+        .map_err(|e| format!("writing the pid file: {e}"))?;
+
+    let isolation = Isolation::probe();
+    let cpu = CpuControl::probe(&format!("{}-{}", m.name, std::process::id()));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let cpu_scale = if m.local.cpu_scale > 0.0 {
+        m.local.cpu_scale
+    } else {
+        cores / 4.0
+    };
+    let capped = cpu.available();
+    let timing = Timing::of(m.local.timing);
+    let platform = platform_env(m);
+    let hub = logs::LogHub::start(aws.logs.clone(), dir.join("targets.log"));
+    let pool = Pool::new(
+        platform.clone(),
+        isolation,
+        cpu.clone(),
+        hub.clone(),
+        Duration::from_secs(m.local.reclaim_after_s.into()),
+    );
+    let fleet = Fleet::new(timing, platform, isolation, cpu.clone(), hub);
+
+    let serverless = bind(m.local.serverless_port).await?;
+    let serverful = bind(m.local.serverful_port).await?;
+    let urls = (
+        format!(
+            "http://{}",
+            serverful.local_addr().map_err(|e| e.to_string())?
+        ),
+        format!(
+            "http://{}",
+            serverless.local_addr().map_err(|e| e.to_string())?
+        ),
+    );
+    let fronts = [
+        tokio::spawn(serve(serverless, apigw::router(pool.clone()))),
+        tokio::spawn(serve(
+            serverful,
+            alb::router(fleet.clone(), m.local.balancing),
+        )),
+    ];
+    eprintln!(
+        "local runtime of `{}`: serverful {} serverless {} ({isolation:?}, CPU caps: {})",
+        m.name,
+        urls.0,
+        urls.1,
+        cpu.describe()
+    );
+
+    let registry = Registry::connect(aws, m.image.registry.as_deref()).await;
+    let cache = cache_dir(&dir);
+    let names = m.names();
+    let mut problem: Option<String> = None;
+    let mut last_poll: Option<Instant> = None;
+    let mut last_health = Instant::now();
+    let mut last_scale = Instant::now();
+    let mut last_state: Option<Instant> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = &mut shutdown => break,
+        }
+        if last_poll.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
+            last_poll = Some(Instant::now());
+            problem = match (&registry, control::read(aws, &names).await) {
+                (Err(e), _) => Some(format!("connecting to the registry: {e}")),
+                (_, Err(e)) => Some(format!("reading the control plane: {e}")),
+                (Ok(registry), Ok(p)) => {
+                    let scale = capped.then_some(cpu_scale);
+                    let a = roll_function(&pool, p.function, registry, &cache, m, scale).await;
+                    let b = roll_fleet(&fleet, p.fleet, registry, &cache, cpu_scale, capped).await;
+                    a.err().or(b.err())
+                }
+            };
+            if let Some(p) = &problem {
+                tracing::warn!("{p}");
+            }
+        }
+        pool.sweep();
+        fleet.reconcile().await;
+        let interval = fleet.release().map_or(Duration::from_secs(1), |r| {
+            timing.health_interval(r.fleet.health.interval)
+        });
+        if last_health.elapsed() >= interval {
+            last_health = Instant::now();
+            let f = fleet.clone();
+            // Health checks take up to their timeout: never hold up the loop.
+            tokio::spawn(async move { f.check_health().await });
+        }
+        if last_scale.elapsed() >= timing.period {
+            last_scale = Instant::now();
+            fleet.scale();
+        }
+        if last_state.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            last_state = Some(Instant::now());
+            let state = State {
+                pid: std::process::id(),
+                updated_ms: logs::now_ms(),
+                isolation,
+                cpu_model: cpu.describe(),
+                cpu_scale,
+                timing,
+                serverless: Some(serverless_view(&pool, &urls.1)),
+                serverful: Some(serverful_view(&fleet, &urls.0)),
+                pids: pool.pids().into_iter().chain(fleet.pids()).collect(),
+                problem: problem.clone().or_else(|| fleet.problem()).or_else(|| pool.problem()),
+            };
+            write_state(&dir, &state);
+        }
+    }
+    eprintln!("local runtime of `{}`: stopping", m.name);
+    // No new requests (and so no new environments) while everything stops.
+    for front in fronts {
+        front.abort();
+    }
+    pool.deploy(None);
+    pool.shutdown().await;
+    fleet.shutdown().await;
+    cpu.remove();
+    let _ = std::fs::remove_file(dir.join(STATE_FILE));
+    let _ = std::fs::remove_file(dir.join(PID_FILE));
+    Ok(())
+}
+
+async fn bind(port: u16) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| {
+            format!("listening on 127.0.0.1:{port}: {e} (set `local.*_port`, 0 picks a free one)")
+        })
+}
+
+async fn serve(listener: tokio::net::TcpListener, router: axum::Router) {
+    let _ = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await;
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+fn write_state(dir: &Path, state: &State) {
+    let tmp = dir.join(format!("{STATE_FILE}.tmp"));
+    if let Ok(text) = serde_json::to_vec_pretty(state)
+        && std::fs::write(&tmp, text).is_ok()
+    {
+        let _ = std::fs::rename(&tmp, dir.join(STATE_FILE));
+    }
+}
+
+/// Deploys the function's current settings to the pool when they changed.
+async fn roll_function(
+    pool: &Pool,
+    function: Option<control::Function>,
+    registry: &Registry,
+    cache: &Path,
+    m: &Manifest,
+    cpu_scale: Option<f64>,
+) -> Result<(), String> {
+    let current = pool.version();
+    let Some(function) = function else {
+        pool.deploy(None);
+        return Ok(());
+    };
+    if current.as_ref().is_some_and(|v| v.function == function) {
+        return Ok(());
+    }
+    let rootfs = Arc::new(rootfs::prepare(registry, &function.image, cache).await?);
+    let limit = function.reserved.unwrap_or(m.local.concurrency);
+    pool.deploy(Some(Arc::new(Version {
+        function,
+        rootfs,
+        limit,
+        cpu_scale,
+    })));
+    Ok(())
+}
+
+/// Deploys the service's current settings to the fleet when they changed.
+async fn roll_fleet(
+    fleet: &Fleet,
+    service: Option<control::Fleet>,
+    registry: &Registry,
+    cache: &Path,
+    cpu_scale: f64,
+    capped: bool,
+) -> Result<(), String> {
+    let current = fleet.release();
+    let Some(service) = service else {
+        fleet.deploy(None);
+        return Ok(());
+    };
+    if current.as_ref().is_some_and(|r| r.fleet == service) {
+        return Ok(());
+    }
+    let rootfs = Arc::new(rootfs::prepare(registry, &service.image, cache).await?);
+    fleet.deploy(Some(Arc::new(Release {
+        fleet: service,
+        rootfs,
+        cpu_scale,
+        capped,
+    })));
+    Ok(())
+}
+
+fn serverless_view(pool: &Pool, url: &str) -> Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    let v = pool.version();
+    let c = &pool.counters;
+    serde_json::json!({
+        "url": url,
+        "function": v.as_ref().map(|v| v.function.name.clone()),
+        "digest": v.as_ref().map(|v| v.rootfs.digest.clone()),
+        "memory_mb": v.as_ref().map(|v| v.function.memory_mb),
+        "timeout_s": v.as_ref().map(|v| v.function.timeout.as_secs()),
+        "concurrency_limit": v.as_ref().map(|v| v.limit),
+        "cores_per_environment": v.as_ref().and_then(|v| v.cpu_scale.map(|s| f64::from(v.function.memory_mb) / lambda::MB_PER_VCPU * s)),
+        "invocations": c.invocations.load(Relaxed),
+        "cold_starts": c.cold_starts.load(Relaxed),
+        "throttles": c.throttles.load(Relaxed),
+        "errors": c.errors.load(Relaxed),
+        "timeouts": c.timeouts.load(Relaxed),
+        "environments": pool.view(),
+    })
+}
+
+fn serverful_view(fleet: &Fleet, url: &str) -> Value {
+    let r = fleet.release();
+    let recent: Vec<_> = {
+        let events = fleet.events.lock().unwrap();
+        events.iter().rev().take(50).rev().cloned().collect()
+    };
+    serde_json::json!({
+        "url": url,
+        "digest": r.as_ref().map(|r| r.rootfs.digest.clone()),
+        "desired": fleet.desired.load(std::sync::atomic::Ordering::Relaxed),
+        "min": r.as_ref().map(|r| r.fleet.min),
+        "max": r.as_ref().map(|r| r.fleet.max),
+        "cpu_target": r.as_ref().map(|r| r.fleet.cpu_target),
+        "cores_per_instance": r.as_ref().filter(|r| r.capped).map(|r| r.vcpus() * r.cpu_scale),
+        "instances": fleet.view(),
+        "events": recent,
+    })
+}
+
+/// Starts the supervisor in the background (unless it runs) and waits until both
+/// targets serve `digest` (when given): the serverless front listening with the
+/// function deployed, one healthy instance behind the load balancer.
+pub async fn start(
+    m: &Manifest,
+    file: &Path,
+    digest: Option<&str>,
+    wait: Duration,
+) -> Result<Value, String> {
+    let dir = state_dir(&m.name);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let mut child = None;
+    if running(&m.name).is_none() {
+        // A supervisor that died may have left processes behind: end them first.
+        stop(&m.name).await;
+        child = Some(spawn_supervisor(&dir, file)?);
+    }
+    let started = Instant::now();
+    loop {
+        if let Some(state) = state(&m.name)
+            && ready(m, &state, digest)
+        {
+            return Ok(state);
+        }
+        let exited = match child.as_mut() {
+            Some(c) => c.try_wait().map_or(true, |s| s.is_some()),
+            None => running(&m.name).is_none(),
+        };
+        if exited {
+            return Err(format!(
+                "the local runtime stopped; its log ({}):\n{}",
+                dir.join(LOG_FILE).display(),
+                tail(&dir.join(LOG_FILE), 15)
+            ));
+        }
+        let problem = state(&m.name).and_then(|s| s["problem"].as_str().map(str::to_string));
+        // A problem that outlasts a few polls (an image that cannot be pulled, a control
+        // plane that does not answer) will not go away by waiting.
+        if let Some(p) = problem
+            .as_ref()
+            .filter(|_| started.elapsed() > PROBLEM_GRACE)
+        {
+            return Err(format!(
+                "{p}\nthe supervisor keeps running: `deployer down` stops it"
+            ));
+        }
+        if started.elapsed() > wait {
+            return Err(format!(
+                "the local runtime did not become ready within {} s: {}",
+                wait.as_secs(),
+                problem.as_deref().unwrap_or("no healthy instance yet")
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn ready(m: &Manifest, state: &Value, digest: Option<&str>) -> bool {
+    let on_digest = |v: &Value| {
+        v.as_str()
+            .is_some_and(|have| digest.is_none_or(|want| have == want))
+    };
+    let serverless = !m.serverless.enabled || on_digest(&state["serverless"]["digest"]);
+    let instances: Vec<&Value> = state["serverful"]["instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
+    let healthy: Vec<&&Value> = instances
+        .iter()
+        .filter(|i| i["state"] == "healthy")
+        .collect();
+    // Every instance taking traffic runs the new image (old ones may still drain).
+    let serverful = !m.serverful.enabled
+        || (!healthy.is_empty() && healthy.iter().all(|i| on_digest(&i["digest"])));
+    serverless && serverful
+}
+
+fn tail(file: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn spawn_supervisor(dir: &Path, file: &Path) -> Result<std::process::Child, String> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().map_err(|e| format!("finding this program: {e}"))?;
+    let log =
+        std::fs::File::create(dir.join(LOG_FILE)).map_err(|e| format!("creating the log: {e}"))?;
+    let err = log.try_clone().map_err(|e| e.to_string())?;
+    let mut command = std::process::Command::new(exe);
+    command
+        .arg("-f")
+        .arg(file)
+        .arg("runtime")
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(err);
+    // SAFETY: setsid(2) is async-signal-safe. A session of its own makes the supervisor
+    // and every process it starts one group, which `down` signals as one.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    command
+        .spawn()
+        .map_err(|e| format!("starting the local runtime: {e}"))
+}
+
+/// Stops the stack's supervisor and every process it started, also when the
+/// supervisor itself was killed. Returns how many processes were stopped.
+pub async fn stop(stack: &str) -> usize {
+    let dir = state_dir(stack);
+    let pid: Option<u32> = std::fs::read_to_string(dir.join(PID_FILE))
+        .ok()
+        .and_then(|p| p.trim().parse().ok());
+    let recorded: Vec<u32> = std::fs::read_to_string(dir.join(STATE_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|s| {
+            s["pids"].as_array().map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_u64().map(|p| p as u32))
+                    .collect()
+            })
+        })
+        .unwrap_or_default();
+    let mut stopped = 0;
+    // The supervisor leads its own process group: signal it whole, but only when it is
+    // ours (the supervisor itself, or the group of a process it recorded).
+    let ours = pid.filter(|p| {
+        (process::alive(*p) && is_supervisor(*p))
+            || recorded.iter().any(|r| process::group_of(*r) == Some(*p))
+    });
+    if let Some(pid) = ours {
+        let group = -(pid as i32);
+        if process::alive(pid) {
+            stopped += 1;
+            process::signal_group(group, libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while process::alive(pid) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        process::signal_group(group, libc::SIGCONT);
+        process::signal_group(group, libc::SIGKILL);
+    }
+    for p in &recorded {
+        if process::alive(*p) {
+            stopped += 1;
+            process::signal(*p, libc::SIGKILL);
+        }
+    }
+    // SIGKILL is asynchronous: return once they are gone (bounded).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while recorded
+        .iter()
+        .chain(pid.iter())
+        .any(|p| process::alive(*p))
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if let Some(pid) = pid {
+        CpuControl::probe(&format!("{stack}-{pid}")).remove();
+    }
+    let _ = std::fs::remove_file(dir.join(STATE_FILE));
+    let _ = std::fs::remove_file(dir.join(PID_FILE));
+    stopped
+}

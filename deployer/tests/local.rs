@@ -1,0 +1,579 @@
+//! The local runtime end to end: `deployer up` against moto and a real registry on
+//! loopback, then real requests through both local fronts to predictor processes
+//! started from the pushed image; cold starts, throttles, timeouts, reclaim, health,
+//! scaling, rollouts, and `down` leaving no process behind. Every wait is bounded.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use common::{Moto, deployer_command, predictor_bin, repo_root};
+use serde_json::Value;
+use testkit::{HttpResponse, Registry, http};
+
+const STACK: &str = "yolo-rt";
+
+fn photo(name: &str) -> Vec<u8> {
+    std::fs::read(repo_root().join("predictor/tests/images").join(name)).unwrap()
+}
+
+/// A stack on its own moto, registry and state directory; its processes are killed
+/// when it is dropped, whatever the test did.
+struct Stack {
+    moto: Moto,
+    _registry: Registry,
+    dir: PathBuf,
+    manifest: PathBuf,
+}
+
+impl Stack {
+    /// `extra` is YAML appended to the manifest (sections `serverful:`, `serverless:`,
+    /// `local:` must not be repeated: pass them whole).
+    fn new(test: &str, serverful: &str, serverless: &str, local: &str) -> Stack {
+        let moto = Moto::start();
+        let registry = Registry::start(false);
+        let dir = std::env::temp_dir().join(format!("deployer-rt-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let manifest = dir.join("stack.yaml");
+        std::fs::write(
+            &manifest,
+            format!(
+                "name: {STACK}\nregion: us-east-1\nendpoint: {}\nimage:\n  registry: {}\n\
+                 serverful:\n  wait_s: 0\n{serverful}\nserverless:\n{serverless}\n\
+                 local:\n  serverful_port: 0\n  serverless_port: 0\n  timing: fast\n{local}\n",
+                moto.endpoint, registry.host
+            ),
+        )
+        .unwrap();
+        Stack {
+            moto,
+            _registry: registry,
+            dir,
+            manifest,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut all = vec!["-f", self.manifest.to_str().unwrap()];
+        all.extend(args);
+        deployer_command(&all)
+            .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
+            .env("DEPLOYER_STATE_DIR", self.dir.join("state"))
+            .env_remove("DEPLOYER_NO_RUNTIME")
+            .output()
+            .unwrap()
+    }
+
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "deployer {args:?} failed:\n{stderr}\n{}\nsupervisor log:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            self.supervisor_log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `up` with `binary` in the image; the two URLs it prints.
+    fn up(&self, binary: &Path) -> (String, String) {
+        let out = self.ok(&[
+            "up",
+            "--yes",
+            "-o",
+            "json",
+            "--predictor-bin",
+            binary.to_str().unwrap(),
+        ]);
+        let report: Value = serde_json::from_str(&out).unwrap();
+        let url = |target: &str| {
+            report["endpoints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["target"] == target)
+                .map(|e| e["url"].as_str().unwrap().to_string())
+                .unwrap_or_default()
+        };
+        (url("serverful"), url("serverless"))
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.join("state").join(STACK)
+    }
+
+    fn state(&self) -> Value {
+        let text = std::fs::read_to_string(self.state_dir().join("state.json")).unwrap_or_default();
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    fn supervisor_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.state_dir().join("supervisor.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    fn supervisor_log(&self) -> String {
+        std::fs::read_to_string(self.state_dir().join("supervisor.log")).unwrap_or_default()
+    }
+
+    /// Waits (bounded) until `cond` holds of the state the supervisor writes.
+    #[track_caller]
+    fn wait_for(&self, what: &str, limit: Duration, cond: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let s = self.state();
+            if cond(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {limit:?}; state:\n{s:#}\nsupervisor log:\n{}",
+                self.supervisor_log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        let s = self.state();
+        let mut pids: Vec<u32> = s["pids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_u64().map(|p| p as u32))
+            .collect();
+        pids.extend(self.supervisor_pid());
+        pids
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let pids = self.pids();
+        if let Some(pid) = self.supervisor_pid() {
+            // SAFETY: kill(2) on our own test's process group.
+            unsafe {
+                libc::kill(-(pid as i32), libc::SIGKILL);
+            }
+        }
+        for p in pids {
+            unsafe {
+                libc::kill(p as i32, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| Some(s.rsplit_once(')')?.1.split_whitespace().next()? != "Z"))
+        .unwrap_or(false)
+}
+
+fn post_image(url: &str, body: &[u8]) -> HttpResponse {
+    http("POST", url, &[("Content-Type", "image/jpeg")], body).unwrap()
+}
+
+fn labels(r: &HttpResponse) -> Vec<String> {
+    r.json()["detections"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no detections: {}", String::from_utf8_lossy(&r.body)))
+        .iter()
+        .map(|d| d["label"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn both_targets_serve_detections_cold_then_warm_and_down_leaves_no_process() {
+    let s = Stack::new("serve", "  min: 1\n  max: 2", "  timeout_s: 30", "");
+    let (serverful, serverless) = s.up(&predictor_bin());
+    assert!(
+        serverful.starts_with("http://127.0.0.1:") && serverful.ends_with("/predict"),
+        "{serverful}"
+    );
+    assert!(serverless.starts_with("http://127.0.0.1:"), "{serverless}");
+    let bus = photo("bus.jpg");
+
+    // Serverless: the first request is a cold start, the second is warm on the same
+    // environment.
+    let first = post_image(&serverless, &bus);
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    assert!(labels(&first).contains(&"bus".to_string()));
+    assert_eq!(first.header("x-instance-seq"), Some("1"), "cold");
+    assert!(first.header("apigw-requestid").is_some());
+    let second = post_image(&serverless, &bus);
+    assert_eq!(second.json()["instance"]["seq"], 2, "warm");
+    assert_eq!(
+        second.json()["instance"]["id"],
+        first.json()["instance"]["id"]
+    );
+
+    // Serverful: the same detections through the load balancer.
+    let r = post_image(&serverful, &bus);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(labels(&r), labels(&first));
+    assert!(
+        r.json()["url"]
+            .as_str()
+            .is_some_and(|u| u.contains("results/"))
+    );
+
+    // A bad image gets the predictor's own 4xx JSON, unchanged, through both fronts.
+    for url in [&serverful, &serverless] {
+        let bad = post_image(url, b"this is not a JPEG");
+        assert!((400..500).contains(&bad.status), "{url}: {}", bad.status);
+        assert!(
+            bad.json()["error"]["code"].is_string(),
+            "{url}: {}",
+            String::from_utf8_lossy(&bad.body)
+        );
+    }
+    // The gateway's own answer for a route it does not have.
+    let base = serverless.trim_end_matches("/predict");
+    let none = http("GET", &format!("{base}/nothing"), &[], b"").unwrap();
+    assert_eq!(
+        (none.status, none.json()),
+        (404, serde_json::json!({"message": "Not Found"}))
+    );
+
+    // `status` shows the live data plane; the REPORT lines are in the function's log.
+    let status: Value = serde_json::from_str(&s.ok(&["status", "-o", "json"])).unwrap();
+    let rt = &status["runtime"];
+    assert_eq!(rt["serverless"]["cold_starts"], 1, "{rt:#}");
+    assert_eq!(
+        rt["serverless"]["environments"].as_array().unwrap().len(),
+        1
+    );
+    assert!(
+        rt["serverless"]["environments"][0]["init_ms"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert_eq!(rt["serverful"]["instances"][0]["state"], "healthy");
+    assert!(rt["isolation"].is_string() && rt["cpu_model"].is_string());
+    let logs = s.wait_for_logs("REPORT RequestId");
+    assert!(logs.contains("Init Duration:"), "{logs}");
+    assert!(logs.contains("Max Memory Used:"), "{logs}");
+
+    // A second `up` with nothing changed leaves every process as it was.
+    let before = s.pids();
+    s.up(&predictor_bin());
+    assert_eq!(s.pids(), before, "an unchanged `up` restarted processes");
+
+    let pids = s.pids();
+    assert!(
+        pids.len() >= 3,
+        "supervisor, an instance, an environment: {pids:?}"
+    );
+    s.ok(&["down", "--yes"]);
+    for p in &pids {
+        assert!(!alive(*p), "pid {p} survived `down`");
+    }
+}
+
+impl Stack {
+    /// Waits (bounded) for `needle` in the serverless target's logs, as `deployer logs`
+    /// prints them.
+    fn wait_for_logs(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = self.run(&["logs", "serverless", "--since", "1h"]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no `{needle}` in the logs:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+#[test]
+fn lambda_throttles_at_its_limit_kills_timeouts_and_reclaims_idle_environments() {
+    let s = Stack::new(
+        "lambda",
+        "  enabled: false",
+        "  timeout_s: 3\n  reserved_concurrency: 2",
+        "  reclaim_after_s: 2",
+    );
+    let (_, url) = s.up(&predictor_bin());
+    let bus = photo("bus.jpg");
+
+    // Three at once against a limit of two: two cold starts, one throttle.
+    let answers: Vec<HttpResponse> = std::thread::scope(|sc| {
+        let calls: Vec<_> = (0..3)
+            .map(|_| sc.spawn(|| post_image(&url, &bus)))
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    let ok: Vec<&HttpResponse> = answers.iter().filter(|r| r.status == 200).collect();
+    let throttled: Vec<&HttpResponse> = answers
+        .iter()
+        .filter(|r| r.header("x-local-lambda-error") == Some("TooManyRequestsException"))
+        .collect();
+    assert_eq!(
+        (ok.len(), throttled.len()),
+        (2, 1),
+        "{:?}",
+        answers.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        throttled[0].status, 500,
+        "an HTTP API answers a throttled invoke with 500"
+    );
+    let ids: std::collections::BTreeSet<String> = ok
+        .iter()
+        .map(|r| r.json()["instance"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 2, "two environments");
+    assert!(
+        ok.iter().all(|r| r.json()["instance"]["seq"] == 1),
+        "both cold"
+    );
+
+    // Idle past `reclaim_after_s`: the environments are reclaimed, the next call is cold.
+    s.wait_for("reclaim", Duration::from_secs(20), |st| {
+        st["serverless"]["environments"]
+            .as_array()
+            .is_some_and(|e| e.is_empty())
+    });
+    let cold = post_image(&url, &bus);
+    assert_eq!(cold.json()["instance"]["seq"], 1, "reclaimed: cold again");
+    assert!(!ids.contains(cold.json()["instance"]["id"].as_str().unwrap()));
+
+    // A handler stuck past the function's timeout (its process stopped mid-request) is
+    // killed; the next request re-initialises.
+    let st = s.wait_for("the environment listed", Duration::from_secs(10), |st| {
+        st["serverless"]["environments"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty())
+    });
+    let env_pid = st["serverless"]["environments"][0]["pid"].as_u64().unwrap() as i32;
+    let stuck = std::thread::scope(|sc| {
+        let call = sc.spawn(|| post_image(&url, &bus));
+        // Keep stopping it until the answer comes: the dispatcher continues a frozen
+        // environment when it hands it the request.
+        while !call.is_finished() {
+            unsafe {
+                libc::kill(env_pid, libc::SIGSTOP);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        call.join().unwrap()
+    });
+    assert_eq!(
+        stuck.status,
+        500,
+        "{}",
+        String::from_utf8_lossy(&stuck.body)
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(env_pid as u32) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !alive(env_pid as u32),
+        "the timed-out environment was killed"
+    );
+    let logs = s.wait_for_logs("Task timed out after 3.00 seconds");
+    assert!(logs.contains("Status: timeout"), "{logs}");
+    let after = post_image(&url, &bus);
+    assert_eq!(after.status, 200);
+    assert_eq!(after.json()["instance"]["seq"], 1, "a new environment");
+    s.wait_for("the counters", Duration::from_secs(5), |st| {
+        st["serverless"]["timeouts"] == 1 && st["serverless"]["throttles"] == 1
+    });
+
+    // `down` after the supervisor was killed still stops everything it started.
+    let pids = s.pids();
+    let supervisor = s.supervisor_pid().unwrap();
+    unsafe {
+        libc::kill(supervisor as i32, libc::SIGKILL);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        pids.iter().any(|p| *p != supervisor && alive(*p)),
+        "the environment outlives its supervisor"
+    );
+    s.ok(&["down", "--yes"]);
+    for p in &pids {
+        assert!(!alive(*p), "pid {p} survived `down`");
+    }
+}
+
+#[test]
+fn instances_are_health_checked_scaled_out_under_load_and_in_when_idle() {
+    let s = Stack::new(
+        "fleet",
+        "  min: 2\n  max: 3\n  cpu_target: 30",
+        "  enabled: false",
+        "",
+    );
+    let (url, _) = s.up(&predictor_bin());
+    let bus = photo("bus.jpg");
+    let st = s.wait_for("two healthy instances", Duration::from_secs(60), |st| {
+        healthy(st).len() == 2
+    });
+    // A stopped instance fails its health checks and gets no more traffic.
+    let stopped_pid = healthy(&st)[0];
+    unsafe {
+        libc::kill(stopped_pid as i32, libc::SIGSTOP);
+    }
+    s.wait_for(
+        "the stopped instance unhealthy",
+        Duration::from_secs(20),
+        |st| {
+            st["serverful"]["instances"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|i| i["pid"] == stopped_pid && i["state"] == "unhealthy")
+        },
+    );
+    let served = |st: &Value| {
+        st["serverful"]["instances"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|i| i["pid"] == stopped_pid)
+            .map(|i| i["served"].clone())
+    };
+    let before = served(&s.state());
+    let mut served_by = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let r = post_image(&url, &bus);
+        assert_eq!(r.status, 200);
+        served_by.insert(r.header("x-instance-id").unwrap().to_string());
+    }
+    assert_eq!(
+        served_by.len(),
+        1,
+        "only the healthy instance answered: {served_by:?}"
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(
+        served(&s.state()),
+        before,
+        "the unhealthy instance got requests"
+    );
+    unsafe {
+        libc::kill(stopped_pid as i32, libc::SIGCONT);
+    }
+    s.wait_for("both healthy again", Duration::from_secs(20), |st| {
+        healthy(st).len() == 2
+    });
+
+    // Load above the CPU target: target tracking adds the third instance.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|sc| {
+        for _ in 0..2 {
+            sc.spawn(|| {
+                let until = Instant::now() + Duration::from_secs(60);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < until {
+                    let _ = post_image(&url, &bus);
+                }
+            });
+        }
+        s.wait_for("scale-out to 3", Duration::from_secs(60), |st| {
+            healthy(st).len() == 3
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let st = s.state();
+    let events: Vec<&str> = st["serverful"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["what"].as_str())
+        .collect();
+    assert!(
+        events.iter().any(|e| e.starts_with("desired 2 -> 3")),
+        "{events:?}"
+    );
+
+    // Idle: back to the minimum, the extra instance drained and stopped.
+    s.wait_for("scale-in to 2", Duration::from_secs(60), |st| {
+        st["serverful"]["desired"] == 2
+            && st["serverful"]["instances"]
+                .as_array()
+                .is_some_and(|i| i.len() == 2)
+    });
+    s.ok(&["down", "--yes"]);
+}
+
+fn healthy(st: &Value) -> Vec<u32> {
+    st["serverful"]["instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["state"] == "healthy")
+        .map(|i| i["pid"].as_u64().unwrap() as u32)
+        .collect()
+}
+
+#[test]
+fn a_new_image_rolls_both_targets_to_its_digest() {
+    let s = Stack::new("roll", "  min: 1\n  max: 1", "", "");
+    let (serverful, serverless) = s.up(&predictor_bin());
+    let bus = photo("bus.jpg");
+    let before = (
+        post_image(&serverful, &bus).json()["instance"]["id"].clone(),
+        post_image(&serverless, &bus).json()["instance"]["id"].clone(),
+    );
+    let old = s.state()["serverless"]["digest"].clone();
+
+    // The same program with one more byte: another image, another digest.
+    let changed = s.dir.join("predictor");
+    let mut bytes = std::fs::read(predictor_bin()).unwrap();
+    bytes.push(0);
+    std::fs::write(&changed, bytes).unwrap();
+    std::fs::set_permissions(
+        &changed,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    s.up(&changed);
+    let st = s.state();
+    let new = st["serverless"]["digest"].clone();
+    assert_ne!(new, old);
+    assert_eq!(st["serverful"]["digest"], new);
+    // `up` returned once both sides served the new image.
+    let r = post_image(&serverful, &bus);
+    assert_eq!(r.status, 200);
+    assert_ne!(
+        r.json()["instance"]["id"],
+        before.0,
+        "served by a new instance"
+    );
+    let r = post_image(&serverless, &bus);
+    assert_ne!(
+        r.json()["instance"]["id"],
+        before.1,
+        "served by a new environment"
+    );
+    assert_eq!(r.json()["instance"]["seq"], 1);
+    s.wait_for("the old instance gone", Duration::from_secs(30), |st| {
+        st["serverful"]["instances"]
+            .as_array()
+            .is_some_and(|i| i.iter().all(|i| i["digest"] == new))
+    });
+    s.ok(&["down", "--yes"]);
+}

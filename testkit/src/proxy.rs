@@ -1,0 +1,326 @@
+//! A loopback HTTP proxy in front of a test server that makes its answers look like
+//! AWS's where the emulator is kinder: each behaviour is switched on per test. For now
+//! one behaviour: ECR's registry error envelopes in front of Debian's registry.
+//!
+//! Every request is forwarded on its own upstream connection (`Connection: close`), with
+//! the client's `Host` kept so the upstream's `Location` headers point back at the
+//! proxy; the answer is read whole, rewritten if a behaviour asks for it, and sent back
+//! with a `Content-Length` on the client's kept-alive connection.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The account id ECR names in its messages.
+pub const ECR_ACCOUNT: &str = "123456789012";
+
+/// What the proxy does to the upstream's answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Behaviour {
+    /// Registry 404s carry ECR's error envelopes instead of the upstream's:
+    /// `MANIFEST_UNKNOWN` / `Requested image not found` for a missing tag,
+    /// `NAME_UNKNOWN` / `The repository with name 'X' does not exist in the registry with
+    /// id '…'` for a missing repository.
+    pub ecr_errors: bool,
+}
+
+/// A proxy on a free loopback port, stopped when dropped.
+pub struct Proxy {
+    /// `127.0.0.1:<port>`
+    pub host: String,
+    behaviour: Arc<Mutex<Behaviour>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    /// Starts a proxy in front of `upstream` (`host:port`), passing everything through.
+    pub fn start(upstream: &str) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let behaviour = Arc::new(Mutex::new(Behaviour::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared {
+            upstream: upstream.to_string(),
+            behaviour: behaviour.clone(),
+        });
+        let stopping = stop.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let shared = shared.clone();
+                std::thread::spawn(move || {
+                    // A broken connection ends that connection only.
+                    let _ = shared.serve(client);
+                });
+            }
+        });
+        Proxy {
+            host,
+            behaviour,
+            stop,
+        }
+    }
+
+    /// Switches behaviours for every request from now on.
+    pub fn set(&self, behaviour: Behaviour) {
+        *self.behaviour.lock().unwrap() = behaviour;
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop so it sees the flag.
+        let _ = TcpStream::connect(&self.host);
+    }
+}
+
+struct Shared {
+    upstream: String,
+    behaviour: Arc<Mutex<Behaviour>>,
+}
+
+/// A request or a response: its first line, headers, and whole body.
+#[derive(Debug, Clone)]
+struct Message {
+    start: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Message {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn has_token(&self, name: &str, token: &str) -> bool {
+        self.header(name)
+            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    }
+
+    /// Writes the message with its body framed by `Content-Length` (`length` overrides
+    /// it: a HEAD answer keeps the upstream's), hop-by-hop headers replaced.
+    fn write(
+        &self,
+        to: &mut impl Write,
+        extra: &[(&str, &str)],
+        length: Option<&str>,
+    ) -> std::io::Result<()> {
+        let mut head = format!("{}\r\n", self.start);
+        let hop = [
+            "connection",
+            "keep-alive",
+            "transfer-encoding",
+            "content-length",
+            "expect",
+        ];
+        for (k, v) in &self.headers {
+            if !hop.contains(&k.to_ascii_lowercase().as_str()) {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+        }
+        for (k, v) in extra {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        let length = length.map_or_else(|| self.body.len().to_string(), str::to_string);
+        head.push_str(&format!("Content-Length: {length}\r\n\r\n"));
+        to.write_all(head.as_bytes())?;
+        to.write_all(&self.body)?;
+        to.flush()
+    }
+}
+
+/// Reads a head (start line and headers; the body is left to read); `None` at a clean
+/// end of stream.
+fn read_head(r: &mut impl BufRead) -> std::io::Result<Option<Message>> {
+    let mut start = String::new();
+    if r.read_line(&mut start)? == 0 {
+        return Ok(None);
+    }
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    Ok(Some(Message {
+        start: start.trim_end().to_string(),
+        headers,
+        body: Vec::new(),
+    }))
+}
+
+/// Reads a chunked body up to and including its trailers.
+fn read_chunked(r: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut size = String::new();
+        r.read_line(&mut size)?;
+        let size = size.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size, 16)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        if size == 0 {
+            // Trailers, then the empty line.
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line)? == 0 || line.trim_end().is_empty() {
+                    return Ok(body);
+                }
+            }
+        }
+        let at = body.len();
+        body.resize(at + size, 0);
+        r.read_exact(&mut body[at..])?;
+        let mut crlf = [0u8; 2];
+        r.read_exact(&mut crlf)?;
+    }
+}
+
+fn read_body(r: &mut impl BufRead, m: &Message) -> std::io::Result<Vec<u8>> {
+    if m.has_token("transfer-encoding", "chunked") {
+        return read_chunked(r);
+    }
+    let length: usize = m
+        .header("content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    r.read_exact(&mut body)?;
+    Ok(body)
+}
+
+impl Shared {
+    /// Serves one client connection until it closes.
+    fn serve(&self, client: TcpStream) -> std::io::Result<()> {
+        let mut writer = client.try_clone()?;
+        let mut reader = BufReader::new(client);
+        while let Some(mut request) = read_head(&mut reader)? {
+            if request.has_token("expect", "100-continue") {
+                writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+            }
+            request.body = read_body(&mut reader, &request)?;
+            let close = request.has_token("connection", "close");
+            let response = self.forward(&request)?;
+            let response = self.rewrite(&request, response);
+            let head = request.start.starts_with("HEAD ");
+            let length = if head {
+                response.header("content-length").map(str::to_string)
+            } else {
+                None
+            };
+            let extra: &[(&str, &str)] = if close {
+                &[("Connection", "close")]
+            } else {
+                &[]
+            };
+            response.write(&mut writer, extra, length.as_deref())?;
+            if close {
+                break;
+            }
+        }
+        let _ = writer.shutdown(Shutdown::Both);
+        Ok(())
+    }
+
+    /// Sends `request` upstream on a new connection and reads the whole answer.
+    fn forward(&self, request: &Message) -> std::io::Result<Message> {
+        let mut upstream = TcpStream::connect(&self.upstream)?;
+        upstream.set_read_timeout(Some(Duration::from_secs(300)))?;
+        request.write(&mut upstream, &[("Connection", "close")], None)?;
+        let mut reader = BufReader::new(upstream);
+        let mut response = read_head(&mut reader)?.ok_or(std::io::ErrorKind::UnexpectedEof)?;
+        let status = status(&response);
+        let bodiless = request.start.starts_with("HEAD ") || status == 204 || status == 304;
+        if !bodiless {
+            response.body = if response.has_token("transfer-encoding", "chunked") {
+                read_chunked(&mut reader)?
+            } else if response.header("content-length").is_some() {
+                read_body(&mut reader, &response)?
+            } else {
+                let mut all = Vec::new();
+                reader.read_to_end(&mut all)?;
+                all
+            };
+        }
+        Ok(response)
+    }
+
+    fn rewrite(&self, request: &Message, response: Message) -> Message {
+        let behaviour = *self.behaviour.lock().unwrap();
+        if behaviour.ecr_errors {
+            return self.ecr_errors(request, response);
+        }
+        response
+    }
+
+    /// ECR's answer to a manifest that is not there: which envelope depends on whether
+    /// the repository exists, which Debian's registry never says on this path (it
+    /// answers `MANIFEST_UNKNOWN` for both), so it is asked through the tag list. A
+    /// repository counts as existing once it holds a tag (on ECR, once it is created).
+    fn ecr_errors(&self, request: &Message, mut response: Message) -> Message {
+        let Some(path) = request.start.split_whitespace().nth(1) else {
+            return response;
+        };
+        let Some(name) = path
+            .strip_prefix("/v2/")
+            .and_then(|p| p.rsplit_once("/manifests/"))
+            .map(|(name, _)| name.to_string())
+        else {
+            return response;
+        };
+        if status(&response) != 404 {
+            return response;
+        }
+        let mut tags = request.clone();
+        tags.start = format!("GET /v2/{name}/tags/list HTTP/1.1");
+        tags.body.clear();
+        let repository_exists = self.forward(&tags).is_ok_and(|t| status(&t) == 200);
+        let (code, message) = if repository_exists {
+            ("MANIFEST_UNKNOWN", "Requested image not found".to_string())
+        } else {
+            (
+                "NAME_UNKNOWN",
+                format!(
+                    "The repository with name '{name}' does not exist in the registry with id '{ECR_ACCOUNT}'"
+                ),
+            )
+        };
+        if !request.start.starts_with("HEAD ") {
+            response.body = serde_json::json!({"errors": [{"code": code, "message": message}]})
+                .to_string()
+                .into_bytes();
+        }
+        response
+            .headers
+            .retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
+        response.headers.push((
+            "Content-Type".into(),
+            "application/json; charset=utf-8".into(),
+        ));
+        response
+    }
+}
+
+fn status(m: &Message) -> u16 {
+    m.start
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
