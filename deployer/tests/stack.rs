@@ -315,6 +315,22 @@ async fn down_empties_and_keeps_the_buckets_unless_told_to_delete_them() {
         .json();
     assert_eq!(plan["summary"]["empty"], 1, "{plan:#}");
     assert_eq!(plan["summary"]["delete"], RESOURCES - 2, "{plan:#}");
+    let plan = deployer(
+        &moto,
+        &[
+            "-f",
+            &m,
+            "plan",
+            "--destroy",
+            "--delete-buckets",
+            "-o",
+            "json",
+        ],
+    )
+    .expect(0)
+    .json();
+    assert_eq!(plan["summary"]["empty"], 0, "{plan:#}");
+    assert_eq!(plan["summary"]["delete"], RESOURCES, "{plan:#}");
 
     deployer(&moto, &["-f", &m, "down"]).expect(0);
     assert_eq!(tagged(&moto).await, buckets, "down keeps the buckets only");
