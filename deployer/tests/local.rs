@@ -29,9 +29,9 @@ struct Stack {
 }
 
 impl Stack {
-    /// `extra` is YAML appended to the manifest (sections `serverful:`, `serverless:`,
-    /// `local:` must not be repeated: pass them whole).
-    fn new(test: &str, serverful: &str, serverless: &str, local: &str) -> Stack {
+    /// `serverful`, `serverless` and `local` are the bodies of those sections (indented);
+    /// `extra` holds further top-level sections.
+    fn new(test: &str, serverful: &str, serverless: &str, local: &str, extra: &str) -> Stack {
         let moto = Moto::start();
         let registry = Registry::start(false);
         let dir = std::env::temp_dir().join(format!("deployer-rt-{test}-{}", std::process::id()));
@@ -43,7 +43,7 @@ impl Stack {
             format!(
                 "name: {STACK}\nregion: us-east-1\nendpoint: {}\nimage:\n  registry: {}\n\
                  serverful:\n  wait_s: 0\n{serverful}\nserverless:\n{serverless}\n\
-                 local:\n  serverful_port: 0\n  serverless_port: 0\n  timing: fast\n{local}\n",
+                 local:\n  serverful_port: 0\n  serverless_port: 0\n  timing: fast\n{local}\n{extra}\n",
                 moto.endpoint, registry.host
             ),
         )
@@ -179,6 +179,36 @@ fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether a process is stopped (SIGSTOP).
+fn stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| Some(s.rsplit_once(')')?.1.split_whitespace().next()? == "T"))
+        .unwrap_or(false)
+}
+
+/// The live processes of a process group.
+fn group_members(pgid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')?
+                        .1
+                        .split_whitespace()
+                        .nth(2)?
+                        .parse::<u32>()
+                        .ok()
+                })
+                == Some(pgid)
+        })
+        .filter(|pid| alive(*pid))
+        .collect()
+}
+
 fn post_image(url: &str, body: &[u8]) -> HttpResponse {
     http("POST", url, &[("Content-Type", "image/jpeg")], body).unwrap()
 }
@@ -194,7 +224,7 @@ fn labels(r: &HttpResponse) -> Vec<String> {
 
 #[test]
 fn both_targets_serve_detections_cold_then_warm_and_down_leaves_no_process() {
-    let s = Stack::new("serve", "  min: 1\n  max: 2", "  timeout_s: 30", "");
+    let s = Stack::new("serve", "  min: 1\n  max: 2", "  timeout_s: 30", "", "");
     let (serverful, serverless) = s.up(&predictor_bin());
     assert!(
         serverful.starts_with("http://127.0.0.1:") && serverful.ends_with("/predict"),
@@ -313,6 +343,7 @@ fn lambda_throttles_at_its_limit_kills_timeouts_and_reclaims_idle_environments()
         "  enabled: false",
         "  timeout_s: 3\n  reserved_concurrency: 2",
         "  reclaim_after_s: 2",
+        "predictor:\n  deadline_ms: 2500",
     );
     let (_, url) = s.up(&predictor_bin());
     let bus = photo("bus.jpg");
@@ -351,9 +382,10 @@ fn lambda_throttles_at_its_limit_kills_timeouts_and_reclaims_idle_environments()
 
     // Idle past `reclaim_after_s`: the environments are reclaimed, the next call is cold.
     s.wait_for("reclaim", Duration::from_secs(20), |st| {
-        st["serverless"]["environments"]
-            .as_array()
-            .is_some_and(|e| e.is_empty())
+        st["serverless"]["cold_starts"] == 2
+            && st["serverless"]["environments"]
+                .as_array()
+                .is_some_and(|e| e.is_empty())
     });
     let cold = post_image(&url, &bus);
     assert_eq!(cold.json()["instance"]["seq"], 1, "reclaimed: cold again");
@@ -395,16 +427,31 @@ fn lambda_throttles_at_its_limit_kills_timeouts_and_reclaims_idle_environments()
     );
     let logs = s.wait_for_logs("Task timed out after 3.00 seconds");
     assert!(logs.contains("Status: timeout"), "{logs}");
-    let after = post_image(&url, &bus);
-    assert_eq!(after.status, 200);
-    assert_eq!(after.json()["instance"]["seq"], 1, "a new environment");
     s.wait_for("the counters", Duration::from_secs(5), |st| {
         st["serverless"]["timeouts"] == 1 && st["serverless"]["throttles"] == 1
     });
+    let after = post_image(&url, &bus);
+    assert_eq!(after.status, 200);
+    assert_eq!(after.json()["instance"]["seq"], 1, "a new environment");
 
-    // `down` after the supervisor was killed still stops everything it started.
-    let pids = s.pids();
+    // `down` after the supervisor was killed still stops everything it started. (Right
+    // after a request: the environment would be reclaimed 2 s later.)
     let supervisor = s.supervisor_pid().unwrap();
+    let pids = group_members(supervisor);
+    assert!(
+        pids.len() >= 2,
+        "the supervisor and an environment: {pids:?}"
+    );
+    // Frozen (idle, waiting for its next event): an environment between its response
+    // and its next `/next` would exit by itself when the Runtime API went away.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !pids.iter().any(|p| *p != supervisor && stopped(*p)) {
+        assert!(
+            Instant::now() < deadline,
+            "the idle environment was not frozen"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     unsafe {
         libc::kill(supervisor as i32, libc::SIGKILL);
     }
@@ -425,6 +472,7 @@ fn instances_are_health_checked_scaled_out_under_load_and_in_when_idle() {
         "fleet",
         "  min: 2\n  max: 3\n  cpu_target: 30",
         "  enabled: false",
+        "",
         "",
     );
     let (url, _) = s.up(&predictor_bin());
@@ -531,7 +579,7 @@ fn healthy(st: &Value) -> Vec<u32> {
 
 #[test]
 fn a_new_image_rolls_both_targets_to_its_digest() {
-    let s = Stack::new("roll", "  min: 1\n  max: 1", "", "");
+    let s = Stack::new("roll", "  min: 1\n  max: 1", "", "", "");
     let (serverful, serverless) = s.up(&predictor_bin());
     let bus = photo("bus.jpg");
     let before = (

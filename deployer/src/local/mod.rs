@@ -262,7 +262,10 @@ pub async fn run(m: &Manifest, aws: &Aws) -> Result<(), String> {
                 serverless: Some(serverless_view(&pool, &urls.1)),
                 serverful: Some(serverful_view(&fleet, &urls.0)),
                 pids: pool.pids().into_iter().chain(fleet.pids()).collect(),
-                problem: problem.clone().or_else(|| fleet.problem()).or_else(|| pool.problem()),
+                problem: problem
+                    .clone()
+                    .or_else(|| fleet.problem())
+                    .or_else(|| pool.problem()),
             };
             write_state(&dir, &state);
         }
@@ -546,34 +549,40 @@ pub async fn stop(stack: &str) -> usize {
         })
         .unwrap_or_default();
     let mut stopped = 0;
-    // The supervisor leads its own process group: signal it whole, but only when it is
-    // ours (the supervisor itself, or the group of a process it recorded).
-    let ours = pid.filter(|p| {
-        (process::alive(*p) && is_supervisor(*p))
-            || recorded.iter().any(|r| process::group_of(*r) == Some(*p))
-    });
-    if let Some(pid) = ours {
-        let group = -(pid as i32);
-        if process::alive(pid) {
-            stopped += 1;
-            process::signal_group(group, libc::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while process::alive(pid) && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+    // The supervisor leads its own process group. When it is gone, its group's members
+    // are still found by their group id; a member is ours when it runs from this
+    // stack's image cache (its root, or its command line through the loader).
+    let cache = cache_dir(&dir);
+    let members: Vec<u32> = pid
+        .map(|g| {
+            process::group_members(g)
+                .into_iter()
+                .filter(|m| recorded.contains(m) || process::runs_from(*m, &cache))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(pid) = pid.filter(|p| process::alive(*p) && is_supervisor(*p)) {
+        stopped += 1;
+        process::signal_group(-(pid as i32), libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while process::alive(pid) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        process::signal_group(group, libc::SIGCONT);
-        process::signal_group(group, libc::SIGKILL);
+        process::signal(pid, libc::SIGKILL);
     }
-    for p in &recorded {
-        if process::alive(*p) {
-            stopped += 1;
-            process::signal(*p, libc::SIGKILL);
-        }
+    let leftovers: Vec<u32> = members
+        .iter()
+        .chain(recorded.iter())
+        .copied()
+        .filter(|p| process::alive(*p))
+        .collect();
+    for p in &leftovers {
+        stopped += 1;
+        process::signal(*p, libc::SIGKILL);
     }
     // SIGKILL is asynchronous: return once they are gone (bounded).
     let deadline = Instant::now() + Duration::from_secs(5);
-    while recorded
+    while leftovers
         .iter()
         .chain(pid.iter())
         .any(|p| process::alive(*p))

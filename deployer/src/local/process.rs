@@ -259,6 +259,26 @@ pub fn group_of(pid: u32) -> Option<u32> {
         .ok()
 }
 
+/// The live processes of process group `pgid`.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| group_of(*p) == Some(pgid) && alive(*p))
+        .collect()
+}
+
+/// Whether `pid` runs from below `dir`: chrooted into it, or started through a
+/// loader found there.
+pub fn runs_from(pid: u32, dir: &Path) -> bool {
+    let rooted = std::fs::read_link(format!("/proc/{pid}/root")).is_ok_and(|r| r.starts_with(dir));
+    let dir = dir.display().to_string();
+    rooted
+        || std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&dir))
+}
+
 /// Whether `pid` is a live process (not a zombie).
 pub fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))

@@ -115,19 +115,13 @@ impl Tracker {
         }
         let since = self.last_change.map(|c| now.duration_since(c));
         let wanted = self.clamp((f64::from(current) * cpu / self.target).ceil() as u32);
-        let decision = if self.above >= t.out_periods
+        let out = self.above >= t.out_periods
             && since.is_none_or(|s| s >= t.out_cooldown)
-            && wanted > current
-        {
-            Some(wanted)
-        } else if self.below >= t.in_periods
+            && wanted > current;
+        let scale_in = self.below >= t.in_periods
             && since.is_none_or(|s| s >= t.in_cooldown)
-            && wanted < current
-        {
-            Some(wanted)
-        } else {
-            None
-        };
+            && wanted < current;
+        let decision = (out || scale_in).then_some(wanted);
         if decision.is_some() {
             self.above = 0;
             self.below = 0;
