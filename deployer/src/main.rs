@@ -2,6 +2,7 @@
 //! serverful (ECS on EC2 behind an ALB) and serverless (Lambda behind an HTTP API).
 
 mod aws;
+mod bench;
 mod engine;
 mod error;
 mod image;
@@ -9,6 +10,7 @@ mod local;
 mod manifest;
 mod output;
 mod plan;
+mod predict;
 mod resources;
 mod stack;
 mod tail;
@@ -112,6 +114,22 @@ enum Command {
         /// How far back to start: `30s`, `10m`, `2h`, `1d`.
         #[arg(long, default_value = "10m", value_parser = tail::parse_since)]
         since: std::time::Duration,
+    },
+    /// Run the serverless-versus-serverful experiment: the same load against both
+    /// targets, every request recorded, summarised, charted (`report.html`).
+    Bench(bench::Options),
+    /// Send photos (files, or keys in the input bucket) through a target and print the
+    /// detections.
+    Predict {
+        /// Which target.
+        #[arg(long, value_enum, default_value_t = tail::Target::Serverless)]
+        target: tail::Target,
+        /// Send files as the request body instead of uploading them first.
+        #[arg(long)]
+        body: bool,
+        /// Photo files or keys.
+        #[arg(required = true)]
+        inputs: Vec<String>,
     },
     /// Run the local runtime in the foreground (what `up` starts in the background
     /// against a local emulator): both targets as real processes on this machine.
@@ -242,6 +260,34 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             local::run(&manifest, &aws).await.map_err(Error::Local)?;
             return Ok(0);
         }
+        Command::Bench(options) => return bench::run(&aws, &manifest, &options, cli.output).await,
+        Command::Predict {
+            target,
+            body,
+            inputs,
+        } => {
+            let name = match target {
+                tail::Target::Serverful => "serverful",
+                tail::Target::Serverless => "serverless",
+            };
+            let endpoints = if local::applies(&manifest) {
+                local::state(&manifest.name)
+                    .map(|s| local_endpoints(&manifest, &s))
+                    .unwrap_or_default()
+            } else {
+                endpoints(&aws, &manifest).await?
+            };
+            let url = endpoints
+                .iter()
+                .find(|e| e.target == name)
+                .map(|e| e.url.clone())
+                .ok_or_else(|| Error::Usage {
+                    message: format!("stack `{}` has no {name} endpoint running", manifest.name),
+                    hint: Some("`deployer up` creates it".into()),
+                })?;
+            let bucket = manifest.names().input_bucket;
+            return predict::run(&aws, &bucket, &url, &inputs, body, cli.output).await;
+        }
         Command::Logs {
             target,
             follow,
@@ -290,7 +336,12 @@ async fn run(cli: Cli) -> Result<u8, Error> {
     let seen = engine::observe(&aws, stack, &nodes).await?;
 
     match cli.command {
-        Command::Validate | Command::Build { .. } | Command::Runtime | Command::Logs { .. } => {
+        Command::Validate
+        | Command::Build { .. }
+        | Command::Runtime
+        | Command::Logs { .. }
+        | Command::Bench(_)
+        | Command::Predict { .. } => {
             unreachable!("handled above")
         }
         Command::Plan {

@@ -103,6 +103,13 @@ impl Stack {
         (url("serverful"), url("serverless"))
     }
 
+    /// Replaces `from` by `to` in the manifest.
+    fn edit(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.manifest).unwrap();
+        assert!(text.contains(from), "{from} not in the manifest");
+        std::fs::write(&self.manifest, text.replace(from, to)).unwrap();
+    }
+
     fn state_dir(&self) -> PathBuf {
         self.dir.join("state").join(STACK)
     }
@@ -470,7 +477,8 @@ fn lambda_throttles_at_its_limit_kills_timeouts_and_reclaims_idle_environments()
 fn instances_are_health_checked_scaled_out_under_load_and_in_when_idle() {
     let s = Stack::new(
         "fleet",
-        "  min: 2\n  max: 3\n  cpu_target: 30",
+        // No scaling while the health checks are tested.
+        "  min: 2\n  max: 3\n  cpu_target: 95",
         "  enabled: false",
         "",
         "",
@@ -529,10 +537,17 @@ fn instances_are_health_checked_scaled_out_under_load_and_in_when_idle() {
         healthy(st).len() == 2
     });
 
+    // A lower target, through the control plane: the runtime follows what `up` set.
+    s.edit("cpu_target: 95", "cpu_target: 10");
+    s.up(&predictor_bin());
+    s.wait_for("the new target", Duration::from_secs(10), |st| {
+        st["serverful"]["cpu_target"] == 10.0
+    });
+
     // Load above the CPU target: target tracking adds the third instance.
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|sc| {
-        for _ in 0..2 {
+        for _ in 0..3 {
             sc.spawn(|| {
                 let until = Instant::now() + Duration::from_secs(60);
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < until {

@@ -56,6 +56,8 @@ pub enum TargetState {
 pub struct Instance {
     pub id: u32,
     pub release: Arc<Release>,
+    /// Instances of an older generation are replaced like an old release.
+    generation: u32,
     pub port: u16,
     pub pid: u32,
     proc: Mutex<Option<Proc>>,
@@ -140,6 +142,7 @@ pub struct Fleet {
     instances: Mutex<Vec<Arc<Instance>>>,
     next_id: AtomicU32,
     pub desired: AtomicU32,
+    generation: AtomicU32,
     tracker: Mutex<Option<Tracker>>,
     pub timing: Timing,
     rr: AtomicUsize,
@@ -180,6 +183,7 @@ impl Fleet {
             instances: Mutex::new(Vec::new()),
             next_id: AtomicU32::new(1),
             desired: AtomicU32::new(0),
+            generation: AtomicU32::new(0),
             tracker: Mutex::new(None),
             timing,
             rr: AtomicUsize::new(0),
@@ -233,6 +237,13 @@ impl Fleet {
             self.desired.store(0, Ordering::Relaxed);
         }
         *self.release.lock().unwrap() = release;
+    }
+
+    /// Replaces every instance with a fresh one (rolled like a new image): `bench
+    /// --protocol cold` asks for it.
+    pub fn recycle(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        self.event("recycling every instance on request".into());
     }
 
     pub fn instances(&self) -> Vec<Arc<Instance>> {
@@ -294,6 +305,7 @@ impl Fleet {
         let instance = Arc::new(Instance {
             id,
             release: release.clone(),
+            generation: self.generation.load(Ordering::Relaxed),
             port,
             pid: proc.pid,
             proc: Mutex::new(Some(proc)),
@@ -327,7 +339,11 @@ impl Fleet {
                 }
                 ok
             });
-            let current = |i: &Instance| release.as_ref().is_some_and(|r| r.same_task(&i.release));
+            let generation = self.generation.load(Ordering::Relaxed);
+            let current = |i: &Instance| {
+                i.generation == generation
+                    && release.as_ref().is_some_and(|r| r.same_task(&i.release))
+            };
             let active: Vec<Arc<Instance>> = all
                 .iter()
                 .filter(|i| current(i) && i.state() != TargetState::Draining)

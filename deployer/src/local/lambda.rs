@@ -493,6 +493,22 @@ impl Pool {
         }
     }
 
+    /// Retires every idle environment (the next invocations are cold): `bench
+    /// --protocol cold` asks for it.
+    pub fn retire_idle(&self) {
+        let mut doomed = Vec::new();
+        self.envs.lock().unwrap().retain(|e| {
+            let idle = e.phase().0 == Phase::Idle;
+            if idle {
+                doomed.push(e.clone());
+            }
+            !idle
+        });
+        for env in doomed {
+            Self::kill(&env, "retired on request");
+        }
+    }
+
     /// Stops every environment.
     pub async fn shutdown(&self) {
         let envs: Vec<Arc<Env>> = std::mem::take(&mut *self.envs.lock().unwrap());

@@ -214,10 +214,17 @@ pub async fn run(m: &Manifest, aws: &Aws) -> Result<(), String> {
     let mut last_state: Option<Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut shutdown = std::pin::pin!(shutdown_signal());
+    // SIGUSR1: retire the warm capacity (`bench --protocol cold`).
+    let mut renew = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+        .map_err(|e| format!("listening for SIGUSR1: {e}"))?;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             () = &mut shutdown => break,
+            Some(()) = renew.recv() => {
+                pool.retire_idle();
+                fleet.recycle();
+            }
         }
         if last_poll.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
             last_poll = Some(Instant::now());

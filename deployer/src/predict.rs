@@ -1,0 +1,125 @@
+//! `deployer predict`: one or more photos through a target, the detections printed.
+//! A local file is uploaded to the input bucket and named by key (as the studies sent
+//! them), or sent as the body with `--body`; anything else is a key already there.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::aws::{Aws, error};
+use crate::error::Error;
+use crate::output::Format;
+
+pub async fn run(
+    aws: &Aws,
+    input_bucket: &str,
+    url: &str,
+    inputs: &[String],
+    body: bool,
+    format: Format,
+) -> Result<u8, Error> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| Error::Usage {
+            message: format!("an HTTP client: {e}"),
+            hint: None,
+        })?;
+    let mut failed = 0;
+    for input in inputs {
+        let path = Path::new(input);
+        let request = if path.is_file() {
+            let bytes = std::fs::read(path).map_err(|e| Error::Usage {
+                message: format!("reading `{input}`: {e}"),
+                hint: None,
+            })?;
+            if body {
+                client
+                    .post(url)
+                    .header("content-type", "application/octet-stream")
+                    .body(bytes)
+            } else {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                let key = format!("predict/{name}");
+                aws.s3
+                    .put_object()
+                    .bucket(input_bucket)
+                    .key(&key)
+                    .body(bytes.into())
+                    .send()
+                    .await
+                    .map_err(error("s3:PutObject"))?;
+                client
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(serde_json::json!({ "image": key }).to_string())
+            }
+        } else {
+            client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(serde_json::json!({ "image": input }).to_string())
+        };
+        let answer = request.send().await;
+        let (status, json) = match answer {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let text = r.text().await.unwrap_or_default();
+                (
+                    status,
+                    serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)),
+                )
+            }
+            Err(e) => (0, Value::String(format!("could not reach {url}: {e}"))),
+        };
+        if status != 200 {
+            failed += 1;
+        }
+        match format {
+            Format::Json => println!(
+                "{}",
+                serde_json::json!({"input": input, "status": status, "response": json})
+            ),
+            Format::Text => println!("{}", line(input, status, &json)),
+        }
+    }
+    Ok(u8::from(failed > 0))
+}
+
+/// `bus.jpg  200  bus 0.94, person 0.89  (cold, 412 ms)  <url>`
+fn line(input: &str, status: u16, json: &Value) -> String {
+    if status != 200 {
+        let why = json["error"]["message"]
+            .as_str()
+            .or(json["message"].as_str())
+            .map_or_else(|| json.to_string(), str::to_string);
+        return format!("{input}  {status}  error: {why}");
+    }
+    let found: Vec<String> = json["detections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            format!(
+                "{} {:.2}",
+                d["label"].as_str().unwrap_or("?"),
+                d["score"].as_f64().unwrap_or(0.0)
+            )
+        })
+        .collect();
+    format!(
+        "{input}  {status}  {}  ({}, {:.0} ms)  {}",
+        if found.is_empty() {
+            "nothing".to_string()
+        } else {
+            found.join(", ")
+        },
+        if json["instance"]["cold"] == true {
+            "cold"
+        } else {
+            "warm"
+        },
+        json["timings_ms"]["total"].as_f64().unwrap_or(0.0),
+        json["url"].as_str().unwrap_or("")
+    )
+}
