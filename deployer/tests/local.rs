@@ -640,3 +640,210 @@ fn a_new_image_rolls_both_targets_to_its_digest() {
     });
     s.ok(&["down", "--yes"]);
 }
+
+/// Runs `deployer bench` with `args` into `out`; its exit code, stdout and stderr.
+fn bench(s: &Stack, out: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut all = vec!["bench", "--out", out.to_str().unwrap(), "--images"];
+    let images = repo_root().join("predictor/tests/images");
+    all.push(images.to_str().unwrap());
+    all.extend(args);
+    let o = s.run(&all);
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn csv_rows(out: &Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(out.join("requests.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
+}
+
+#[test]
+fn bench_runs_every_protocol_against_both_local_targets_and_writes_its_report() {
+    let s = Stack::new("bench", "  min: 1\n  max: 2", "", "", "");
+    s.up(&predictor_bin());
+    let protocols: [(&str, &[&str], usize); 5] = [
+        (
+            "study",
+            &["--batches", "2", "--concurrency", "2", "--pause-s", "0.2"],
+            4,
+        ),
+        ("ab", &["--requests", "4", "--concurrency", "2"], 4),
+        ("rate", &["--rate", "4", "--duration-s", "1"], 4),
+        ("sweep", &["--concurrency", "2", "--requests", "2"], 4),
+        ("cold", &["--requests", "1"], 2),
+    ];
+    for (protocol, args, per_target) in protocols {
+        let out = s.dir.join(format!("bench-{protocol}"));
+        let mut all = vec!["--protocol", protocol];
+        all.extend(args);
+        let (code, stdout, stderr) = bench(&s, &out, &all);
+        assert_eq!(code, Some(0), "{protocol}: {stderr}\n{stdout}");
+        assert!(
+            stdout.contains("serverful") && stdout.contains("serverless"),
+            "{stdout}"
+        );
+        let rows = csv_rows(&out);
+        assert_eq!(
+            rows.len(),
+            2 * per_target,
+            "{protocol}: one row per request"
+        );
+        assert!(rows.iter().all(|r| r[7] == "200"), "{protocol}: {rows:?}");
+        let summary: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
+                .unwrap();
+        assert_eq!(summary["summaries"].as_array().unwrap().len(), 2);
+        for line in std::fs::read_to_string(out.join("events.jsonl"))
+            .unwrap()
+            .lines()
+        {
+            serde_json::from_str::<Value>(line).unwrap();
+        }
+        // Every chart is a whole SVG document; the latency chart has one mark per
+        // request, the cold ones marked as such, as in the CSV.
+        for chart in [
+            "latency.svg",
+            "percentiles.svg",
+            "units.svg",
+            "cpu.svg",
+            "memory.svg",
+        ] {
+            let svg = std::fs::read_to_string(out.join(chart)).unwrap();
+            assert!(
+                svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+                "{chart}"
+            );
+            assert_eq!(
+                svg.matches('<').count(),
+                svg.matches('>').count(),
+                "{chart}"
+            );
+        }
+        let svg = std::fs::read_to_string(out.join("latency.svg")).unwrap();
+        let marks = svg.matches("<circle class=\"point\"").count()
+            + svg.matches("<circle class=\"cold\"").count();
+        assert_eq!(marks, rows.len(), "{protocol}: one mark per request");
+        let cold_rows = rows.iter().filter(|r| r[12] == "true").count();
+        assert_eq!(
+            svg.matches("<circle class=\"cold\"").count(),
+            cold_rows,
+            "{protocol}"
+        );
+        if protocol == "cold" {
+            // Fresh capacity on both sides: each side's first request is cold.
+            for target in ["serverful", "serverless"] {
+                let first = rows.iter().find(|r| r[0] == target).unwrap();
+                assert_eq!(first[12], "true", "{target}: {rows:?}");
+            }
+            assert!(
+                summary["summaries"][1]["cold"]["init_ms"]["mean"]
+                    .as_f64()
+                    .is_some(),
+                "{summary:#}"
+            );
+        }
+        if protocol == "sweep" {
+            assert!(out.join("sweep.svg").is_file());
+        }
+        assert!(
+            std::fs::read_to_string(out.join("report.html"))
+                .unwrap()
+                .contains("<svg")
+        );
+    }
+
+    // A threshold turns the run into a gate.
+    let out = s.dir.join("bench-gate");
+    let (code, _, stderr) = bench(
+        &s,
+        &out,
+        &[
+            "--protocol",
+            "ab",
+            "--requests",
+            "2",
+            "--targets",
+            "serverless",
+            "--max-p99-ms",
+            "1",
+        ],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("serverless: p99") && stderr.contains("--max-p99-ms 1"),
+        "{stderr}"
+    );
+    s.ok(&["down", "--yes"]);
+}
+
+#[test]
+fn bench_reports_a_stalled_target_and_a_dead_one_without_crashing() {
+    // A stack that was never brought up: the targets are given by URL.
+    let s = Stack::new("bench-faults", "", "", "", "");
+    let stalled = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stalled_url = format!("http://{}/predict", stalled.local_addr().unwrap());
+    let dead_url = format!("http://127.0.0.1:{}/predict", testkit::free_port());
+    // Accept and never answer; the connections close when the test ends.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in stalled.incoming().take(100) {
+            held.push(c);
+        }
+    });
+    let out = s.dir.join("bench-faults");
+    let (code, stdout, stderr) = bench(
+        &s,
+        &out,
+        &[
+            "--protocol",
+            "rate",
+            "--rate",
+            "8",
+            "--duration-s",
+            "1",
+            "--timeout-s",
+            "0.5",
+            "--max-in-flight",
+            "2",
+            "--by",
+            "body",
+            "--url",
+            &format!("serverful={stalled_url}"),
+            "--url",
+            &format!("serverless={dead_url}"),
+            "--max-error-rate",
+            "0.5",
+        ],
+    );
+    assert_eq!(code, Some(1), "{stderr}\n{stdout}");
+    assert!(stderr.contains("--max-error-rate"), "{stderr}");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let side = |t: &str| {
+        summary["summaries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["target"] == t)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(side("serverful")["errors"]["timeout"], 8, "{summary:#}");
+    assert_eq!(
+        side("serverless")["errors"]["connection refused"],
+        8,
+        "{summary:#}"
+    );
+    // Two in flight at most: the stalled target held them, the generator sent late, and
+    // the report says so.
+    let late = side("serverful")["send_lateness_ms"][1].as_f64().unwrap();
+    assert!(late > 100.0, "lateness {late} ms: {summary:#}");
+    assert!(stdout.contains("generator lateness"), "{stdout}");
+}

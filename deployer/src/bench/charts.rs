@@ -42,6 +42,8 @@ const LEFT: f64 = 80.0;
 const RIGHT: f64 = 30.0;
 const TOP: f64 = 44.0;
 const BOTTOM: f64 = 56.0;
+/// The legend's width, from the right edge of the plot.
+const LEGEND: f64 = 300.0;
 
 /// About five round ticks covering `lo..=hi`.
 pub fn ticks(lo: f64, hi: f64) -> Vec<f64> {
@@ -100,6 +102,8 @@ impl Chart {
             x1 = x0 + 1.0;
         }
         let x0 = x0.min(0.0);
+        // A little room on the right, so the last points are not on the frame.
+        let x1 = x1 + (x1 - x0) * 0.03;
         let y1 = if y1 <= 0.0 { 1.0 } else { y1 * 1.08 };
         let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
         let sx = |x: f64| LEFT + (x - x0) / (x1 - x0) * pw;
@@ -218,7 +222,7 @@ impl Chart {
         // Legend.
         let mut ly = TOP + 8.0;
         for s in &self.series {
-            let lx = W - RIGHT - 190.0;
+            let lx = W - RIGHT - LEGEND;
             let _ = write!(
                 o,
                 r#"<rect x="{lx}" y="{:.1}" width="12" height="12" fill="{}"/><text x="{}" y="{:.1}">{}</text>"#,
@@ -231,7 +235,7 @@ impl Chart {
             ly += 18.0;
         }
         if self.series.iter().any(|s| s.cold.iter().any(|c| *c)) {
-            let lx = W - RIGHT - 190.0;
+            let lx = W - RIGHT - LEGEND;
             let _ = write!(
                 o,
                 r##"<circle cx="{}" cy="{:.1}" r="6" fill="none" stroke="#333" stroke-width="2"/><text x="{}" y="{:.1}">cold start (first request of a process)</text>"##,

@@ -86,6 +86,10 @@ pub struct Options {
     /// rate: seconds of load.
     #[arg(long, default_value_t = 30.0)]
     pub duration_s: f64,
+    /// rate: requests outstanding at most; beyond, sends wait and the wait is reported
+    /// as generator lateness [default: rate × timeout, at most 1000].
+    #[arg(long)]
+    pub max_in_flight: Option<usize>,
     /// Seconds before a request counts as failed.
     #[arg(long, default_value_t = 60.0)]
     pub timeout_s: f64,
@@ -328,7 +332,10 @@ async fn drive(s: &Shooter, o: &Options) -> Vec<Record> {
                 .await
         }
         Protocol::Rate => {
-            let in_flight = ((o.rate * o.timeout_s).ceil() as usize).clamp(1, 1000);
+            let in_flight = o
+                .max_in_flight
+                .unwrap_or((o.rate * o.timeout_s).ceil() as usize)
+                .clamp(1, 1000);
             s.rate(
                 o.rate.max(0.01),
                 Duration::from_secs_f64(o.duration_s.max(0.0)),

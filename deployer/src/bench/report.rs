@@ -100,14 +100,24 @@ fn charts(run: &Run, records: &[Record], samples: &[Sample], o: &Options) -> Vec
     let names = targets(run);
     let mut out = Vec::new();
     // Every request's latency over time: the studies' figure, with cold starts marked.
+    // Each target on its own clock (time since its first request), so the same
+    // schedule lines up when the targets ran one after the other.
+    let origin = |t: &str| {
+        records
+            .iter()
+            .filter(|r| r.target == t)
+            .map(|r| r.intended_s)
+            .fold(f64::INFINITY, f64::min)
+    };
     let mut guides = Vec::new();
     if o.protocol == Protocol::Study {
         for t in names.iter().take(1) {
+            let zero = origin(t);
             let mut phase = None;
             for r in records.iter().filter(|r| &r.target == t) {
                 if phase != Some(r.phase) {
                     phase = Some(r.phase);
-                    guides.push((r.intended_s, format!("batch {}", r.phase + 1)));
+                    guides.push((r.intended_s - zero, format!("batch {}", r.phase + 1)));
                 }
             }
         }
@@ -116,7 +126,7 @@ fn charts(run: &Run, records: &[Record], samples: &[Sample], o: &Options) -> Vec
         "latency.svg".to_string(),
         Chart {
             title: format!("Response time of every request ({:?})", run.protocol).to_lowercase(),
-            x_label: "time since the start (s), at the intended send time".into(),
+            x_label: "time since the target's first request (s), at the intended send time".into(),
             y_label: "response time (ms)".into(),
             guides,
             series: names
@@ -124,11 +134,15 @@ fn charts(run: &Run, records: &[Record], samples: &[Sample], o: &Options) -> Vec
                 .enumerate()
                 .map(|(i, t)| {
                     let mine: Vec<&Record> = records.iter().filter(|r| &r.target == t).collect();
+                    let zero = origin(t);
                     Series {
                         name: t.clone(),
                         color: color(i),
                         mark: Mark::Points,
-                        points: mine.iter().map(|r| (r.intended_s, r.latency_ms)).collect(),
+                        points: mine
+                            .iter()
+                            .map(|r| (r.intended_s - zero, r.latency_ms))
+                            .collect(),
                         cold: mine.iter().map(|r| r.cold).collect(),
                     }
                 })
@@ -345,7 +359,7 @@ pub fn table(run: &Run, compare: Option<&Run>) -> String {
     if let Some(r) = run.break_even_rps {
         let _ = writeln!(
             o,
-            "cost: the serverful side at its minimum costs the same as the serverless one at {r:.1} requests/s ({:.0} per day)",
+            "cost: the serverful side at its minimum costs the same as the serverless one at {r:.1} requests/s ({:.0} requests a day)",
             r * 86_400.0
         );
     }
