@@ -28,10 +28,10 @@ echo "== deployer status" >&2
 deployer status
 
 url() { python3 -c "import json,sys; print(next(e['url'] for e in json.load(open('.local/up.json'))['endpoints'] if e['target']==sys.argv[1]))" "$1"; }
-show() { # target, response file
-  python3 - "$1" "$2" <<'PY'
+show() { # target, response file, seconds the call took
+  python3 - "$1" "$2" "$3" <<'PY'
 import json, sys
-target, path = sys.argv[1], sys.argv[2]
+target, path, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
 r = json.load(open(path))
 if "detections" not in r:
     print(f"{target:<10}  error: {r}")
@@ -39,14 +39,14 @@ if "detections" not in r:
 found = ", ".join(f"{d['label']} {d['score']:.2f}" for d in r["detections"])
 inst = r["instance"]
 state = "cold" if inst["cold"] else "warm"
-print(f"{target:<10}  {state} (instance {inst['id']}, request {inst['seq']})  {r['timings_ms']['total']:.0f} ms  {found}")
-print(f"{'':<10}  annotated: {r['url']}")
+print(f"{target:<10}  {state} (instance {inst['id']}, request {inst['seq']})  {seconds * 1000:.0f} ms  {found}")
+print(f"{'':<10}  annotated: {r['url'].split('?')[0]}")
 PY
 }
 photo=predictor/tests/images/bus.jpg
 echo "== POST $photo to both targets" >&2
 for target in serverless serverless serverful; do
-  curl -fsS -H 'Content-Type: image/jpeg' --data-binary "@$photo" "$(url $target)" > .local/answer.json
-  show "$target" .local/answer.json
+  took=$(curl -fsS -o .local/answer.json -w '%{time_total}' -H 'Content-Type: image/jpeg' --data-binary "@$photo" "$(url $target)")
+  show "$target" .local/answer.json "$took"
 done
 echo "logs: $bin/deployer -f manifests/local.yaml logs; stop: $bin/deployer -f manifests/local.yaml down --yes" >&2

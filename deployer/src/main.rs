@@ -271,7 +271,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                 tail::Target::Serverless => "serverless",
             };
             let endpoints = if local::applies(&manifest) {
-                local::state(&manifest.name)
+                local::state(&manifest)
                     .map(|s| local_endpoints(&manifest, &s))
                     .unwrap_or_default()
             } else {
@@ -400,7 +400,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             let started = Instant::now();
             if command == "down" {
                 // The local runtime's processes use what `down` deletes: stop them first.
-                let stopped = local::stop(stack).await;
+                let stopped = local::stop(&manifest).await;
                 if stopped > 0 {
                     progress.info(&format!("local runtime stopped ({stopped} processes)"));
                 }
@@ -459,7 +459,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                     detail: o.detail.clone(),
                 })
                 .collect();
-            let runtime = local::state(stack);
+            let runtime = local::state(&manifest);
             let mut text = output::status_text(stack, &rows);
             if let Some(state) = &runtime {
                 text.push_str(&output::runtime_text(state));

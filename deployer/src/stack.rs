@@ -335,7 +335,6 @@ fn serverful(
             name: n.auto_scaling_group.clone(),
             launch_template: n.launch_template.clone(),
             subnets: net.subnets.clone(),
-            min: s.min,
             max: s.max,
             cpu_target: s.cpu_target,
             cooldown_s: s.scale_in_cooldown_s,
@@ -346,6 +345,7 @@ fn serverful(
             cluster: n.cluster.clone(),
             auto_scaling_group: n.auto_scaling_group.clone(),
             target_capacity: 100,
+            group_min: s.min,
             tags: tags.clone(),
         }),
         Box::new(elb::LoadBalancer {

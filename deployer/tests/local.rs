@@ -111,7 +111,10 @@ impl Stack {
     }
 
     fn state_dir(&self) -> PathBuf {
-        self.dir.join("state").join(STACK)
+        let port = self.moto.endpoint.rsplit(':').next().unwrap();
+        self.dir
+            .join("state")
+            .join(format!("{STACK}@127.0.0.1-{port}"))
     }
 
     fn state(&self) -> Value {

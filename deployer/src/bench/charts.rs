@@ -170,7 +170,7 @@ impl Chart {
                 r##"<line class="guide" x1="{x:.1}" x2="{x:.1}" y1="{TOP}" y2="{}" stroke="#999" stroke-dasharray="4 3"/><text x="{:.1}" y="{}" fill="#666">{}</text>"##,
                 TOP + ph,
                 x + 3.0,
-                TOP + 12.0,
+                TOP + ph - 6.0,
                 escape(label)
             );
         }

@@ -157,12 +157,12 @@ pub async fn run(aws: &Aws, m: &Manifest, o: &Options, format: Format) -> Result
     });
     std::fs::create_dir_all(&out)
         .map_err(|e| usage(format!("creating `{}`: {e}", out.display())))?;
-    let is_local = local::applies(m) && local::state(&m.name).is_some();
+    let is_local = local::applies(m) && local::state(m).is_some();
     let started = Instant::now();
 
     // The timeline of the local runtime (instances, environments, CPU, memory).
     let sampler = is_local.then(|| {
-        let stack = m.name.clone();
+        let stack = m.clone();
         let stop = Arc::new(tokio::sync::Notify::new());
         let done = stop.clone();
         let task = tokio::spawn(async move {
@@ -182,7 +182,7 @@ pub async fn run(aws: &Aws, m: &Manifest, o: &Options, format: Format) -> Result
     });
     let idle = sampler.as_ref().map(|_| {
         // One second of quiet before the load: the idle figures.
-        local::state(&m.name).map(|s| sample(&s, 0.0))
+        local::state(m).map(|s| sample(&s, 0.0))
     });
     if sampler.is_some() {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -392,7 +392,7 @@ async fn resolve(aws: &Aws, m: &Manifest, o: &Options) -> Result<Vec<(String, St
         }
         if endpoints.is_none() {
             endpoints = Some(if local::applies(m) {
-                let state = local::state(&m.name).ok_or_else(|| Error::Usage {
+                let state = local::state(m).ok_or_else(|| Error::Usage {
                     message: format!("the local runtime of `{}` is not running", m.name),
                     hint: Some(format!(
                         "`deployer -f <manifest> up` starts it (stack `{}`)",
@@ -637,13 +637,12 @@ async fn force_cold(
 ) -> Result<(), Error> {
     let asked = Instant::now();
     if is_local {
-        let pid =
-            local::running(&m.name).ok_or_else(|| usage("the local runtime stopped".into()))?;
+        let pid = local::running(m).ok_or_else(|| usage("the local runtime stopped".into()))?;
         local::process::signal(pid, libc::SIGUSR1);
         let deadline = Instant::now() + Duration::from_secs(180);
         loop {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let Some(s) = local::state(&m.name) else {
+            let Some(s) = local::state(m) else {
                 continue;
             };
             let fresh_envs = s["serverless"]["environments"]
@@ -774,7 +773,7 @@ fn events(
             });
         }
     }
-    if let Some(s) = local::state(&m.name) {
+    if let Some(s) = local::state(m) {
         for e in s["serverful"]["events"].as_array().into_iter().flatten() {
             let at = e["at_ms"].as_i64().unwrap_or(0);
             if at >= started_unix_ms {

@@ -53,8 +53,10 @@ pub fn endpoint(m: &Manifest) -> Option<String> {
 }
 
 /// Where a stack's supervisor keeps its pid, state and logs: `DEPLOYER_STATE_DIR`, else
-/// `$XDG_STATE_HOME/deployer`, else `~/.local/state/deployer`; one directory per stack.
-pub fn state_dir(stack: &str) -> PathBuf {
+/// `$XDG_STATE_HOME/deployer`, else `~/.local/state/deployer`; one directory per stack
+/// and emulator (`<name>@127.0.0.1-4566`): a stack of the same name on another emulator
+/// is another stack.
+pub fn state_dir(m: &Manifest) -> PathBuf {
     let root = std::env::var_os("DEPLOYER_STATE_DIR")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("XDG_STATE_HOME").map(|d| PathBuf::from(d).join("deployer")))
@@ -62,7 +64,21 @@ pub fn state_dir(stack: &str) -> PathBuf {
             std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state/deployer"))
         })
         .unwrap_or_else(|| std::env::temp_dir().join("deployer"));
-    root.join(stack)
+    let at: String = endpoint(m)
+        .unwrap_or_default()
+        .split("://")
+        .last()
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    root.join(format!("{}@{}", m.name, at.trim_matches('-')))
 }
 
 /// Unpacked images, shared by every stack.
@@ -76,9 +92,9 @@ const PROBLEM_GRACE: Duration = Duration::from_secs(20);
 const STATE_FILE: &str = "state.json";
 pub const LOG_FILE: &str = "supervisor.log";
 
-/// The supervisor's pid, if one is running for `stack`.
-pub fn running(stack: &str) -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(state_dir(stack).join(PID_FILE))
+/// The supervisor's pid, if one is running for this stack.
+pub fn running(m: &Manifest) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(state_dir(m).join(PID_FILE))
         .ok()?
         .trim()
         .parse()
@@ -94,9 +110,9 @@ fn is_supervisor(pid: u32) -> bool {
 }
 
 /// The supervisor's last state, if it is running.
-pub fn state(stack: &str) -> Option<Value> {
-    running(stack)?;
-    let text = std::fs::read_to_string(state_dir(stack).join(STATE_FILE)).ok()?;
+pub fn state(m: &Manifest) -> Option<Value> {
+    running(m)?;
+    let text = std::fs::read_to_string(state_dir(m).join(STATE_FILE)).ok()?;
     serde_json::from_str(&text).ok()
 }
 
@@ -145,9 +161,9 @@ fn platform_env(m: &Manifest) -> BTreeMap<String, String> {
 
 /// Runs the supervisor until SIGTERM or Ctrl-C.
 pub async fn run(m: &Manifest, aws: &Aws) -> Result<(), String> {
-    let dir = state_dir(&m.name);
+    let dir = state_dir(m);
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    if let Some(pid) = running(&m.name).filter(|p| *p != std::process::id()) {
+    if let Some(pid) = running(m).filter(|p| *p != std::process::id()) {
         return Err(format!(
             "the local runtime of `{}` already runs (pid {pid})",
             m.name
@@ -435,24 +451,24 @@ pub async fn start(
     digest: Option<&str>,
     wait: Duration,
 ) -> Result<Value, String> {
-    let dir = state_dir(&m.name);
+    let dir = state_dir(m);
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let mut child = None;
-    if running(&m.name).is_none() {
+    if running(m).is_none() {
         // A supervisor that died may have left processes behind: end them first.
-        stop(&m.name).await;
+        stop(m).await;
         child = Some(spawn_supervisor(&dir, file)?);
     }
     let started = Instant::now();
     loop {
-        if let Some(state) = state(&m.name)
+        if let Some(state) = state(m)
             && ready(m, &state, digest)
         {
             return Ok(state);
         }
         let exited = match child.as_mut() {
             Some(c) => c.try_wait().map_or(true, |s| s.is_some()),
-            None => running(&m.name).is_none(),
+            None => running(m).is_none(),
         };
         if exited {
             return Err(format!(
@@ -461,7 +477,7 @@ pub async fn start(
                 tail(&dir.join(LOG_FILE), 15)
             ));
         }
-        let problem = state(&m.name).and_then(|s| s["problem"].as_str().map(str::to_string));
+        let problem = state(m).and_then(|s| s["problem"].as_str().map(str::to_string));
         // A problem that outlasts a few polls (an image that cannot be pulled, a control
         // plane that does not answer) will not go away by waiting.
         if let Some(p) = problem
@@ -539,8 +555,9 @@ fn spawn_supervisor(dir: &Path, file: &Path) -> Result<std::process::Child, Stri
 
 /// Stops the stack's supervisor and every process it started, also when the
 /// supervisor itself was killed. Returns how many processes were stopped.
-pub async fn stop(stack: &str) -> usize {
-    let dir = state_dir(stack);
+pub async fn stop(m: &Manifest) -> usize {
+    let stack = &m.name;
+    let dir = state_dir(m);
     let pid: Option<u32> = std::fs::read_to_string(dir.join(PID_FILE))
         .ok()
         .and_then(|p| p.trim().parse().ok());

@@ -1,5 +1,6 @@
-//! The Auto Scaling group of ECS container instances (min 1, max 5 by default) and its
-//! target-tracking policy on average CPU (70 % by default). New instances are protected
+//! The Auto Scaling group of ECS container instances (min 1, max 5 by default; created
+//! empty, the minimum is raised by its capacity provider) and its target-tracking policy
+//! on average CPU (70 % by default). New instances are protected
 //! from scale-in, as ECS managed termination protection requires: the capacity
 //! provider lifts the protection from instances with no tasks left.
 
@@ -10,16 +11,27 @@ use aws_sdk_autoscaling::types::{
     TargetTrackingConfiguration,
 };
 
-use super::{Field, Id, Kind, Resource, Tags, tag_diff};
+use super::{Field, Id, Kind, Resource, Tags, iam, tag_diff};
 use crate::aws::{Aws, AwsError, error};
 use crate::wait::{self, Poll};
+
+/// Whether `CreateAutoScalingGroup` refused the launch template because its instance
+/// profile is seconds old and not visible to Auto Scaling yet (terraform-provider-aws
+/// PR #5633, eksctl #8039: "Value (…) for parameter iamInstanceProfile.name is invalid.
+/// Invalid IAM Instance Profile name"). Auto Scaling answers every invalid request with
+/// the one code `ValidationError`, so only the message tells this one apart.
+fn profile_not_visible(e: &AwsError) -> bool {
+    e.code.as_deref() == Some("ValidationError")
+        && e.message.contains("Invalid IAM Instance Profile")
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Group {
     pub name: String,
     pub launch_template: String,
     pub subnets: Vec<String>,
-    pub min: u32,
+    /// The minimum is not set here: the group is created empty and its capacity
+    /// provider raises the minimum once attached (see `ecs::CapacityProvider`).
     pub max: u32,
     pub cpu_target: u32,
     /// Seconds between scaling activities.
@@ -205,12 +217,8 @@ impl Resource for Group {
 
     fn diff(&self, o: &Observed) -> Vec<Field> {
         let mut d = Vec::new();
-        if (o.min, o.max) != (self.min, self.max) {
-            d.push(Field::new(
-                "size",
-                Some(format!("{}..{}", o.min, o.max)),
-                format!("{}..{}", self.min, self.max),
-            ));
+        if o.max != self.max {
+            d.push(Field::new("max", Some(o.max), self.max));
         }
         if o.launch_template != self.launch_template || o.template_version != "$Latest" {
             d.push(Field::new(
@@ -249,22 +257,34 @@ impl Resource for Group {
     ) -> Result<(), AwsError> {
         let changed = |name: &str| observed.is_none() || diff.iter().any(|f| f.name == name);
         if observed.is_none() {
-            aws.autoscaling
-                .create_auto_scaling_group()
-                .auto_scaling_group_name(&self.name)
-                .launch_template(self.template())
-                .min_size(self.min as i32)
-                .max_size(self.max as i32)
-                .desired_capacity(self.min as i32)
-                .vpc_zone_identifier(self.subnets.join(","))
-                .new_instances_protected_from_scale_in(true)
-                .default_cooldown(self.cooldown_s as i32)
-                .set_tags(Some(self.sdk_tags()))
-                .send()
-                .await
-                .map_err(error("autoscaling:CreateAutoScalingGroup"))?;
+            // Empty: an instance that registers before the capacity provider is attached
+            // may never be associated with it (ECS guide, Auto Scaling group capacity
+            // providers); the provider raises the minimum once attached.
+            wait::retrying(
+                "autoscaling:CreateAutoScalingGroup",
+                iam::PROPAGATION,
+                Duration::from_secs(1),
+                || async {
+                    aws.autoscaling
+                        .create_auto_scaling_group()
+                        .auto_scaling_group_name(&self.name)
+                        .launch_template(self.template())
+                        .min_size(0)
+                        .max_size(self.max as i32)
+                        .desired_capacity(0)
+                        .vpc_zone_identifier(self.subnets.join(","))
+                        .new_instances_protected_from_scale_in(true)
+                        .default_cooldown(self.cooldown_s as i32)
+                        .set_tags(Some(self.sdk_tags()))
+                        .send()
+                        .await
+                        .map_err(error("autoscaling:CreateAutoScalingGroup"))
+                },
+                profile_not_visible,
+            )
+            .await?;
         } else if [
-            "size",
+            "max",
             "launch_template",
             "subnets",
             "scale_in_protection",
@@ -273,13 +293,19 @@ impl Resource for Group {
         .iter()
         .any(|f| changed(f))
         {
-            // The desired count belongs to the scaling policies; only the bounds are set.
+            // The desired count belongs to the scaling policies and the minimum to the
+            // capacity provider; only the maximum is set.
             aws.autoscaling
                 .update_auto_scaling_group()
                 .auto_scaling_group_name(&self.name)
                 .launch_template(self.template())
-                .min_size(self.min as i32)
                 .max_size(self.max as i32)
+                // AWS refuses a maximum under the current minimum: lowered together.
+                .set_min_size(
+                    observed
+                        .filter(|o| o.min > self.max)
+                        .map(|_| self.max as i32),
+                )
                 .vpc_zone_identifier(self.subnets.join(","))
                 .new_instances_protected_from_scale_in(true)
                 .default_cooldown(self.cooldown_s as i32)
@@ -375,7 +401,6 @@ mod tests {
             name: "s-instances".into(),
             launch_template: "s-instances".into(),
             subnets: vec!["subnet-b".into(), "subnet-a".into()],
-            min: 1,
             max: 5,
             cpu_target: 70,
             cooldown_s: 60,
@@ -407,6 +432,26 @@ mod tests {
         let mut o = in_sync(&g);
         o.desired = 5;
         assert_eq!(g.diff(&o), []);
+        // Nor the minimum: the capacity provider raises it once attached.
+        o.min = 0;
+        assert_eq!(g.diff(&o), []);
+    }
+
+    #[test]
+    fn only_an_instance_profile_not_yet_visible_is_waited_for() {
+        let e = |message: &str| AwsError {
+            operation: "autoscaling:CreateAutoScalingGroup",
+            code: Some("ValidationError".into()),
+            message: message.into(),
+            hint: None,
+        };
+        assert!(profile_not_visible(&e(
+            "You must use a valid fully-formed launch template. Value (p) for parameter \
+             iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name"
+        )));
+        assert!(!profile_not_visible(&e(
+            "Max bound, 10, must be greater than or equal to min bound, 20"
+        )));
     }
 
     #[test]
@@ -422,13 +467,13 @@ mod tests {
         assert_eq!(
             names,
             [
-                "size",
+                "max",
                 "launch_template",
                 "scale_in_protection",
                 "cpu_target"
             ]
         );
-        assert_eq!(d[0].to, serde_json::json!("1..5"));
+        assert_eq!(d[0].to, serde_json::json!(5));
         o = in_sync(&g);
         o.cpu_target = None;
         assert_eq!(g.diff(&o)[0].name, "cpu_target");

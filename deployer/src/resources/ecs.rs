@@ -25,10 +25,47 @@ use aws_sdk_ecs::types::{
 };
 use serde::Serialize;
 
-use super::{Field, Id, Kind, Resource, Tags, tag_diff};
+use super::{Field, Id, Kind, Resource, Tags, iam, tag_diff};
 use crate::aws::{Aws, AwsError, FoundExt, Service as Svc, error};
 use crate::resources::elb;
 use crate::wait::{self, Poll};
+
+/// How long ECS may take to assume its service-linked role once it exists (IAM
+/// propagation: seconds, usually).
+pub const SERVICE_LINKED_ROLE_PROPAGATION: Duration = iam::PROPAGATION;
+/// How long a new capacity provider may take to become ACTIVE.
+pub const PROVIDER_ACTIVE: Duration = Duration::from_secs(300);
+
+/// Whether ECS refused a call because it cannot assume its service-linked role yet (an
+/// account that never used ECS, or a role created seconds ago). ECS reports it with the
+/// generic `InvalidParameterException` ("Unable to assume the service linked role. Please
+/// verify that the ECS service linked role exists."), so only the message tells it apart,
+/// as terraform-provider-aws does for `CreateCluster`.
+fn service_linked_role_not_ready(e: &AwsError) -> bool {
+    e.code.as_deref() == Some("InvalidParameterException")
+        && e.message
+            .contains("Unable to assume the service linked role")
+}
+
+/// Repeats an ECS call while ECS cannot assume its service-linked role yet.
+async fn with_service_linked_role<T, F, Fut>(
+    operation: &'static str,
+    limit: Duration,
+    call: F,
+) -> Result<T, AwsError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, AwsError>>,
+{
+    wait::retrying(
+        operation,
+        limit,
+        Duration::from_secs(1),
+        call,
+        service_linked_role_not_ready,
+    )
+    .await
+}
 
 fn sdk_tags(tags: &Tags) -> Vec<Tag> {
     tags.iter()
@@ -152,16 +189,27 @@ impl Resource for Cluster {
         diff: &[Field],
     ) -> Result<(), AwsError> {
         let Some(o) = observed else {
+            // An account that never used ECS has no service-linked role, and every
+            // cluster, capacity provider and service call fails until it exists: the
+            // first cluster of a stack makes sure it does.
+            iam::ECS_SERVICE_LINKED_ROLE.ensure(aws).await?;
             // CreateCluster on an existing name replaces it: only ever called after
             // `find` saw none.
-            aws.ecs
-                .create_cluster()
-                .cluster_name(&self.name)
-                .settings(self.setting())
-                .set_tags(Some(sdk_tags(&self.tags)))
-                .send()
-                .await
-                .map_err(error("ecs:CreateCluster"))?;
+            with_service_linked_role(
+                "ecs:CreateCluster",
+                SERVICE_LINKED_ROLE_PROPAGATION,
+                || async {
+                    aws.ecs
+                        .create_cluster()
+                        .cluster_name(&self.name)
+                        .settings(self.setting())
+                        .set_tags(Some(sdk_tags(&self.tags)))
+                        .send()
+                        .await
+                        .map_err(error("ecs:CreateCluster"))
+                },
+            )
+            .await?;
             return Ok(());
         };
         for f in diff {
@@ -230,6 +278,10 @@ pub struct CapacityProvider {
     pub auto_scaling_group: String,
     /// Percent of instance capacity managed scaling keeps in use.
     pub target_capacity: i32,
+    /// The group's minimum, set once the provider is attached: the group is created
+    /// empty so that no instance registers before (ECS guide, Auto Scaling group
+    /// capacity providers).
+    pub group_min: u32,
     pub tags: Tags,
 }
 
@@ -240,6 +292,8 @@ pub struct ProviderObserved {
     pub target_capacity: Option<i32>,
     pub termination_protection: bool,
     pub associated: bool,
+    /// The group's minimum; `None` when the group does not exist.
+    pub group_min: Option<u32>,
     pub tags: Tags,
 }
 
@@ -265,16 +319,61 @@ impl CapacityProvider {
         let strategy = if providers.is_empty() {
             Vec::new()
         } else {
+            // ECS refuses a provider that is not ACTIVE yet.
+            self.wait_active(aws, PROVIDER_ACTIVE).await?;
             vec![strategy(&self.name)]
         };
-        aws.ecs
-            .put_cluster_capacity_providers()
-            .cluster(&self.cluster)
-            .set_capacity_providers(Some(providers))
-            .set_default_capacity_provider_strategy(Some(strategy))
+        with_service_linked_role(
+            "ecs:PutClusterCapacityProviders",
+            SERVICE_LINKED_ROLE_PROPAGATION,
+            || async {
+                aws.ecs
+                    .put_cluster_capacity_providers()
+                    .cluster(&self.cluster)
+                    .set_capacity_providers(Some(providers.clone()))
+                    .set_default_capacity_provider_strategy(Some(strategy.clone()))
+                    .send()
+                    .await
+                    .map_err(error("ecs:PutClusterCapacityProviders"))
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Waits, up to `limit`, until the provider is ACTIVE (a new one is PROVISIONING
+    /// for a while: terraform-provider-aws #42943, PR #45567).
+    pub async fn wait_active(&self, aws: &Aws, limit: Duration) -> Result<(), AwsError> {
+        wait::until(
+            "ecs:DescribeCapacityProviders",
+            limit,
+            Duration::from_secs(1),
+            || async {
+                let Some(cp) = self.describe(aws).await? else {
+                    return Ok(Poll::Failed(format!(
+                        "capacity provider `{}` disappeared",
+                        self.name
+                    )));
+                };
+                Ok(activity(
+                    cp.status().map(|s| s.as_str()),
+                    cp.update_status().map(|s| s.as_str()),
+                    cp.update_status_reason(),
+                ))
+            },
+        )
+        .await
+    }
+
+    /// Raises (or lowers) the group's minimum to the manifest's.
+    async fn set_group_min(&self, aws: &Aws) -> Result<(), AwsError> {
+        aws.autoscaling
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(&self.auto_scaling_group)
+            .min_size(self.group_min as i32)
             .send()
             .await
-            .map_err(error("ecs:PutClusterCapacityProviders"))?;
+            .map_err(error("autoscaling:UpdateAutoScalingGroup"))?;
         Ok(())
     }
 
@@ -290,12 +389,29 @@ impl CapacityProvider {
             .send()
             .await
             .found(Svc::Ecs, "ecs:DescribeCapacityProviders")?;
+        // A deleted provider lingers as INACTIVE; every other status (PROVISIONING,
+        // ACTIVE, DEPROVISIONING, and any AWS adds) is a provider that exists.
         Ok(out.and_then(|o| {
             o.capacity_providers()
                 .iter()
-                .find(|c| c.status().is_some_and(|s| s.as_str() == "ACTIVE"))
+                .find(|c| c.status().is_none_or(|s| s.as_str() != "INACTIVE"))
                 .cloned()
         }))
+    }
+}
+
+/// Whether a capacity provider with this status can be attached to a cluster.
+fn activity(status: Option<&str>, update: Option<&str>, reason: Option<&str>) -> Poll<()> {
+    match (status, update) {
+        (_, Some(failed @ ("CREATE_FAILED" | "UPDATE_FAILED"))) => Poll::Failed(format!(
+            "capacity provider {failed}: {}",
+            reason.unwrap_or("no reason given")
+        )),
+        (Some("ACTIVE"), _) => Poll::Ready(()),
+        (status, _) => Poll::Pending(format!(
+            "capacity provider {}",
+            status.unwrap_or("without a status")
+        )),
     }
 }
 
@@ -322,6 +438,17 @@ impl Resource for CapacityProvider {
         let associated = describe_cluster(aws, &self.cluster)
             .await?
             .is_some_and(|c| c.capacity_providers().contains(&self.name));
+        let group_min = aws
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(&self.auto_scaling_group)
+            .send()
+            .await
+            .map_err(error("autoscaling:DescribeAutoScalingGroups"))?
+            .auto_scaling_groups()
+            .first()
+            .and_then(|g| g.min_size())
+            .map(|m| m as u32);
         Ok(Some(ProviderObserved {
             arn: cp.capacity_provider_arn().unwrap_or_default().to_string(),
             auto_scaling_group_arn: asg
@@ -335,6 +462,7 @@ impl Resource for CapacityProvider {
                 .and_then(|a| a.managed_termination_protection())
                 .is_some_and(|p| *p == ManagedTerminationProtection::Enabled),
             associated,
+            group_min,
             tags: tags_of(cp.tags()),
         }))
     }
@@ -360,6 +488,9 @@ impl Resource for CapacityProvider {
         }
         if !o.associated {
             d.push(Field::new("cluster", None::<String>, &self.cluster));
+        }
+        if o.group_min != Some(self.group_min) {
+            d.push(Field::new("group_min", o.group_min, self.group_min));
         }
         d.extend(tag_diff(&o.tags, &self.tags));
         d
@@ -436,6 +567,10 @@ impl Resource for CapacityProvider {
         }
         if changed("cluster") {
             self.associate(aws, vec![self.name.clone()]).await?;
+        }
+        // Only now that the provider is attached may instances come.
+        if changed("group_min") {
+            self.set_group_min(aws).await?;
         }
         Ok(())
     }
@@ -898,27 +1033,34 @@ impl Resource for Service {
         let strategy = strategy(&self.capacity_provider);
         let Some(o) = observed else {
             let task_definition = self.register(aws).await?;
-            aws.ecs
-                .create_service()
-                .cluster(&self.cluster)
-                .service_name(&self.name)
-                .task_definition(task_definition)
-                .desired_count(self.initial_count)
-                .capacity_provider_strategy(strategy)
-                .load_balancers(load_balancer)
-                .health_check_grace_period_seconds(60)
-                .deployment_configuration(self.deployment_configuration())
-                .placement_constraints(
-                    PlacementConstraint::builder()
-                        .r#type(PlacementConstraintType::DistinctInstance)
-                        .build(),
-                )
-                .enable_ecs_managed_tags(true)
-                .propagate_tags(PropagateTags::Service)
-                .set_tags(Some(sdk_tags(&self.tags)))
-                .send()
-                .await
-                .map_err(error("ecs:CreateService"))?;
+            with_service_linked_role(
+                "ecs:CreateService",
+                SERVICE_LINKED_ROLE_PROPAGATION,
+                || async {
+                    aws.ecs
+                        .create_service()
+                        .cluster(&self.cluster)
+                        .service_name(&self.name)
+                        .task_definition(&task_definition)
+                        .desired_count(self.initial_count)
+                        .capacity_provider_strategy(strategy.clone())
+                        .load_balancers(load_balancer.clone())
+                        .health_check_grace_period_seconds(60)
+                        .deployment_configuration(self.deployment_configuration())
+                        .placement_constraints(
+                            PlacementConstraint::builder()
+                                .r#type(PlacementConstraintType::DistinctInstance)
+                                .build(),
+                        )
+                        .enable_ecs_managed_tags(true)
+                        .propagate_tags(PropagateTags::Service)
+                        .set_tags(Some(sdk_tags(&self.tags)))
+                        .send()
+                        .await
+                        .map_err(error("ecs:CreateService"))
+                },
+            )
+            .await?;
             return self.settled(aws).await;
         };
         let rolls = [

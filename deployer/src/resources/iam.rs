@@ -1,13 +1,34 @@
 //! IAM roles (trust policy, one inline least-privilege policy, managed policies where
-//! AWS requires them) and the EC2 instance profile.
+//! AWS requires them) and the EC2 instance profile; and the account's service-linked
+//! roles, which are AWS's, not the stack's: created when missing, never tagged or
+//! deleted.
+//!
+//! IAM is eventually consistent: a role or profile created moments ago may answer
+//! `NoSuchEntity` to the next call that names it (IAM User Guide, "changes I make are not
+//! always immediately visible"; terraform-provider-aws PR #6079). Those calls are retried
+//! for [`PROPAGATION`].
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use aws_sdk_iam::types::Tag;
 use serde_json::{Value, json};
 
 use super::{Field, Id, Kind, Resource, Tags, tag_diff};
 use crate::aws::{Aws, AwsError, FoundExt, Service, error};
+use crate::wait;
+
+/// How long a new role or instance profile may take to be visible everywhere (usually
+/// seconds; AWS names no bound, eksctl saw ~30 s).
+pub const PROPAGATION: Duration = Duration::from_secs(120);
+/// The first pause between two tries while IAM propagates.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+
+/// Whether IAM answered that a role or profile it just created does not exist yet.
+/// `NoSuchEntity` is IAM's own code for it: no message check.
+pub fn not_yet_visible(e: &AwsError) -> bool {
+    e.code.as_deref() == Some("NoSuchEntity")
+}
 
 /// The name of the one inline policy this tool manages on each role.
 pub const INLINE_POLICY: &str = "deployer";
@@ -70,17 +91,28 @@ impl Role {
         }]})
     }
 
-    async fn put_policy(&self, aws: &Aws) -> Result<(), AwsError> {
+    /// Puts (or removes) the inline policy; a role created moments ago is waited for up
+    /// to `propagation`.
+    async fn put_policy(&self, aws: &Aws, propagation: Duration) -> Result<(), AwsError> {
         match &self.policy {
             Some(p) => {
-                aws.iam
-                    .put_role_policy()
-                    .role_name(&self.name)
-                    .policy_name(INLINE_POLICY)
-                    .policy_document(p.to_string())
-                    .send()
-                    .await
-                    .map_err(error("iam:PutRolePolicy"))?;
+                wait::retrying(
+                    "iam:PutRolePolicy",
+                    propagation,
+                    FIRST_RETRY,
+                    || async {
+                        aws.iam
+                            .put_role_policy()
+                            .role_name(&self.name)
+                            .policy_name(INLINE_POLICY)
+                            .policy_document(p.to_string())
+                            .send()
+                            .await
+                            .map_err(error("iam:PutRolePolicy"))
+                    },
+                    not_yet_visible,
+                )
+                .await?;
             }
             None => {
                 aws.iam
@@ -95,15 +127,32 @@ impl Role {
         Ok(())
     }
 
-    async fn sync_managed(&self, aws: &Aws, have: &BTreeSet<String>) -> Result<(), AwsError> {
+    /// Attaches and detaches managed policies; a role created moments ago is waited for
+    /// up to `propagation`. (Only AWS's own policies are attached, which exist: a
+    /// `NoSuchEntity` here is the role.)
+    async fn sync_managed(
+        &self,
+        aws: &Aws,
+        have: &BTreeSet<String>,
+        propagation: Duration,
+    ) -> Result<(), AwsError> {
         for arn in self.managed.difference(have) {
-            aws.iam
-                .attach_role_policy()
-                .role_name(&self.name)
-                .policy_arn(arn)
-                .send()
-                .await
-                .map_err(error("iam:AttachRolePolicy"))?;
+            wait::retrying(
+                "iam:AttachRolePolicy",
+                propagation,
+                FIRST_RETRY,
+                || async {
+                    aws.iam
+                        .attach_role_policy()
+                        .role_name(&self.name)
+                        .policy_arn(arn)
+                        .send()
+                        .await
+                        .map_err(error("iam:AttachRolePolicy"))
+                },
+                not_yet_visible,
+            )
+            .await?;
         }
         for arn in have.difference(&self.managed) {
             aws.iam
@@ -223,9 +272,9 @@ impl Resource for Role {
                 .await
                 .map_err(error("iam:CreateRole"))?;
             if self.policy.is_some() {
-                self.put_policy(aws).await?;
+                self.put_policy(aws, PROPAGATION).await?;
             }
-            return self.sync_managed(aws, &BTreeSet::new()).await;
+            return self.sync_managed(aws, &BTreeSet::new(), PROPAGATION).await;
         };
         for field in diff {
             match field.name {
@@ -238,8 +287,8 @@ impl Resource for Role {
                         .await
                         .map_err(error("iam:UpdateAssumeRolePolicy"))?;
                 }
-                "inline_policy" => self.put_policy(aws).await?,
-                "managed_policies" => self.sync_managed(aws, &o.managed).await?,
+                "inline_policy" => self.put_policy(aws, PROPAGATION).await?,
+                "managed_policies" => self.sync_managed(aws, &o.managed, PROPAGATION).await?,
                 "tags" => {
                     aws.iam
                         .tag_role()
@@ -419,13 +468,23 @@ impl Resource for InstanceProfile {
                 .map_err(error("iam:RemoveRoleFromInstanceProfile"))?;
         }
         if !have_roles.contains(&self.role) {
-            aws.iam
-                .add_role_to_instance_profile()
-                .instance_profile_name(&self.name)
-                .role_name(&self.role)
-                .send()
-                .await
-                .map_err(error("iam:AddRoleToInstanceProfile"))?;
+            // The role (or the profile) may be seconds old.
+            wait::retrying(
+                "iam:AddRoleToInstanceProfile",
+                PROPAGATION,
+                FIRST_RETRY,
+                || async {
+                    aws.iam
+                        .add_role_to_instance_profile()
+                        .instance_profile_name(&self.name)
+                        .role_name(&self.role)
+                        .send()
+                        .await
+                        .map_err(error("iam:AddRoleToInstanceProfile"))
+                },
+                not_yet_visible,
+            )
+            .await?;
         }
         if observed.is_some() && diff.iter().any(|f| f.name == "tags") {
             aws.iam
@@ -461,6 +520,66 @@ impl Resource for InstanceProfile {
     fn detail(o: &ObservedProfile) -> String {
         format!("{} (role {})", o.arn, o.roles.join(", "))
     }
+}
+
+/// ECS's service-linked role, which `CreateCluster`, `PutClusterCapacityProviders` and
+/// `CreateService` need; an account that never used ECS has none.
+pub const ECS_SERVICE_LINKED_ROLE: ServiceLinkedRole = ServiceLinkedRole {
+    service: "ecs.amazonaws.com",
+    name: "AWSServiceRoleForECS",
+};
+
+/// A role AWS defines for one of its services, one per account: this tool creates it
+/// when it is missing and leaves it alone otherwise (other stacks use it too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceLinkedRole {
+    pub service: &'static str,
+    /// AWS's name for it (moto spells it differently: it is found by path).
+    pub name: &'static str,
+}
+
+impl ServiceLinkedRole {
+    /// The role's ARN; `None` when the account has none. Found by its path, which AWS
+    /// reserves for the service's linked roles (`/aws-service-role/ecs.amazonaws.com/`),
+    /// so any spelling of the name is found.
+    pub async fn find(&self, aws: &Aws) -> Result<Option<String>, AwsError> {
+        let roles = aws
+            .iam
+            .list_roles()
+            .path_prefix(format!("/aws-service-role/{}/", self.service))
+            .send()
+            .await
+            .map_err(error("iam:ListRoles"))?;
+        Ok(roles.roles().first().map(|r| r.arn().to_string()))
+    }
+
+    /// Creates the role unless it exists; whether it was created. Someone creating it
+    /// meanwhile is as good as creating it.
+    pub async fn ensure(&self, aws: &Aws) -> Result<bool, AwsError> {
+        if self.find(aws).await?.is_some() {
+            return Ok(false);
+        }
+        match aws
+            .iam
+            .create_service_linked_role()
+            .aws_service_name(self.service)
+            .send()
+            .await
+            .map_err(error("iam:CreateServiceLinkedRole"))
+        {
+            Ok(_) => Ok(true),
+            Err(e) if already_taken(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Whether `CreateServiceLinkedRole` answered that the role exists. AWS says so only with
+/// the generic `InvalidInput` ("Service role name AWSServiceRoleForECS has been taken in
+/// this account, please try a different suffix."), which also covers malformed requests:
+/// the message is the only way to tell.
+fn already_taken(e: &AwsError) -> bool {
+    e.code.as_deref() == Some("InvalidInput") && e.message.contains("has been taken")
 }
 
 #[cfg(test)]
@@ -508,6 +627,30 @@ mod tests {
         o.trust = json!({});
         let names: Vec<&str> = r.diff(&o).iter().map(|f| f.name).collect();
         assert_eq!(names, ["trust_policy", "inline_policy", "managed_policies"]);
+    }
+
+    #[test]
+    fn only_a_taken_name_counts_as_an_existing_service_linked_role() {
+        let e = |code: &str, message: &str| AwsError {
+            operation: "iam:CreateServiceLinkedRole",
+            code: Some(code.into()),
+            message: message.into(),
+            hint: None,
+        };
+        assert!(already_taken(&e(
+            "InvalidInput",
+            "Service role name AWSServiceRoleForECS has been taken in this account, please try a different suffix."
+        )));
+        assert!(!already_taken(&e(
+            "InvalidInput",
+            "Invalid AWS service name: ecs.amazonaws.con"
+        )));
+        assert!(!already_taken(&e("AccessDenied", "has been taken")));
+        assert!(not_yet_visible(&e(
+            "NoSuchEntity",
+            "The role with name r cannot be found."
+        )));
+        assert!(!not_yet_visible(&e("EntityAlreadyExists", "r")));
     }
 
     #[test]

@@ -80,7 +80,12 @@ pub fn deployer_command(args: &[&str]) -> Command {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("NO_COLOR", "1")
         // The control plane only: tests of the local runtime (tests/local.rs) turn it on.
-        .env("DEPLOYER_NO_RUNTIME", "1");
+        .env("DEPLOYER_NO_RUNTIME", "1")
+        // Never the user's local runtimes (`down` stops the stack's).
+        .env(
+            "DEPLOYER_STATE_DIR",
+            std::env::temp_dir().join(format!("deployer-state-{}", std::process::id())),
+        );
     c
 }
 
