@@ -277,7 +277,10 @@ async fn ecr_not_found_answers_are_a_missing_image_not_an_error() {
     let moto = Moto::start();
     let registry = Registry::start(false);
     let proxy = Proxy::start(&registry.host);
-    proxy.set(Behaviour { ecr_errors: true });
+    proxy.set(Behaviour {
+        ecr_errors: true,
+        ..Behaviour::default()
+    });
     let m = local_manifest_with_image(&format!("  registry: {}\n", proxy.host));
     let m = m.to_str().unwrap();
     let url = format!(

@@ -3,8 +3,10 @@
 //! client sent), and SDK clients to check what the emulator holds; a real registry; and
 //! a proxy that answers like AWS where the emulators are kinder ([`proxy`]).
 
+pub mod consistency;
 pub mod proxy;
 
+pub use consistency::Window;
 pub use proxy::{Behaviour, Proxy};
 
 use std::io::{Read, Write};
@@ -130,6 +132,8 @@ impl Drop for Moto {
 pub struct Request {
     pub method: String,
     pub operation: String,
+    /// The body as text (query-protocol calls: the form; JSON calls: the document).
+    pub body: String,
 }
 
 impl Request {
@@ -158,7 +162,21 @@ impl Request {
             let path = url.splitn(4, '/').nth(3).unwrap_or_default();
             format!("{method} /{path}")
         };
-        Request { method, operation }
+        Request {
+            method,
+            operation,
+            body,
+        }
+    }
+
+    /// A query-protocol parameter (`MinSize`, `LaunchTemplate.LaunchTemplateName`),
+    /// decoded.
+    pub fn param(&self, name: &str) -> Option<String> {
+        self.body
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| consistency::form_decode(k) == name)
+            .map(|(_, v)| consistency::form_decode(v))
     }
 
     /// Whether the request can change anything.

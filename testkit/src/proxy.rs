@@ -1,6 +1,8 @@
 //! A loopback HTTP proxy in front of a test server that makes its answers look like
-//! AWS's where the emulator is kinder: each behaviour is switched on per test. For now
-//! one behaviour: ECR's registry error envelopes in front of Debian's registry.
+//! AWS's where the emulator is kinder: each behaviour is switched on per test. In front
+//! of Debian's registry: ECR's registry error envelopes. In front of moto (the SDK's
+//! `AWS_ENDPOINT_URL` pointing at the proxy): AWS's eventual consistency windows, see
+//! [`crate::consistency`].
 //!
 //! Every request is forwarded on its own upstream connection (`Connection: close`), with
 //! the client's `Host` kept so the upstream's `Location` headers point back at the
@@ -13,6 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::consistency::{After, Call, Refusal, Window, Windows};
+
 /// The account id ECR names in its messages.
 pub const ECR_ACCOUNT: &str = "123456789012";
 
@@ -24,6 +28,33 @@ pub struct Behaviour {
     /// `NAME_UNKNOWN` / `The repository with name 'X' does not exist in the registry with
     /// id '…'` for a missing repository.
     pub ecr_errors: bool,
+    /// After `CreateRole`: `PutRolePolicy`, `AttachRolePolicy`, `AddRoleToInstanceProfile`
+    /// on the role answer `NoSuchEntity`.
+    pub role_propagation: Option<Window>,
+    /// After `CreateInstanceProfile`/`AddRoleToInstanceProfile`: `CreateAutoScalingGroup`
+    /// with a launch template naming the profile answers `ValidationError ... Invalid IAM
+    /// Instance Profile name`.
+    pub profile_propagation: Option<Window>,
+    /// After `CreateCapacityProvider`: the provider is `PROVISIONING` and
+    /// `PutClusterCapacityProviders` with it answers `... is not in an ACTIVE state`.
+    pub capacity_provider_provisioning: Option<Window>,
+    /// ECS's service-linked role is missing until `CreateServiceLinkedRole`, and
+    /// propagating for the window after: `CreateCluster`, `PutClusterCapacityProviders`,
+    /// `CreateService` answer `Unable to assume the service linked role`.
+    pub ecs_service_linked_role: Option<Window>,
+}
+
+impl Behaviour {
+    /// Every eventual-consistency window of AWS on, each as long as `window`.
+    pub fn aws_consistency(window: Window) -> Behaviour {
+        Behaviour {
+            ecr_errors: false,
+            role_propagation: Some(window),
+            profile_propagation: Some(window),
+            capacity_provider_provisioning: Some(window),
+            ecs_service_linked_role: Some(window),
+        }
+    }
 }
 
 /// A proxy on a free loopback port, stopped when dropped.
@@ -31,6 +62,8 @@ pub struct Proxy {
     /// `127.0.0.1:<port>`
     pub host: String,
     behaviour: Arc<Mutex<Behaviour>>,
+    refused: Arc<Mutex<Vec<String>>>,
+    shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
 }
 
@@ -40,13 +73,18 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let host = listener.local_addr().unwrap().to_string();
         let behaviour = Arc::new(Mutex::new(Behaviour::default()));
+        let refused = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             upstream: upstream.to_string(),
             behaviour: behaviour.clone(),
+            windows: Windows::default(),
+            refused: refused.clone(),
         });
         let stopping = stop.clone();
+        let accepting = shared.clone();
         std::thread::spawn(move || {
+            let shared = accepting;
             for client in listener.incoming() {
                 if stopping.load(Ordering::SeqCst) {
                     break;
@@ -62,6 +100,8 @@ impl Proxy {
         Proxy {
             host,
             behaviour,
+            refused,
+            shared,
             stop,
         }
     }
@@ -69,6 +109,24 @@ impl Proxy {
     /// Switches behaviours for every request from now on.
     pub fn set(&self, behaviour: Behaviour) {
         *self.behaviour.lock().unwrap() = behaviour;
+    }
+
+    /// `http://127.0.0.1:<port>`, for `AWS_ENDPOINT_URL`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.host)
+    }
+
+    /// Every answer a window changed, in order: `Operation: Code` for AWS's errors
+    /// answered instead of the upstream's, `Operation: STATUS` for a status rewritten. A
+    /// test shows with it that each window was hit.
+    pub fn altered(&self) -> Vec<String> {
+        self.refused.lock().unwrap().clone()
+    }
+
+    /// Capacity provider `name` answers as if just created: `PROVISIONING` for the
+    /// window of [`Behaviour::capacity_provider_provisioning`].
+    pub fn provisioning(&self, name: &str) {
+        self.shared.windows.provisioning(name);
     }
 }
 
@@ -83,6 +141,8 @@ impl Drop for Proxy {
 struct Shared {
     upstream: String,
     behaviour: Arc<Mutex<Behaviour>>,
+    windows: Windows,
+    refused: Arc<Mutex<Vec<String>>>,
 }
 
 /// A request or a response: its first line, headers, and whole body.
@@ -216,8 +276,7 @@ impl Shared {
             }
             request.body = read_body(&mut reader, &request)?;
             let close = request.has_token("connection", "close");
-            let response = self.forward(&request)?;
-            let response = self.rewrite(&request, response);
+            let response = self.answer(&request)?;
             let head = request.start.starts_with("HEAD ");
             let length = if head {
                 response.header("content-length").map(str::to_string)
@@ -259,6 +318,55 @@ impl Shared {
             };
         }
         Ok(response)
+    }
+
+    /// The answer to `request`: AWS's error when a window refuses it, else the
+    /// upstream's, rewritten where AWS's differs.
+    fn answer(&self, request: &Message) -> std::io::Result<Message> {
+        let behaviour = *self.behaviour.lock().unwrap();
+        let call = request
+            .start
+            .starts_with("POST ")
+            .then(|| Call::parse(request.header("x-amz-target"), &request.body))
+            .flatten();
+        let Some(call) = call else {
+            let response = self.forward(request)?;
+            return Ok(self.rewrite(request, response));
+        };
+        if let Some(refusal) = self.windows.before(&behaviour, &call) {
+            return Ok(self.refuse(&call, &refusal));
+        }
+        let mut response = self.forward(request)?;
+        match self
+            .windows
+            .after(&behaviour, &call, status(&response), &response.body)
+        {
+            After::Keep => {}
+            After::Body(body, why) => {
+                self.refused
+                    .lock()
+                    .unwrap()
+                    .push(format!("{}: {why}", call.operation));
+                response.body = body;
+            }
+            After::Refuse(refusal) => return Ok(self.refuse(&call, &refusal)),
+        }
+        Ok(response)
+    }
+
+    fn refuse(&self, call: &Call, refusal: &Refusal) -> Message {
+        let mut refused = self.refused.lock().unwrap();
+        refused.push(format!("{}: {}", call.operation, refusal.code()));
+        let request_id = format!("00000000-0000-4000-8000-{:012}", refused.len());
+        let (content_type, body) = refusal.render(&request_id);
+        Message {
+            start: "HTTP/1.1 400 Bad Request".into(),
+            headers: vec![
+                ("Content-Type".into(), content_type.into()),
+                ("x-amzn-RequestId".into(), request_id),
+            ],
+            body,
+        }
     }
 
     fn rewrite(&self, request: &Message, response: Message) -> Message {
