@@ -117,7 +117,7 @@ enum Command {
     },
     /// Run the serverless-versus-serverful experiment: the same load against both
     /// targets, every request recorded, summarised, charted (`report.html`).
-    Bench(bench::Options),
+    Bench(Box<bench::Options>),
     /// Send photos (files, or keys in the input bucket) through a target and print the
     /// detections.
     Predict {
