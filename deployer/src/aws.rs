@@ -69,6 +69,7 @@ impl Service {
             Service::Ecr => &[
                 "RepositoryNotFoundException",
                 "LifecyclePolicyNotFoundException",
+                "RepositoryPolicyNotFoundException",
             ],
             Service::S3 => &[
                 "NoSuchBucket",

@@ -140,6 +140,7 @@ pub fn desired(m: &Manifest, ctx: &Context) -> Vec<Box<dyn Node>> {
         name: n.repository.clone(),
         scan_on_push: m.image.scan_on_push,
         keep_last: m.image.keep_last,
+        lambda_pull: m.serverless.enabled.then(|| arn("lambda", "function:*")),
         tags: tags.clone(),
     })];
     let image_push = ctx.push.as_ref().map(|push| {

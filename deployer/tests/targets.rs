@@ -710,3 +710,38 @@ async fn subnets_in_one_zone_are_refused_before_any_change() {
     );
     assert_eq!(mutating(&moto.requests()), Vec::<String>::new());
 }
+
+/// Lambda pulls a same-account image through the repository policy, which it would
+/// otherwise edit itself (needing `ecr:SetRepositoryPolicy` from whoever deploys): `up`
+/// sets it, for this account's functions only, and a second `up` leaves it alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_repository_lets_this_accounts_functions_pull() {
+    let moto = Moto::start();
+    let m = pinned_manifest(&fake_digest('a'));
+    let m = m.to_str().unwrap();
+    deployer(&moto, &["-f", m, "up"]).expect(0);
+    let ecr = aws_sdk_ecr::Client::new(&moto.sdk().await);
+    let policy = ecr
+        .get_repository_policy()
+        .repository_name("yolo-local-predictor")
+        .send()
+        .await
+        .expect("a repository policy");
+    let policy: serde_json::Value = serde_json::from_str(policy.policy_text().unwrap()).unwrap();
+    let statement = &policy["Statement"][0];
+    assert_eq!(statement["Principal"]["Service"], "lambda.amazonaws.com");
+    assert_eq!(
+        statement["Action"],
+        serde_json::json!(["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"])
+    );
+    let source = statement["Condition"]["StringLike"]["aws:sourceArn"]
+        .as_str()
+        .unwrap();
+    assert!(
+        source.starts_with("arn:aws:lambda:us-east-1:") && source.ends_with(":function:*"),
+        "{source}"
+    );
+    moto.clear_requests();
+    deployer(&moto, &["-f", m, "up"]).expect(0);
+    assert_eq!(mutating(&moto.requests()), Vec::<String>::new());
+}

@@ -1,5 +1,6 @@
 //! ECR repository: scan on push, mutable tags, a lifecycle policy keeping the last N
-//! images; force-deleted (with its images) on `down`.
+//! images, and when Lambda runs the image, the repository policy that lets it pull;
+//! force-deleted (with its images) on `down`.
 
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
 use serde_json::{Value, json};
@@ -12,6 +13,13 @@ pub struct Repository {
     pub name: String,
     pub scan_on_push: bool,
     pub keep_last: u32,
+    /// The functions that pull the image (`arn:aws:lambda:REGION:ACCOUNT:function:*`),
+    /// when the serverless target is on. Lambda pulls a same-account image through the
+    /// repository policy; it would add the statement itself only if the deploying
+    /// principal held `ecr:GetRepositoryPolicy` and `ecr:SetRepositoryPolicy` (Lambda
+    /// guide, container images, Amazon ECR permissions). Without functions the policy is
+    /// not managed.
+    pub lambda_pull: Option<String>,
     pub tags: Tags,
 }
 
@@ -22,10 +30,35 @@ pub struct Observed {
     pub scan_on_push: bool,
     pub mutable: bool,
     pub lifecycle: Option<Value>,
+    pub policy: Option<Value>,
     pub tags: Tags,
 }
 
 impl Repository {
+    /// Lambda (only for this account's functions) may read the image's layers.
+    fn policy(&self) -> Option<Value> {
+        self.lambda_pull.as_ref().map(|functions| {
+            json!({"Version": "2012-10-17", "Statement": [{
+                "Sid": "LambdaPull",
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                "Condition": {"StringLike": {"aws:sourceArn": functions}}
+            }]})
+        })
+    }
+
+    async fn put_policy(&self, aws: &Aws, policy: &Value) -> Result<(), AwsError> {
+        aws.ecr
+            .set_repository_policy()
+            .repository_name(&self.name)
+            .policy_text(policy.to_string())
+            .send()
+            .await
+            .map_err(error("ecr:SetRepositoryPolicy"))?;
+        Ok(())
+    }
+
     fn lifecycle(&self) -> Value {
         json!({"rules": [{
             "rulePriority": 1,
@@ -98,6 +131,14 @@ impl Resource for Repository {
                 p.lifecycle_policy_text()
                     .and_then(|t| serde_json::from_str(t).ok())
             });
+        let policy = aws
+            .ecr
+            .get_repository_policy()
+            .repository_name(&self.name)
+            .send()
+            .await
+            .found(Service::Ecr, "ecr:GetRepositoryPolicy")?
+            .and_then(|p| p.policy_text().and_then(|t| serde_json::from_str(t).ok()));
         Ok(Some(Observed {
             uri: repo.repository_uri().unwrap_or_default().to_string(),
             scan_on_push: repo
@@ -105,6 +146,7 @@ impl Resource for Repository {
                 .is_some_and(|c| c.scan_on_push()),
             mutable: repo.image_tag_mutability() != Some(&ImageTagMutability::Immutable),
             lifecycle,
+            policy,
             tags,
             arn,
         }))
@@ -137,6 +179,11 @@ impl Resource for Repository {
                 self.lifecycle(),
             ));
         }
+        if let Some(policy) = self.policy()
+            && o.policy.as_ref() != Some(&policy)
+        {
+            d.push(Field::new("repository_policy", o.policy.as_ref(), policy));
+        }
         d.extend(tag_diff(&o.tags, &self.tags));
         d
     }
@@ -160,7 +207,11 @@ impl Resource for Repository {
                 .send()
                 .await
                 .map_err(error("ecr:CreateRepository"))?;
-            return self.put_lifecycle(aws).await;
+            self.put_lifecycle(aws).await?;
+            if let Some(policy) = self.policy() {
+                self.put_policy(aws, &policy).await?;
+            }
+            return Ok(());
         };
         for field in diff {
             match field.name {
@@ -183,6 +234,11 @@ impl Resource for Repository {
                         .map_err(error("ecr:PutImageTagMutability"))?;
                 }
                 "lifecycle_policy" => self.put_lifecycle(aws).await?,
+                "repository_policy" => {
+                    if let Some(policy) = self.policy() {
+                        self.put_policy(aws, &policy).await?;
+                    }
+                }
                 "tags" => {
                     aws.ecr
                         .tag_resource()
@@ -223,6 +279,7 @@ mod tests {
             name: "s-predictor".into(),
             scan_on_push: true,
             keep_last: 10,
+            lambda_pull: Some("arn:aws:lambda:us-east-1:123456789012:function:*".into()),
             tags: [("deployer:stack".to_string(), "s".to_string())].into(),
         }
     }
@@ -234,6 +291,7 @@ mod tests {
             scan_on_push: true,
             mutable: true,
             lifecycle: Some(r.lifecycle()),
+            policy: r.policy(),
             tags: r.tags.clone(),
         }
     }
@@ -259,5 +317,31 @@ mod tests {
         let mut longer = r.clone();
         longer.keep_last = 20;
         assert_eq!(longer.diff(&in_sync(&r))[0].name, "lifecycle_policy");
+    }
+
+    #[test]
+    fn lambda_may_pull_only_for_this_accounts_functions() {
+        let r = desired();
+        let mut o = in_sync(&r);
+        o.policy = None;
+        let d = r.diff(&o);
+        assert_eq!(d[0].name, "repository_policy");
+        let statement = &d[0].to["Statement"][0];
+        assert_eq!(statement["Principal"]["Service"], "lambda.amazonaws.com");
+        assert_eq!(
+            statement["Action"],
+            json!(["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"])
+        );
+        assert_eq!(
+            statement["Condition"]["StringLike"]["aws:sourceArn"],
+            "arn:aws:lambda:us-east-1:123456789012:function:*"
+        );
+        // Without functions, someone else's policy is left alone.
+        let ecs_only = Repository {
+            lambda_pull: None,
+            ..r
+        };
+        o.policy = Some(json!({"Statement": []}));
+        assert_eq!(ecs_only.diff(&o), []);
     }
 }
