@@ -198,6 +198,8 @@ pub struct Aws {
     pub ecs: aws_sdk_ecs::Client,
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
     pub appscaling: aws_sdk_applicationautoscaling::Client,
+    /// Metrics, for `bench` on AWS.
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     account: OnceCell<String>,
 }
 
@@ -237,6 +239,7 @@ impl Aws {
             ecs: aws_sdk_ecs::Client::new(&config),
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
             appscaling: aws_sdk_applicationautoscaling::Client::new(&config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
             account: OnceCell::new(),
         }
     }

@@ -762,6 +762,63 @@ fn bench_runs_every_protocol_against_both_local_targets_and_writes_its_report() 
         );
     }
 
+    // On AWS the services publish metrics to CloudWatch; the run reads those of its
+    // window (here, published into the emulator by the test).
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+        let cw = aws_sdk_cloudwatch::Client::new(&s.moto.sdk().await);
+        let dim = |n: &str, v: &str| Dimension::builder().name(n).value(v).build();
+        let now = aws_sdk_cloudwatch::primitives::DateTime::from(std::time::SystemTime::now());
+        for (namespace, metric, value, dims) in [
+            (
+                "AWS/ECS",
+                "CPUUtilization",
+                42.0,
+                vec![
+                    dim("ClusterName", "yolo-rt-cluster"),
+                    dim("ServiceName", "yolo-rt-predictor"),
+                ],
+            ),
+            (
+                "AWS/Lambda",
+                "ConcurrentExecutions",
+                3.0,
+                vec![dim("FunctionName", "yolo-rt-predictor")],
+            ),
+        ] {
+            cw.put_metric_data()
+                .namespace(namespace)
+                .metric_data(
+                    MetricDatum::builder()
+                        .metric_name(metric)
+                        .value(value)
+                        .timestamp(now)
+                        .set_dimensions(Some(dims))
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    let out = s.dir.join("bench-cloudwatch");
+    let (code, stdout, stderr) = bench(&s, &out, &["--protocol", "ab", "--requests", "2"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let cw = |i: usize| summary["summaries"][i]["resources"]["cloudwatch"].clone();
+    assert_eq!(cw(0), serde_json::json!({"cpu_pct": 42.0}), "{summary:#}");
+    assert_eq!(
+        cw(1),
+        serde_json::json!({"concurrent_executions": 3.0}),
+        "{summary:#}"
+    );
+    assert!(
+        stdout.contains("serverful CloudWatch: cpu_pct 42.0"),
+        "{stdout}"
+    );
+
     // A threshold turns the run into a gate.
     let out = s.dir.join("bench-gate");
     let (code, _, stderr) = bench(

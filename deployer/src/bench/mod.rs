@@ -272,6 +272,14 @@ pub async fn run(aws: &Aws, m: &Manifest, o: &Options, format: Format) -> Result
     }
     let break_even_rps = serverless_per_million
         .and_then(|c| stats::break_even_rps(&prices, f64::from(m.serverful.min.max(1)), c));
+    let metrics = cloudwatch(aws, m, started_unix_ms).await;
+    for s in &mut summaries {
+        s.resources.cloudwatch = metrics
+            .iter()
+            .filter(|(k, _)| k.starts_with(&s.target))
+            .map(|(k, v)| (k[s.target.len() + 1..].to_string(), *v))
+            .collect();
+    }
     let broken = thresholds(&summaries, o);
     let run = Run {
         stack: m.name.clone(),
@@ -622,6 +630,102 @@ async fn report_lines(aws: &Aws, m: &Manifest, since_ms: i64) -> Vec<Report> {
             Some(t) if !t.is_empty() => token = Some(t.to_string()),
             _ => break,
         }
+    }
+    out
+}
+
+/// What CloudWatch says about the run's window, keyed `<target>.<metric>`: the ECS
+/// service's CPU and memory utilisation (average), the Auto Scaling group's in-service
+/// instances (needs the group's metrics collection) and the function's concurrent
+/// executions (maximum). Missing metrics (locally, or not yet published) are absent.
+async fn cloudwatch(aws: &Aws, m: &Manifest, since_ms: i64) -> BTreeMap<String, f64> {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+    let n = m.names();
+    let dim = |name: &str, value: &str| Dimension::builder().name(name).value(value).build();
+    let queries = [
+        (
+            "serverful.cpu_pct",
+            "AWS/ECS",
+            "CPUUtilization",
+            "Average",
+            vec![
+                dim("ClusterName", &n.cluster),
+                dim("ServiceName", &n.service),
+            ],
+        ),
+        (
+            "serverful.memory_pct",
+            "AWS/ECS",
+            "MemoryUtilization",
+            "Average",
+            vec![
+                dim("ClusterName", &n.cluster),
+                dim("ServiceName", &n.service),
+            ],
+        ),
+        (
+            "serverful.in_service_instances",
+            "AWS/AutoScaling",
+            "GroupInServiceInstances",
+            "Maximum",
+            vec![dim("AutoScalingGroupName", &n.auto_scaling_group)],
+        ),
+        (
+            "serverless.concurrent_executions",
+            "AWS/Lambda",
+            "ConcurrentExecutions",
+            "Maximum",
+            vec![dim("FunctionName", &n.function)],
+        ),
+    ];
+    let mut request = aws
+        .cloudwatch
+        .get_metric_data()
+        .start_time(DateTime::from_millis(since_ms - 60_000))
+        .end_time(DateTime::from_millis(local::logs::now_ms() + 60_000));
+    for (i, (_, namespace, metric, stat, dims)) in queries.iter().enumerate() {
+        request = request.metric_data_queries(
+            MetricDataQuery::builder()
+                .id(format!("m{i}"))
+                .metric_stat(
+                    MetricStat::builder()
+                        .metric(
+                            Metric::builder()
+                                .namespace(*namespace)
+                                .metric_name(*metric)
+                                .set_dimensions(Some(dims.clone()))
+                                .build(),
+                        )
+                        .period(60)
+                        .stat(*stat)
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    let Ok(answer) = request.send().await else {
+        return BTreeMap::new();
+    };
+    let mut out = BTreeMap::new();
+    for r in answer.metric_data_results() {
+        let Some(i) = r
+            .id()
+            .and_then(|id| id.strip_prefix('m')?.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        let values = r.values();
+        if values.is_empty() {
+            continue;
+        }
+        let (key, _, _, stat, _) = &queries[i];
+        let value = if *stat == "Maximum" {
+            values.iter().copied().fold(f64::MIN, f64::max)
+        } else {
+            values.iter().sum::<f64>() / values.len() as f64
+        };
+        out.insert(key.to_string(), value);
     }
     out
 }

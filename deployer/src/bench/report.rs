@@ -368,6 +368,15 @@ pub fn table(run: &Run, compare: Option<&Run>) -> String {
             let errors: Vec<String> = s.errors.iter().map(|(k, v)| format!("{k} ×{v}")).collect();
             let _ = writeln!(o, "{} errors: {}", s.target, errors.join(", "));
         }
+        if !s.resources.cloudwatch.is_empty() {
+            let m: Vec<String> = s
+                .resources
+                .cloudwatch
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.1}"))
+                .collect();
+            let _ = writeln!(o, "{} CloudWatch: {}", s.target, m.join(", "));
+        }
         if let Some((p99, max)) = s.send_lateness_ms {
             let _ = writeln!(
                 o,

@@ -73,6 +73,10 @@ pub struct Resources {
     pub max_memory_used_mb: Option<f64>,
     /// Mean billed duration of the run's REPORT lines (serverless).
     pub billed_ms_mean: Option<f64>,
+    /// From CloudWatch over the run (on AWS): the ECS service's average CPU and memory
+    /// utilisation (%), the group's most in-service instances, the function's most
+    /// concurrent executions.
+    pub cloudwatch: BTreeMap<String, f64>,
 }
 
 /// Dollars per million requests.
