@@ -669,7 +669,13 @@ fn csv_rows(out: &Path) -> Vec<Vec<String>> {
 
 #[test]
 fn bench_runs_every_protocol_against_both_local_targets_and_writes_its_report() {
-    let s = Stack::new("bench", "  min: 1\n  max: 2", "", "", "");
+    let s = Stack::new(
+        "bench",
+        "  min: 1\n  max: 2",
+        "",
+        "",
+        "bench:\n  prices:\n    instance_hour: 1.5",
+    );
     s.up(&predictor_bin());
     let protocols: [(&str, &[&str], usize); 5] = [
         (
@@ -699,10 +705,23 @@ fn bench_runs_every_protocol_against_both_local_targets_and_writes_its_report() 
             "{protocol}: one row per request"
         );
         assert!(rows.iter().all(|r| r[7] == "200"), "{protocol}: {rows:?}");
+        assert!(
+            rows.iter().all(|r| r[14].contains("infer=")),
+            "{protocol}: the server's stages"
+        );
         let summary: Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
                 .unwrap();
         assert_eq!(summary["summaries"].as_array().unwrap().len(), 2);
+        // The manifest's price table is the one used.
+        assert_eq!(summary["prices"]["instance_hour"], 1.5);
+        assert!(
+            summary["summaries"][0]["cost"]["how"]
+                .as_str()
+                .unwrap()
+                .contains("$1.5/h"),
+            "{summary:#}"
+        );
         for line in std::fs::read_to_string(out.join("events.jsonl"))
             .unwrap()
             .lines()

@@ -42,6 +42,8 @@ pub struct Record {
     pub bytes: u64,
     /// The server's own total (its `timings_ms.total`).
     pub server_ms: Option<f64>,
+    /// The server's stages (`download=12.1;decode=4.0;…`).
+    pub stages: Option<String>,
     pub instance: Option<String>,
     /// The answering process's request count: 1 is its first (cold) request.
     pub seq: Option<u64>,
@@ -115,6 +117,7 @@ impl Shooter {
             status: 0,
             bytes: 0,
             server_ms: None,
+            stages: None,
             instance: None,
             seq: None,
             cold: false,
@@ -142,6 +145,13 @@ impl Shooter {
                         let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
                         if let Some(j) = &json {
                             r.server_ms = j["timings_ms"]["total"].as_f64();
+                            r.stages = j["timings_ms"].as_object().map(|t| {
+                                t.iter()
+                                    .filter(|(k, _)| *k != "total")
+                                    .filter_map(|(k, v)| Some(format!("{k}={:.1}", v.as_f64()?)))
+                                    .collect::<Vec<_>>()
+                                    .join(";")
+                            });
                             if r.instance.is_none() {
                                 r.instance = j["instance"]["id"].as_str().map(str::to_string);
                                 r.seq = j["instance"]["seq"].as_u64();

@@ -225,7 +225,7 @@ pub async fn run(aws: &Aws, m: &Manifest, o: &Options, format: Format) -> Result
     };
 
     let open_loop = o.protocol == Protocol::Rate;
-    let prices = Prices::default();
+    let prices = m.bench.prices;
     let reports = if targets.iter().any(|(t, _)| t == "serverless") {
         report_lines(aws, m, started_unix_ms).await
     } else {
@@ -530,8 +530,9 @@ fn sample(s: &serde_json::Value, t_s: f64) -> Sample {
         } else {
             active.iter().map(|i| num(&i["cpu_pct"])).sum::<f64>() / active.len() as f64
         },
-        instance_rss_mb: instances.iter().map(|i| num(&i["rss_mb"])).sum(),
-        environment_rss_mb: envs.iter().map(|e| num(&e["rss_mb"])).sum(),
+        // `+ 0.0`: an empty f64 sum is -0.0.
+        instance_rss_mb: instances.iter().map(|i| num(&i["rss_mb"])).sum::<f64>() + 0.0,
+        environment_rss_mb: envs.iter().map(|e| num(&e["rss_mb"])).sum::<f64>() + 0.0,
     }
 }
 

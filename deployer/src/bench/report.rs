@@ -24,12 +24,12 @@ pub fn write(
     o: &Options,
 ) -> std::io::Result<()> {
     let mut csv = String::from(
-        "target,phase,id,photo,intended_s,sent_s,latency_ms,status,bytes,server_ms,instance,seq,cold,error\n",
+        "target,phase,id,photo,intended_s,sent_s,latency_ms,status,bytes,server_ms,instance,seq,cold,error,stages\n",
     );
     for r in records {
         let _ = writeln!(
             csv,
-            "{},{},{},{},{:.4},{:.4},{:.2},{},{},{},{},{},{},{}",
+            "{},{},{},{},{:.4},{:.4},{:.2},{},{},{},{},{},{},{},{}",
             r.target,
             r.phase,
             r.id,
@@ -43,7 +43,8 @@ pub fn write(
             field(r.instance.as_deref().unwrap_or("")),
             r.seq.map_or(String::new(), |v| v.to_string()),
             r.cold,
-            field(r.error.as_deref().unwrap_or(""))
+            field(r.error.as_deref().unwrap_or("")),
+            field(r.stages.as_deref().unwrap_or(""))
         );
     }
     std::fs::write(dir.join("requests.csv"), csv)?;

@@ -194,30 +194,7 @@ pub fn summarize(target: &str, records: &[Record], open_loop: bool) -> Summary {
     }
 }
 
-/// Prices in US dollars (us-east-1, on demand, x86), overridable in the manifest.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Prices {
-    pub lambda_gb_second: f64,
-    pub lambda_per_million: f64,
-    pub http_api_per_million: f64,
-    pub instance_hour: f64,
-    pub alb_hour: f64,
-    pub alb_lcu_hour: f64,
-}
-
-impl Default for Prices {
-    fn default() -> Self {
-        Prices {
-            lambda_gb_second: 0.000_016_666_7,
-            lambda_per_million: 0.20,
-            http_api_per_million: 1.00,
-            instance_hour: 0.1504,
-            alb_hour: 0.0225,
-            alb_lcu_hour: 0.008,
-        }
-    }
-}
+pub use crate::manifest::Prices;
 
 /// Serverless: billed time × memory plus the per-request prices.
 pub fn serverless_cost(p: &Prices, billed_ms: f64, memory_mb: f64) -> Cost {
@@ -274,6 +251,7 @@ mod tests {
             status,
             bytes: 10,
             server_ms: Some(latency / 2.0),
+            stages: None,
             instance: Some("i".into()),
             seq: Some(seq),
             cold: seq == 1,

@@ -50,6 +50,45 @@ pub struct Manifest {
     /// emulator on loopback.
     #[serde(default)]
     pub local: Local,
+    /// What `bench` needs besides the stack: the price table of its cost figures.
+    #[serde(default)]
+    pub bench: Bench,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Bench {
+    pub prices: Prices,
+}
+
+/// Prices in US dollars [default: us-east-1, on demand, x86, as of 2026].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Prices {
+    /// Lambda compute, per GB-second.
+    pub lambda_gb_second: f64,
+    /// Lambda requests, per million.
+    pub lambda_per_million: f64,
+    /// HTTP API requests, per million.
+    pub http_api_per_million: f64,
+    /// One instance of `serverful.instance_type`, per hour.
+    pub instance_hour: f64,
+    pub alb_hour: f64,
+    /// One ALB capacity unit, per hour.
+    pub alb_lcu_hour: f64,
+}
+
+impl Default for Prices {
+    fn default() -> Self {
+        Prices {
+            lambda_gb_second: 0.000_016_666_7,
+            lambda_per_million: 0.20,
+            http_api_per_million: 1.00,
+            instance_hour: 0.1504,
+            alb_hour: 0.0225,
+            alb_lcu_hour: 0.008,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

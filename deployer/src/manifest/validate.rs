@@ -361,6 +361,24 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
         );
     }
 
+    // Bench prices
+    let p = &m.bench.prices;
+    for (field, v) in [
+        ("lambda_gb_second", p.lambda_gb_second),
+        ("lambda_per_million", p.lambda_per_million),
+        ("http_api_per_million", p.http_api_per_million),
+        ("instance_hour", p.instance_hour),
+        ("alb_hour", p.alb_hour),
+        ("alb_lcu_hour", p.alb_lcu_hour),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            c.fail(
+                &format!("bench.prices.{field}"),
+                format!("{v} is not a price in dollars"),
+            );
+        }
+    }
+
     // Serverless
     let l = &m.serverless;
     c.range("serverless.memory_mb", l.memory_mb, 128, 10_240);
