@@ -36,7 +36,7 @@ pub async fn run(
             if body {
                 client
                     .post(url)
-                    .header("content-type", "application/octet-stream")
+                    .header("content-type", crate::bench::load::content_type(input))
                     .body(bytes)
             } else {
                 let name = path.file_name().unwrap_or_default().to_string_lossy();

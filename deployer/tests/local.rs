@@ -310,6 +310,35 @@ fn both_targets_serve_detections_cold_then_warm_and_down_leaves_no_process() {
     assert!(logs.contains("Init Duration:"), "{logs}");
     assert!(logs.contains("Max Memory Used:"), "{logs}");
 
+    // `deployer predict`: a file uploaded and named by key, or sent as the body.
+    let bus_path = repo_root().join("predictor/tests/images/bus.jpg");
+    let text = s.ok(&[
+        "predict",
+        "--target",
+        "serverful",
+        bus_path.to_str().unwrap(),
+    ]);
+    assert!(text.contains("bus.jpg  200  bus 0.9"), "{text}");
+    let json: Value = serde_json::from_str(
+        s.ok(&[
+            "predict",
+            "--body",
+            "-o",
+            "json",
+            bus_path.to_str().unwrap(),
+        ])
+        .trim(),
+    )
+    .unwrap();
+    assert_eq!(json["status"], 200, "{json:#}");
+    assert_eq!(json["response"]["detections"][0]["label"], "bus");
+    let missing = s.run(&["predict", "no/such/key.jpg"]);
+    assert_eq!(missing.status.code(), Some(1), "a failed request is exit 1");
+    assert!(
+        String::from_utf8_lossy(&missing.stdout).contains("404"),
+        "{missing:?}"
+    );
+
     // A second `up` with nothing changed leaves every process as it was.
     let before = s.pids();
     s.up(&predictor_bin());
@@ -683,7 +712,11 @@ fn bench_runs_every_protocol_against_both_local_targets_and_writes_its_report() 
             &["--batches", "2", "--concurrency", "2", "--pause-s", "0.2"],
             4,
         ),
-        ("ab", &["--requests", "4", "--concurrency", "2"], 4),
+        (
+            "ab",
+            &["--requests", "4", "--concurrency", "2", "--by", "body"],
+            4,
+        ),
         ("rate", &["--rate", "4", "--duration-s", "1"], 4),
         ("sweep", &["--concurrency", "2", "--requests", "2"], 4),
         ("cold", &["--requests", "1"], 2),

@@ -100,10 +100,10 @@ impl Shooter {
                 .post(&self.url)
                 .header("content-type", "application/json")
                 .body(serde_json::json!({ "image": key }).to_string()),
-            Photo::Body { bytes, .. } => self
+            Photo::Body { name, bytes } => self
                 .client
                 .post(&self.url)
-                .header("content-type", "application/octet-stream")
+                .header("content-type", content_type(name))
                 .body(bytes.as_ref().clone()),
         };
         let mut r = Record {
@@ -246,6 +246,18 @@ impl Shooter {
             }
         }
         out
+    }
+}
+
+/// The media type of a photo, from its name (the predictor wants one it decodes).
+pub fn content_type(name: &str) -> &'static str {
+    let lower = name.to_ascii_lowercase();
+    if lower.ends_with(".png") {
+        "image/png"
+    } else if lower.ends_with(".webp") {
+        "image/webp"
+    } else {
+        "image/jpeg"
     }
 }
 
