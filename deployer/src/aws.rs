@@ -19,6 +19,9 @@ pub struct AwsError {
     pub message: String,
     /// Printed on its own line, `hint: …`.
     pub hint: Option<String>,
+    /// The request never reached an endpoint (connection refused, no route, DNS): the
+    /// SDK's own dispatch-failure kind, not anything AWS said.
+    pub unreachable: bool,
 }
 
 impl fmt::Display for AwsError {
@@ -37,6 +40,7 @@ impl AwsError {
             code: None,
             message: message.into(),
             hint: None,
+            unreachable: false,
         }
     }
 
@@ -118,18 +122,32 @@ where
                 s.err().code().map(str::to_string),
                 s.err().message().unwrap_or("no message").to_string(),
             ),
-            other => (
-                None,
-                aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
-            ),
+            other => (None, chain(other)),
         };
+        let unreachable = matches!(&e, SdkError::DispatchFailure(d) if d.is_io());
         AwsError {
             operation,
             code,
             message,
             hint: None,
+            unreachable,
         }
     }
+}
+
+/// An error and its sources as one line of their messages (never their `Debug` form),
+/// each once.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    parts.join(": ")
 }
 
 /// `Ok(None)` for a not-found answer of `service`, the error otherwise.

@@ -224,8 +224,15 @@ fn print(format: Format, text: String, json: String) {
 }
 
 async fn run(cli: Cli) -> Result<u8, Error> {
-    let file = manifest_path(cli.file)?;
+    let file = manifest_path(cli.file.clone())?;
     let manifest = Manifest::load(&file)?;
+    run_stack(cli, file, &manifest)
+        .await
+        .map_err(|e| e.explained(&manifest))
+}
+
+async fn run_stack(cli: Cli, file: PathBuf, manifest: &Manifest) -> Result<u8, Error> {
+    let manifest = manifest.clone();
     if let Command::Validate = cli.command {
         print(
             cli.output,

@@ -89,6 +89,7 @@ mod tests {
             code: Some(code.into()),
             message: "m".into(),
             hint: None,
+            unreachable: false,
         };
         let mut n = 0;
         let v = retrying(

@@ -444,6 +444,7 @@ mod tests {
             code: Some("ValidationError".into()),
             message: message.into(),
             hint: None,
+            unreachable: false,
         };
         assert!(profile_not_visible(&e(
             "You must use a valid fully-formed launch template. Value (p) for parameter \

@@ -636,6 +636,7 @@ mod tests {
             code: Some(code.into()),
             message: message.into(),
             hint: None,
+            unreachable: false,
         };
         assert!(already_taken(&e(
             "InvalidInput",

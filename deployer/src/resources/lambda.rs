@@ -725,6 +725,7 @@ mod tests {
             code: Some(code.into()),
             message: msg.into(),
             hint: None,
+            unreachable: false,
         };
         assert!(role_not_ready(&e(
             "InvalidParameterValueException",
