@@ -277,13 +277,7 @@ async fn run_stack(cli: Cli, file: PathBuf, manifest: &Manifest) -> Result<u8, E
                 tail::Target::Serverful => "serverful",
                 tail::Target::Serverless => "serverless",
             };
-            let endpoints = if local::applies(&manifest) {
-                local::state(&manifest)
-                    .map(|s| local_endpoints(&manifest, &s))
-                    .unwrap_or_default()
-            } else {
-                endpoints(&aws, &manifest).await?
-            };
+            let endpoints = live_endpoints(&aws, &manifest).await?;
             let url = endpoints
                 .iter()
                 .find(|e| e.target == name)
@@ -683,6 +677,19 @@ fn local_endpoints(m: &Manifest, state: &serde_json::Value) -> Vec<Endpoint> {
         }
     }
     out
+}
+
+/// The URLs requests go to now: the local runtime's for a local stack (which must be
+/// running), else the stack's on AWS.
+async fn live_endpoints(aws: &Aws, m: &Manifest) -> Result<Vec<Endpoint>, Error> {
+    if !local::applies(m) {
+        return endpoints(aws, m).await;
+    }
+    let state = local::state(m).ok_or_else(|| Error::Usage {
+        message: format!("the local runtime of `{}` is not running", m.name),
+        hint: Some("`deployer -f <manifest> up` starts it".into()),
+    })?;
+    Ok(local_endpoints(m, &state))
 }
 
 /// The URLs of both targets' `POST /predict`, as they are now (two reads).

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::aws::{Aws, error};
+use crate::aws::Aws;
 use crate::error::Error;
 use crate::output::Format;
 
@@ -41,14 +41,7 @@ pub async fn run(
             } else {
                 let name = path.file_name().unwrap_or_default().to_string_lossy();
                 let key = format!("predict/{name}");
-                aws.s3
-                    .put_object()
-                    .bucket(input_bucket)
-                    .key(&key)
-                    .body(bytes.into())
-                    .send()
-                    .await
-                    .map_err(error("s3:PutObject"))?;
+                crate::bench::upload(aws, input_bucket, &key, bytes).await?;
                 client
                     .post(url)
                     .header("content-type", "application/json")

@@ -201,7 +201,7 @@ pub async fn run(aws: &Aws, m: &Manifest, o: &Options, format: Format) -> Result
     if o.parallel {
         let runs = shooters.iter().map(|s| drive(s, o));
         for (s, r) in shooters.iter().zip(futures::future::join_all(runs).await) {
-            windows.insert(s.target.clone(), window(&r));
+            windows.insert(s.target.clone(), stats::span(&r));
             records.extend(r);
         }
     } else {
@@ -212,7 +212,7 @@ pub async fn run(aws: &Aws, m: &Manifest, o: &Options, format: Format) -> Result
             }
             eprintln!("bench: {:?} against {} ({})", o.protocol, s.target, s.url);
             let r = drive(s, o).await;
-            windows.insert(s.target.clone(), window(&r));
+            windows.insert(s.target.clone(), stats::span(&r));
             records.extend(r);
         }
     }
@@ -370,18 +370,6 @@ async fn drive(s: &Shooter, o: &Options) -> Vec<Record> {
     }
 }
 
-fn window(records: &[Record]) -> (f64, f64) {
-    let start = records
-        .iter()
-        .map(|r| r.intended_s)
-        .fold(f64::INFINITY, f64::min);
-    let end = records
-        .iter()
-        .map(|r| r.intended_s + r.latency_ms / 1e3)
-        .fold(0.0, f64::max);
-    (start, end)
-}
-
 /// Each target's URL: `--url`, else the local runtime's, else the stack's on AWS.
 async fn resolve(aws: &Aws, m: &Manifest, o: &Options) -> Result<Vec<(String, String)>, Error> {
     let overrides: BTreeMap<&str, &str> = o.url.iter().filter_map(|u| u.split_once('=')).collect();
@@ -399,18 +387,7 @@ async fn resolve(aws: &Aws, m: &Manifest, o: &Options) -> Result<Vec<(String, St
             continue;
         }
         if endpoints.is_none() {
-            endpoints = Some(if local::applies(m) {
-                let state = local::state(m).ok_or_else(|| Error::Usage {
-                    message: format!("the local runtime of `{}` is not running", m.name),
-                    hint: Some(format!(
-                        "`deployer -f <manifest> up` starts it (stack `{}`)",
-                        m.name
-                    )),
-                })?;
-                crate::local_endpoints(m, &state)
-            } else {
-                crate::endpoints(aws, m).await?
-            });
+            endpoints = Some(crate::live_endpoints(aws, m).await?);
         }
         let url = endpoints
             .iter()
@@ -480,7 +457,8 @@ async fn photos(aws: &Aws, m: &Manifest, o: &Options) -> Result<Vec<Photo>, Erro
     Ok(out)
 }
 
-async fn upload(aws: &Aws, bucket: &str, key: &str, bytes: Vec<u8>) -> Result<(), Error> {
+/// Puts `bytes` at `key` unless the same content (by sha256) is there already.
+pub async fn upload(aws: &Aws, bucket: &str, key: &str, bytes: Vec<u8>) -> Result<(), Error> {
     let sum = hex::encode(sha2::Sha256::digest(&bytes));
     let there = aws.s3.head_object().bucket(bucket).key(key).send().await;
     if there

@@ -203,14 +203,7 @@ fn charts(run: &Run, records: &[Record], samples: &[Sample], o: &Options) -> Vec
                 .collect()
         };
         let rps = |rs: &[&Record]| {
-            let start = rs
-                .iter()
-                .map(|r| r.intended_s)
-                .fold(f64::INFINITY, f64::min);
-            let end = rs
-                .iter()
-                .map(|r| r.intended_s + r.latency_ms / 1e3)
-                .fold(0.0, f64::max);
+            let (start, end) = super::stats::span(rs.iter().copied());
             rs.iter().filter(|r| r.status == 200).count() as f64 / (end - start).max(1e-3)
         };
         let p99 = |rs: &[&Record]| {

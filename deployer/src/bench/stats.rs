@@ -107,17 +107,23 @@ pub struct Summary {
     pub cost: Cost,
 }
 
+/// The first intended send time and the last answer of `records`, seconds since the
+/// run started (`(inf, 0)` for none).
+pub fn span<'a>(records: impl IntoIterator<Item = &'a Record>) -> (f64, f64) {
+    records
+        .into_iter()
+        .fold((f64::INFINITY, 0.0f64), |(start, end), r| {
+            (
+                start.min(r.intended_s),
+                end.max(r.intended_s + r.latency_ms / 1e3),
+            )
+        })
+}
+
 pub fn summarize(target: &str, records: &[Record], open_loop: bool) -> Summary {
     let mine: Vec<&Record> = records.iter().filter(|r| r.target == target).collect();
     let ok: Vec<&Record> = mine.iter().copied().filter(|r| r.status == 200).collect();
-    let first = mine
-        .iter()
-        .map(|r| r.intended_s)
-        .fold(f64::INFINITY, f64::min);
-    let last = mine
-        .iter()
-        .map(|r| r.intended_s + r.latency_ms / 1e3)
-        .fold(0.0, f64::max);
+    let (first, last) = span(mine.iter().copied());
     let seconds = if mine.is_empty() {
         0.0
     } else {

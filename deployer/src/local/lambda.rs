@@ -339,11 +339,7 @@ impl Pool {
     async fn initialised(&self, env: &Arc<Env>) -> Result<(), String> {
         let rx = env.init_wait.lock().unwrap().take();
         let Some(rx) = rx else { return Ok(()) };
-        let dead = async {
-            while alive(env.pid) {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        };
+        let dead = exited(env.pid);
         tokio::select! {
             r = rx => r.map_err(|_| "the runtime reported an init error".to_string()),
             () = dead => Err("Runtime exited during init (see the function's log)".into()),
@@ -376,11 +372,7 @@ impl Pool {
                 reason: "the environment was shut down".into(),
             };
         }
-        let dead = async {
-            while alive(env.pid) {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        };
+        let dead = exited(env.pid);
         let outcome = tokio::select! {
             r = rx => r.ok(),
             () = dead => None,
@@ -585,6 +577,13 @@ pub(super) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Resolves once process `pid` has ended (checked every 50 ms).
+async fn exited(pid: u32) {
+    while alive(pid) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A request id shaped like Lambda's (a UUID v4).
