@@ -195,7 +195,7 @@ async fn the_group_starts_empty_and_grows_once_its_provider_is_attached() {
         .await
         .unwrap();
     let g = &g.auto_scaling_groups()[0];
-    assert_eq!((g.min_size(), g.max_size()), (Some(1), Some(5)));
+    assert_eq!((g.min_size(), g.max_size()), (Some(1), Some(6)));
 
     moto.clear_requests();
     deployer(&moto, &["-f", &m, "up"]).expect(0);

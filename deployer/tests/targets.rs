@@ -170,30 +170,22 @@ async fn both_targets_round_trip() {
         .await
         .unwrap();
     let g = &groups.auto_scaling_groups()[0];
-    assert_eq!((g.min_size(), g.max_size()), (Some(1), Some(5)));
+    // One above the service's 5 tasks: the spare instance of a rollout at full scale.
+    assert_eq!((g.min_size(), g.max_size()), (Some(1), Some(6)));
     assert_eq!(g.new_instances_protected_from_scale_in(), Some(true));
     assert!(
         g.vpc_zone_identifier().unwrap().contains(','),
         "one subnet only"
     );
+    // No policy of the group's own: ECS managed scaling drives it (and on AWS puts its
+    // own target-tracking policy there, which moto does not).
     let policies = asg
         .describe_policies()
         .auto_scaling_group_name("yolo-local-instances")
         .send()
         .await
         .unwrap();
-    let tt = policies.scaling_policies()[0]
-        .target_tracking_configuration()
-        .unwrap();
-    assert_eq!(tt.target_value(), Some(70.0));
-    assert_eq!(
-        tt.predefined_metric_specification()
-            .unwrap()
-            .predefined_metric_type()
-            .unwrap()
-            .as_str(),
-        "ASGAverageCPUUtilization"
-    );
+    assert_eq!(policies.scaling_policies(), []);
 
     let ecs = aws_sdk_ecs::Client::new(&conf);
     let services = ecs
@@ -349,6 +341,31 @@ async fn both_targets_round_trip() {
     assert_eq!(mutating(&moto.requests()), Vec::<String>::new());
     deployer(&moto, &["-f", m, "plan", "--detailed-exitcode"]).expect(0);
 
+    // A CPU policy of the group's own (earlier versions scaled the group with it, beside
+    // ECS managed scaling) is removed, and nothing else is touched.
+    asg.put_scaling_policy()
+        .auto_scaling_group_name("yolo-local-instances")
+        .policy_name("yolo-local-instances-cpu")
+        .policy_type("TargetTrackingScaling")
+        .target_tracking_configuration(
+            aws_sdk_autoscaling::types::TargetTrackingConfiguration::builder()
+                .predefined_metric_specification(
+                    aws_sdk_autoscaling::types::PredefinedMetricSpecification::builder()
+                        .predefined_metric_type(
+                            aws_sdk_autoscaling::types::MetricType::AsgAverageCpuUtilization,
+                        )
+                        .build(),
+                )
+                .target_value(70.0)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    moto.clear_requests();
+    deployer(&moto, &["-f", m, "up"]).expect(0);
+    assert_eq!(mutating(&moto.requests()), ["DeletePolicy"]);
+
     // Provisioned concurrency moves the API to the alias that carries it. (moto has no
     // provisioned concurrency API: this is the plan only; the apply is unit-tested.)
     let provisioned = std::fs::read_to_string(m).unwrap().replace(
@@ -458,8 +475,13 @@ async fn both_targets_round_trip() {
         detail("ecs_service").contains("yolo-local-predictor:2"),
         "{status:#}"
     );
+    // The study's "1 to 5 instances at 70 % CPU": tasks scale on CPU, instances follow.
     assert!(
-        detail("auto_scaling_group").contains("(1..5), CPU target 70 %"),
+        detail("service_scaling").contains("tasks 1..5 at CPU 70 %"),
+        "{status:#}"
+    );
+    assert!(
+        detail("auto_scaling_group").contains("(1..6), scaled by the capacity provider"),
         "{status:#}"
     );
 

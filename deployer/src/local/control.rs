@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+
 use crate::aws::{Aws, AwsError, FoundExt, Service, error};
 use crate::manifest::Names;
 use crate::resources::{apigw, elb};
@@ -143,27 +145,40 @@ async fn fleet(aws: &Aws, n: &Names) -> Result<Option<Fleet>, AwsError> {
     else {
         return Ok(None);
     };
-    let groups = aws
-        .autoscaling
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(&n.auto_scaling_group)
+    // The instances follow the tasks one to one (each task fills an instance), so the
+    // runtime scales by the service's scaling: its task bounds and its CPU target. The
+    // group's own maximum holds one spare instance for rollouts, which the runtime's
+    // rollouts do not need.
+    let resource = format!("service/{}/{}", n.cluster, n.service);
+    let targets = aws
+        .appscaling
+        .describe_scalable_targets()
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_ids(&resource)
+        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
         .send()
         .await
-        .map_err(error("autoscaling:DescribeAutoScalingGroups"))?;
-    let Some(group) = groups.auto_scaling_groups().first() else {
+        .map_err(error("application-autoscaling:DescribeScalableTargets"))?;
+    let Some(bounds) = targets.scalable_targets().first() else {
         return Ok(None);
     };
     let policies = aws
-        .autoscaling
-        .describe_policies()
-        .auto_scaling_group_name(&n.auto_scaling_group)
+        .appscaling
+        .describe_scaling_policies()
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_id(&resource)
         .send()
         .await
-        .map_err(error("autoscaling:DescribePolicies"))?;
+        .map_err(error("application-autoscaling:DescribeScalingPolicies"))?;
     let cpu_target = policies
         .scaling_policies()
         .iter()
-        .find_map(|p| p.target_tracking_configuration()?.target_value())
+        .find_map(|p| {
+            Some(
+                p.target_tracking_scaling_policy_configuration()?
+                    .target_value(),
+            )
+        })
         .unwrap_or(70.0);
     let Some(tg) = elb::find_target_group(aws, &n.target_group).await? else {
         return Ok(None);
@@ -201,8 +216,8 @@ async fn fleet(aws: &Aws, n: &Names) -> Result<Option<Fleet>, AwsError> {
             .and_then(|l| l.options())
             .and_then(|o| o.get("awslogs-group").cloned())
             .unwrap_or_else(|| n.ecs_log_group.clone()),
-        min: group.min_size().unwrap_or(1).max(0) as u32,
-        max: group.max_size().unwrap_or(1).max(1) as u32,
+        min: bounds.min_capacity().max(0) as u32,
+        max: bounds.max_capacity().max(1) as u32,
         cpu_target,
         health: Health {
             path: tg.health_check_path().unwrap_or("/").to_string(),

@@ -200,7 +200,8 @@ pub struct Serverful {
     pub instance_type: String,
     pub min: u32,
     pub max: u32,
-    /// Target average CPU of the Auto Scaling group, percent.
+    /// Target average CPU of the service's task scaling, percent; the instances follow
+    /// the tasks one to one.
     pub cpu_target: u32,
     pub scale_in_cooldown_s: u32,
     pub container_insights: bool,

@@ -1,15 +1,15 @@
-//! The Auto Scaling group of ECS container instances (min 1, max 5 by default; created
-//! empty, the minimum is raised by its capacity provider) and its target-tracking policy
-//! on average CPU (70 % by default). New instances are protected
-//! from scale-in, as ECS managed termination protection requires: the capacity
-//! provider lifts the protection from instances with no tasks left.
+//! The Auto Scaling group of ECS container instances: created empty, its minimum raised
+//! by its capacity provider, its desired capacity driven by nothing but the provider's
+//! managed scaling (AWS's ECS guide: a capacity provider's group is scaled by ECS, not by
+//! policies of its own). The study's "1 to 5 instances at 70 % CPU" is the service's
+//! task scaling (`ecs::ServiceScaling`), one whole-instance task per instance; the group's
+//! maximum is one above the task maximum so a rollout at full scale has a spare instance.
+//! New instances are protected from scale-in, as ECS managed termination protection
+//! requires: the capacity provider lifts the protection from instances with no tasks left.
 
 use std::time::Duration;
 
-use aws_sdk_autoscaling::types::{
-    LaunchTemplateSpecification, MetricType, PredefinedMetricSpecification, Tag,
-    TargetTrackingConfiguration,
-};
+use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
 
 use super::{Field, Id, Kind, Resource, Tags, iam, tag_diff};
 use crate::aws::{Aws, AwsError, error};
@@ -32,8 +32,8 @@ pub struct Group {
     pub subnets: Vec<String>,
     /// The minimum is not set here: the group is created empty and its capacity
     /// provider raises the minimum once attached (see `ecs::CapacityProvider`).
+    /// The task maximum plus the rollout's spare instance (see [`headroom`]).
     pub max: u32,
-    pub cpu_target: u32,
     /// Seconds between scaling activities.
     pub cooldown_s: u32,
     pub tags: Tags,
@@ -53,13 +53,23 @@ pub struct Observed {
     /// Instance id → protected from scale-in.
     pub instances: Vec<(String, bool)>,
     pub in_service: usize,
-    /// The target of this tool's CPU policy, if it exists.
-    pub cpu_target: Option<f64>,
+    /// The target of a CPU policy of the group's own, left by an earlier version of this
+    /// tool (which scaled the group with two policies): removed by `apply`.
+    pub cpu_policy: Option<f64>,
     pub tags: Tags,
 }
 
+/// The group's maximum for a service of at most `tasks` tasks. One task fills an instance
+/// and a rollout keeps every old task until its replacement is healthy (maximum 200 %,
+/// minimum healthy 100 %), so at full scale the first new task needs an instance beyond
+/// the tasks' maximum; managed scaling launches it for the rollout only and releases it
+/// when the old task is gone.
+pub fn headroom(tasks: u32) -> u32 {
+    tasks + 1
+}
+
 impl Group {
-    /// The name of the CPU target-tracking policy.
+    /// The name of the CPU target-tracking policy earlier versions put on the group.
     pub fn policy_name(&self) -> String {
         format!("{}-cpu", self.name)
     }
@@ -84,28 +94,6 @@ impl Group {
                     .build()
             })
             .collect()
-    }
-
-    async fn put_policy(&self, aws: &Aws) -> Result<(), AwsError> {
-        aws.autoscaling
-            .put_scaling_policy()
-            .auto_scaling_group_name(&self.name)
-            .policy_name(self.policy_name())
-            .policy_type("TargetTrackingScaling")
-            .target_tracking_configuration(
-                TargetTrackingConfiguration::builder()
-                    .predefined_metric_specification(
-                        PredefinedMetricSpecification::builder()
-                            .predefined_metric_type(MetricType::AsgAverageCpuUtilization)
-                            .build(),
-                    )
-                    .target_value(f64::from(self.cpu_target))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(error("autoscaling:PutScalingPolicy"))?;
-        Ok(())
     }
 
     async fn describe(
@@ -153,11 +141,11 @@ impl Resource for Group {
             .send()
             .await
             .map_err(error("autoscaling:DescribePolicies"))?;
-        let cpu_target = policies
-            .scaling_policies()
-            .first()
-            .and_then(|p| p.target_tracking_configuration())
-            .and_then(|t| t.target_value());
+        let cpu_policy = policies.scaling_policies().first().map(|p| {
+            p.target_tracking_configuration()
+                .and_then(|t| t.target_value())
+                .unwrap_or_default()
+        });
         let mut subnets: Vec<String> = g
             .vpc_zone_identifier()
             .unwrap_or_default()
@@ -202,7 +190,7 @@ impl Resource for Group {
                         .is_some_and(|s| s.as_str() == "InService")
                 })
                 .count(),
-            cpu_target,
+            cpu_policy,
             tags: g
                 .tags()
                 .iter()
@@ -242,8 +230,12 @@ impl Resource for Group {
                 self.cooldown_s,
             ));
         }
-        if o.cpu_target != Some(f64::from(self.cpu_target)) {
-            d.push(Field::new("cpu_target", o.cpu_target, self.cpu_target));
+        if let Some(target) = o.cpu_policy {
+            d.push(Field::new(
+                "cpu_policy",
+                Some(format!("{target:.0} %")),
+                "none: ECS managed scaling drives the group",
+            ));
         }
         d.extend(tag_diff(&o.tags, &self.tags));
         d
@@ -313,8 +305,14 @@ impl Resource for Group {
                 .await
                 .map_err(error("autoscaling:UpdateAutoScalingGroup"))?;
         }
-        if changed("cpu_target") {
-            self.put_policy(aws).await?;
+        if observed.is_some() && changed("cpu_policy") {
+            aws.autoscaling
+                .delete_policy()
+                .auto_scaling_group_name(&self.name)
+                .policy_name(self.policy_name())
+                .send()
+                .await
+                .map_err(error("autoscaling:DeletePolicy"))?;
         }
         if observed.is_some() && changed("tags") {
             aws.autoscaling
@@ -382,12 +380,8 @@ impl Resource for Group {
 
     fn detail(o: &Observed) -> String {
         format!(
-            "{} in service / {} desired ({}..{}), CPU target {}",
-            o.in_service,
-            o.desired,
-            o.min,
-            o.max,
-            o.cpu_target.map_or("none".into(), |t| format!("{t:.0} %"))
+            "{} in service / {} desired ({}..{}), scaled by the capacity provider",
+            o.in_service, o.desired, o.min, o.max,
         )
     }
 }
@@ -401,8 +395,7 @@ mod tests {
             name: "s-instances".into(),
             launch_template: "s-instances".into(),
             subnets: vec!["subnet-b".into(), "subnet-a".into()],
-            max: 5,
-            cpu_target: 70,
+            max: 6,
             cooldown_s: 60,
             tags: [("deployer:stack".to_string(), "s".to_string())].into(),
         }
@@ -412,7 +405,7 @@ mod tests {
         Observed {
             arn: "arn".into(),
             min: 1,
-            max: 5,
+            max: 6,
             desired: 3,
             launch_template: g.launch_template.clone(),
             template_version: "$Latest".into(),
@@ -421,7 +414,7 @@ mod tests {
             cooldown_s: 60,
             instances: vec![],
             in_service: 3,
-            cpu_target: Some(70.0),
+            cpu_policy: None,
             tags: g.tags.clone(),
         }
     }
@@ -462,7 +455,7 @@ mod tests {
         o.max = 10;
         o.template_version = "3".into();
         o.protect_new_instances = false;
-        o.cpu_target = Some(50.0);
+        o.cpu_policy = Some(70.0);
         let d = g.diff(&o);
         let names: Vec<&str> = d.iter().map(|f| f.name).collect();
         assert_eq!(
@@ -471,12 +464,17 @@ mod tests {
                 "max",
                 "launch_template",
                 "scale_in_protection",
-                "cpu_target"
+                "cpu_policy"
             ]
         );
-        assert_eq!(d[0].to, serde_json::json!(5));
-        o = in_sync(&g);
-        o.cpu_target = None;
-        assert_eq!(g.diff(&o)[0].name, "cpu_target");
+        assert_eq!(d[0].to, serde_json::json!(6));
+    }
+
+    #[test]
+    fn a_full_scale_rollout_has_a_spare_instance() {
+        // Five whole-instance tasks, each replaced only once its successor is healthy:
+        // the first successor needs a sixth instance.
+        assert_eq!(headroom(5), 6);
+        assert_eq!(headroom(1), 2);
     }
 }

@@ -766,6 +766,7 @@ impl Service {
                     .build(),
             )
             // One task per instance: a new task needs a new instance, then the old goes.
+            // At full scale that instance is the group's spare (`autoscaling::headroom`).
             .maximum_percent(200)
             .minimum_healthy_percent(100)
             .build()
