@@ -299,7 +299,7 @@ pub fn is_loopback(endpoint: &str) -> bool {
     host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]")
 }
 
-fn has_configured_credentials() -> bool {
+pub(crate) fn has_configured_credentials() -> bool {
     [
         "AWS_ACCESS_KEY_ID",
         "AWS_PROFILE",

@@ -163,12 +163,22 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("starting the async runtime");
+    let format = cli.output;
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e}");
-            if let Some(hint) = e.hint() {
-                eprintln!("hint: {hint}");
+            match format {
+                Format::Text => {
+                    eprintln!("error: {e}");
+                    if let Some(hint) = e.hint() {
+                        eprintln!("hint: {hint}");
+                    }
+                }
+                // The data a script reads is on stdout: the error too.
+                Format::Json => println!(
+                    "{}",
+                    serde_json::json!({"error": {"code": e.code(), "message": e.to_string(), "hint": e.hint()}})
+                ),
             }
             // With --detailed-exitcode, 2 means "changes": every error is 1.
             ExitCode::from(if detailed { 1 } else { e.exit_code() })
@@ -226,9 +236,10 @@ fn print(format: Format, text: String, json: String) {
 async fn run(cli: Cli) -> Result<u8, Error> {
     let file = manifest_path(cli.file.clone())?;
     let manifest = Manifest::load(&file)?;
-    run_stack(cli, file, &manifest)
-        .await
-        .map_err(|e| e.explained(&manifest))
+    match run_stack(cli, file, &manifest).await {
+        Ok(code) => Ok(code),
+        Err(e) => Err(e.explain(&manifest).await),
+    }
 }
 
 async fn run_stack(cli: Cli, file: PathBuf, manifest: &Manifest) -> Result<u8, Error> {
@@ -510,7 +521,7 @@ fn build_image(
     if source.predictor_bin.is_none() {
         progress.info("building the predictor (cargo build --release -p predictor)");
     }
-    let inputs = image::locate(&root, source.predictor_bin).map_err(Error::Image)?;
+    let inputs = image::locate(&root, source.predictor_bin)?;
     let built = image::build(&inputs).map_err(Error::Image)?;
     let size = built.size();
     progress.info(&format!(

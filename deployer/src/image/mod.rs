@@ -217,27 +217,47 @@ pub fn source_root(dir: &Path) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
+/// Why the image's inputs could not be made: what the user reads, with the command
+/// or the path involved.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// `cargo` could not be started.
+    #[error("cannot run `{program}` to build the predictor: {reason}")]
+    NoCargo { program: String, reason: String },
+    /// The build ran and failed: its command and last error lines.
+    #[error("`{command}` failed:{}", .lines.iter().map(|l| format!("\n  {l}")).collect::<String>())]
+    Failed { command: String, lines: Vec<String> },
+    /// ONNX Runtime's library is not where it was looked for.
+    #[error("ONNX Runtime is not at `{}` ({origin})", .path.display())]
+    OrtMissing { path: PathBuf, origin: &'static str },
+    #[error("{0}")]
+    Other(String),
+}
+
 /// The inputs of a build: the given predictor binary, or a fresh release build of it.
-pub fn locate(root: &Path, binary: Option<PathBuf>) -> Result<Inputs, String> {
+pub fn locate(root: &Path, binary: Option<PathBuf>) -> Result<Inputs, BuildError> {
     let binary = match binary {
         Some(b) => b,
         None => cargo_build(root)?,
     };
     if !binary.is_file() {
-        return Err(format!(
-            "the predictor binary {} does not exist",
+        return Err(BuildError::Other(format!(
+            "the predictor binary `{}` does not exist",
             binary.display()
-        ));
+        )));
     }
-    let ort_lib = match std::env::var_os("ORT_DYLIB_PATH") {
-        Some(p) => PathBuf::from(p),
-        None => root.join(".ort/lib/libonnxruntime.so"),
+    let (ort_lib, origin) = match std::env::var_os("ORT_DYLIB_PATH") {
+        Some(p) => (PathBuf::from(p), "`ORT_DYLIB_PATH`"),
+        None => (
+            root.join(".ort/lib/libonnxruntime.so"),
+            "where `scripts/setup-ort.sh` puts it",
+        ),
     };
     if !ort_lib.is_file() {
-        return Err(format!(
-            "ONNX Runtime is not at {}: run scripts/setup-ort.sh or set ORT_DYLIB_PATH",
-            ort_lib.display()
-        ));
+        return Err(BuildError::OrtMissing {
+            path: ort_lib,
+            origin,
+        });
     }
     Ok(Inputs {
         binary,
@@ -246,28 +266,72 @@ pub fn locate(root: &Path, binary: Option<PathBuf>) -> Result<Inputs, String> {
     })
 }
 
+/// The command `up` and `build` run, as the user would type it.
+const BUILD_COMMAND: &str = "cargo build --release --locked -p predictor";
+
+/// How many of a failed build's error lines are shown.
+const ERROR_LINES: usize = 5;
+
 /// `cargo build --release -p predictor` in `root`; the path of the binary it made.
-fn cargo_build(root: &Path) -> Result<PathBuf, String> {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--locked", "-p", "predictor"])
+fn cargo_build(root: &Path) -> Result<PathBuf, BuildError> {
+    let program = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // The compiler's diagnostics as JSON on stdout (their level is a field), one short
+    // line each; cargo's own errors (a stale lock file, a missing package) on stderr.
+    let out = Command::new(&program)
+        .args(BUILD_COMMAND.split(' ').skip(1))
+        .args(["--quiet", "--message-format=json-diagnostic-short"])
         .current_dir(root)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .map_err(|e| format!("running cargo: {e}"))?;
-    if !status.success() {
-        return Err("`cargo build --release -p predictor` failed (see above)".into());
+        .output()
+        .map_err(|e| BuildError::NoCargo {
+            reason: match e.kind() {
+                std::io::ErrorKind::NotFound => "not found".into(),
+                _ => e.to_string(),
+            },
+            program: program.clone(),
+        })?;
+    if !out.status.success() {
+        return Err(BuildError::Failed {
+            command: BUILD_COMMAND.into(),
+            lines: error_lines(&out.stdout, &out.stderr),
+        });
     }
-    let meta = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let meta = Command::new(&program)
         .args(["metadata", "--format-version", "1", "--no-deps"])
         .current_dir(root)
         .output()
-        .map_err(|e| format!("running cargo metadata: {e}"))?;
-    let meta: serde_json::Value =
-        serde_json::from_slice(&meta.stdout).map_err(|e| format!("reading cargo metadata: {e}"))?;
+        .map_err(|e| BuildError::Other(format!("running cargo metadata: {e}")))?;
+    let meta: serde_json::Value = serde_json::from_slice(&meta.stdout)
+        .map_err(|e| BuildError::Other(format!("reading cargo metadata: {e}")))?;
     let target = meta["target_directory"]
         .as_str()
-        .ok_or("cargo metadata has no target_directory")?;
+        .ok_or_else(|| BuildError::Other("cargo metadata has no target_directory".into()))?;
     Ok(Path::new(target).join("release/predictor"))
+}
+
+/// The last error lines of a failed build: the compiler's errors (level `error`), else
+/// the end of what cargo printed.
+fn error_lines(stdout: &[u8], stderr: &[u8]) -> Vec<String> {
+    let compiler: Vec<String> = String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-message" && m["message"]["level"] == "error")
+        .filter_map(|m| {
+            m["message"]["rendered"]
+                .as_str()
+                .map(|r| r.trim().to_string())
+        })
+        .collect();
+    let lines = if compiler.is_empty() {
+        String::from_utf8_lossy(stderr)
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect()
+    } else {
+        compiler
+    };
+    lines[lines.len().saturating_sub(ERROR_LINES)..].to_vec()
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! deployment (t3a.xlarge 1–5 at 70 % CPU; Lambda 3000 MB / 30 s).
 
 mod names;
+mod regions;
 mod spans;
 mod validate;
 
@@ -25,6 +26,8 @@ pub const OWNER_TAG: &str = "deployer:stack";
 pub struct Manifest {
     /// Prefix of every resource name and the value of the ownership tag.
     pub name: String,
+    /// [default: `AWS_REGION`]
+    #[serde(default)]
     pub region: String,
     /// An AWS-compatible endpoint (an emulator). `AWS_ENDPOINT_URL` overrides it.
     #[serde(default)]
@@ -386,7 +389,7 @@ pub enum Balancing {
     LeastOutstandingRequests,
 }
 
-/// One thing wrong with a manifest, at a position.
+/// One thing wrong with a manifest, at a position (line 0: the file as a whole).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub position: Position,
@@ -405,6 +408,47 @@ pub struct ManifestError {
 
 impl std::error::Error for ManifestError {}
 
+/// A manifest that cannot be read: the path and the system's reason, by its kind.
+fn unreadable(file: &Path, e: &std::io::Error) -> Problem {
+    use std::io::ErrorKind;
+    let (reason, hint) = match e.kind() {
+        ErrorKind::NotFound => (
+            "no such file".to_string(),
+            "the example manifests are `manifests/local.yaml` (the local emulator) and `manifests/aws.yaml`",
+        ),
+        ErrorKind::IsADirectory => (
+            "it is a directory".to_string(),
+            "pass the manifest file itself, e.g. `-f manifests/local.yaml`",
+        ),
+        ErrorKind::PermissionDenied => (
+            "permission denied".to_string(),
+            "check the file's permissions (`ls -l`)",
+        ),
+        ErrorKind::InvalidData => (
+            "it is not UTF-8 text".to_string(),
+            "a manifest is a YAML text file, e.g. `manifests/local.yaml`",
+        ),
+        _ => (e.to_string(), "check the path given with `-f`"),
+    };
+    Problem {
+        position: Position { line: 0, column: 0 },
+        path: String::new(),
+        message: format!("cannot read the manifest `{}`: {reason}", file.display()),
+        hint: Some(hint.into()),
+    }
+}
+
+impl ManifestError {
+    /// The fix of a file that could not be read at all (printed as the error's `hint:`);
+    /// the hints of problems inside the file stay next to each problem.
+    pub fn hint(&self) -> Option<&str> {
+        match self.problems.as_slice() {
+            [p] if p.position.line == 0 => p.hint.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for ManifestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, p) in self.problems.iter().enumerate() {
@@ -412,6 +456,11 @@ impl fmt::Display for ManifestError {
                 writeln!(f)?;
             }
             let Position { line, column } = p.position;
+            if line == 0 {
+                // The file as a whole (it could not be read): the message names it.
+                write!(f, "{}", p.message)?;
+                continue;
+            }
             write!(f, "{}:{line}:{column}: ", self.file.display())?;
             if !p.path.is_empty() {
                 write!(f, "{}: ", p.path)?;
@@ -430,12 +479,7 @@ impl Manifest {
     pub fn load(file: &Path) -> Result<Manifest, ManifestError> {
         let source = std::fs::read_to_string(file).map_err(|e| ManifestError {
             file: file.to_path_buf(),
-            problems: vec![Problem {
-                position: Position { line: 1, column: 1 },
-                path: String::new(),
-                message: format!("cannot read the manifest: {e}"),
-                hint: None,
-            }],
+            problems: vec![unreadable(file, &e)],
         })?;
         Manifest::parse(file, &source)
     }
@@ -461,7 +505,11 @@ impl Manifest {
                 .collect();
             return Err(fail(problems));
         }
-        let manifest = validate::deserialize(source).map_err(|p| fail(vec![p]))?;
+        let mut manifest = validate::deserialize(source).map_err(|p| fail(vec![p]))?;
+        if manifest.region.is_empty() {
+            // As the AWS CLI and SDKs do; the manifest's own `region` wins.
+            manifest.region = std::env::var("AWS_REGION").unwrap_or_default();
+        }
         let mut problems = validate::check(&manifest, &spans);
         if problems.is_empty() {
             Ok(manifest)

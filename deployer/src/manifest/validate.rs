@@ -173,14 +173,28 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
             }
         }
     }
-    if !is_region(&m.region) {
-        c.fail(
+    if m.region.is_empty() {
+        c.hint(
             "region",
-            format!(
-                "`{}` is not an AWS region name (like `us-east-1`)",
-                m.region
-            ),
+            "no region: the manifest has no `region` and `AWS_REGION` is not set",
+            "add `region: us-east-1` (or the region to deploy to) to the manifest, or set `AWS_REGION`",
         );
+    } else {
+        match super::regions::check(&m.region) {
+            Ok(()) => {}
+            Err(Some(close)) => c.hint(
+                "region",
+                format!("region `{}` is not an AWS region", m.region),
+                format!("did you mean `{close}`?"),
+            ),
+            Err(None) => c.fail(
+                "region",
+                format!(
+                    "region `{}` is not an AWS region name (like `us-east-1`)",
+                    m.region
+                ),
+            ),
+        }
     }
     if let Some(endpoint) = &m.endpoint
         && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
@@ -463,7 +477,7 @@ fn is_stack_name(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
-fn is_region(s: &str) -> bool {
+pub(super) fn is_region(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() >= 3
         && parts
