@@ -3,6 +3,8 @@
 
 mod aws;
 mod bench;
+mod commands;
+mod context;
 mod engine;
 mod error;
 mod image;
@@ -30,7 +32,7 @@ use crate::error::Error;
 use crate::manifest::Manifest;
 use crate::output::{Endpoint, Format, Progress, Report, StatusRow};
 use crate::plan::Plan;
-use crate::stack::{Account, Context, Push};
+use crate::stack::{Account, Push};
 
 #[derive(Parser)]
 #[command(name = "deployer", version, about, max_term_width = 100)]
@@ -68,6 +70,10 @@ enum Command {
         /// Plan the deletion of the stack instead.
         #[arg(long)]
         destroy: bool,
+        /// Plan the move of the instances to the ECS-optimized AMI AWS recommends now
+        /// (without it they keep the one they run).
+        #[arg(long, conflicts_with = "destroy")]
+        refresh_ami: bool,
         /// With --destroy: plan the buckets' deletion too.
         #[arg(long, requires = "destroy")]
         delete_buckets: bool,
@@ -86,6 +92,10 @@ enum Command {
         /// Deploy the image the tag already points at instead of building one.
         #[arg(long)]
         skip_build: bool,
+        /// Move the instances to the ECS-optimized AMI AWS recommends now (without it
+        /// they keep the one they run).
+        #[arg(long)]
+        refresh_ami: bool,
         /// On a local stack, provision only: do not start (or update) the local runtime.
         #[arg(long, env = "DEPLOYER_NO_RUNTIME", value_parser = clap::builder::FalseyValueParser::new())]
         no_runtime: bool,
@@ -103,6 +113,12 @@ enum Command {
     },
     /// Show every resource of the stack and its state; changes nothing.
     Status,
+    /// Check the account before a first `up`, writing nothing: credentials, zones that
+    /// offer the instance type, Lambda and EC2 quotas, service-linked roles, bucket names.
+    Check,
+    /// Print the least-privilege IAM policy (JSON) the principal running `deployer`
+    /// needs for this manifest.
+    Policy,
     /// Print the targets' logs (their CloudWatch log groups, locally the emulator's).
     Logs {
         /// One target [default: both]
@@ -262,6 +278,8 @@ async fn run_stack(cli: Cli, file: PathBuf, manifest: &Manifest) -> Result<u8, E
     }
     let aws = Aws::connect(&manifest).await;
     match cli.command {
+        Command::Check => return commands::check::run(&aws, &manifest, cli.output).await,
+        Command::Policy => return commands::policy::run(&aws, &manifest, cli.output).await,
         Command::Runtime => {
             if !local::endpoint(&manifest).is_some_and(|e| aws::is_loopback(&e)) {
                 return Err(Error::Usage {
@@ -297,8 +315,7 @@ async fn run_stack(cli: Cli, file: PathBuf, manifest: &Manifest) -> Result<u8, E
                     message: format!("stack `{}` has no {name} endpoint running", manifest.name),
                     hint: Some("`deployer up` creates it".into()),
                 })?;
-            let bucket = manifest.names().input_bucket;
-            return predict::run(&aws, &bucket, &url, &inputs, body, cli.output).await;
+            return predict::run(&aws, &manifest, name, &url, &inputs, body, cli.output).await;
         }
         Command::Logs {
             target,
@@ -342,7 +359,24 @@ async fn run_stack(cli: Cli, file: PathBuf, manifest: &Manifest) -> Result<u8, E
         built: built.clone(),
         client: Arc::new(tokio::sync::OnceCell::new()),
     });
-    let ctx = context(&aws, &manifest, account, push, destroying).await?;
+    let refresh_ami = matches!(
+        cli.command,
+        Command::Up {
+            refresh_ami: true,
+            ..
+        } | Command::Plan {
+            refresh_ami: true,
+            ..
+        }
+    );
+    let lookup = context::Lookup {
+        destroying,
+        refresh_ami,
+    };
+    let ctx = context::context(&aws, &manifest, account, push, lookup).await?;
+    for note in &ctx.notes {
+        progress.info(note);
+    }
     let nodes = stack::desired(&manifest, &ctx);
     let stack = manifest.name.as_str();
     let seen = engine::observe(&aws, stack, &nodes).await?;
@@ -353,6 +387,8 @@ async fn run_stack(cli: Cli, file: PathBuf, manifest: &Manifest) -> Result<u8, E
         | Command::Runtime
         | Command::Logs { .. }
         | Command::Bench(_)
+        | Command::Check
+        | Command::Policy
         | Command::Predict { .. } => {
             unreachable!("handled above")
         }
@@ -360,6 +396,7 @@ async fn run_stack(cli: Cli, file: PathBuf, manifest: &Manifest) -> Result<u8, E
             detailed_exitcode,
             destroy,
             delete_buckets,
+            ..
         } => {
             let plan = if destroy {
                 Plan::down(stack, &nodes, &seen, kept_by_down(delete_buckets))
@@ -582,81 +619,6 @@ async fn push_built(
             .to_string(),
     );
     Ok(0)
-}
-
-/// Facts the stack needs besides the manifest: the image reference, and for the
-/// serverful target the network and the current ECS-optimized AMI.
-async fn context(
-    aws: &Aws,
-    manifest: &Manifest,
-    account: Account,
-    push: Option<Push>,
-    destroying: bool,
-) -> Result<Context, Error> {
-    let repository = manifest.names().repository;
-    let host = manifest
-        .image
-        .registry
-        .clone()
-        .unwrap_or_else(|| format!("{}.dkr.ecr.{}.amazonaws.com", account.id, account.region));
-    let uri = if let Some(uri) = &manifest.image.uri {
-        uri.clone()
-    } else if let Some(built) = push.as_ref().and_then(|p| p.built.as_ref()) {
-        format!("{host}/{repository}@{}", built.digest)
-    } else if destroying {
-        format!("{host}/{repository}:{}", manifest.image.tag)
-    } else {
-        // What the tag points at now; a stack never built shows the tag itself.
-        let push = push.as_ref().expect("no image.uri: the push step exists");
-        let registry = push
-            .client
-            .get_or_try_init(|| {
-                image::registry::Registry::connect(aws, manifest.image.registry.as_deref())
-            })
-            .await
-            .map_err(Error::Image)?;
-        match registry
-            .digest_of(&repository, &manifest.image.tag)
-            .await
-            .map_err(Error::Image)?
-        {
-            Some(digest) => registry.pinned(&repository, &digest),
-            None => format!("{host}/{repository}:{}", manifest.image.tag),
-        }
-    };
-    let architecture = push
-        .as_ref()
-        .and_then(|p| p.built.as_ref())
-        .map_or(image::host_architecture(), |b| b.architecture.as_str());
-    let (network, ami) = if manifest.serverful.enabled {
-        let net = &manifest.serverful.network;
-        let network = resources::ec2::network(aws, net.vpc_id.as_deref(), &net.subnets).await?;
-        let ami = aws
-            .ssm
-            .get_parameter()
-            .name(stack::ECS_AMI_PARAMETER)
-            .send()
-            .await
-            .map_err(aws::error("ssm:GetParameter"))?
-            .parameter
-            .and_then(|p| p.value)
-            .ok_or_else(|| {
-                aws::AwsError::new("ssm:GetParameter", "the ECS AMI parameter has no value")
-            })?;
-        (Some(network), Some(ami))
-    } else {
-        (None, None)
-    };
-    Ok(Context {
-        account,
-        image: stack::Image {
-            uri,
-            architecture: image::lambda_architecture(architecture).to_string(),
-        },
-        network,
-        ami,
-        push,
-    })
 }
 
 /// How long `up` waits for the local runtime to serve (a cold image pull and unpack,

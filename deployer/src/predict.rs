@@ -8,16 +8,43 @@ use serde_json::Value;
 
 use crate::aws::Aws;
 use crate::error::Error;
+use crate::manifest::Manifest;
 use crate::output::Format;
+
+/// Refuses, before anything is sent, a photo larger than `target` takes as a body: the
+/// serverless side's limit is the base64-encoded event's, lower than the serverful side's
+/// (`Manifest::body_limit`).
+pub fn check_body(m: &Manifest, target: &str, name: &str, len: u64) -> Result<(), Error> {
+    let limit = m.body_limit(target == "serverless");
+    if len <= limit {
+        return Ok(());
+    }
+    Err(Error::Usage {
+        message: format!(
+            "`{name}` is {len} bytes; the {target} target takes a body of at most {limit} bytes{}",
+            if target == "serverless" {
+                " (the HTTP API base64-encodes it into Lambda's 6 MB event)"
+            } else {
+                " (`predictor.max_body_bytes`)"
+            }
+        ),
+        hint: Some(
+            "send it by S3 key instead: without `--body` (predict), `--by key` (bench)".into(),
+        ),
+    })
+}
 
 pub async fn run(
     aws: &Aws,
-    input_bucket: &str,
+    m: &Manifest,
+    target: &str,
     url: &str,
     inputs: &[String],
     body: bool,
     format: Format,
 ) -> Result<u8, Error> {
+    let input_bucket = m.names().input_bucket;
+    let input_bucket = input_bucket.as_str();
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -34,6 +61,7 @@ pub async fn run(
                 hint: None,
             })?;
             if body {
+                check_body(m, target, input, bytes.len() as u64)?;
                 client
                     .post(url)
                     .header("content-type", crate::bench::load::content_type(input))

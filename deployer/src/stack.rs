@@ -33,8 +33,12 @@ pub struct Context {
     pub image: Image,
     /// The serverful target's VPC and subnets (when it is enabled).
     pub network: Option<Network>,
-    /// The ECS-optimized AMI (when the serverful target is enabled).
+    /// The ECS-optimized AMI the instances run (when the serverful target is enabled):
+    /// the one they run already, or the one AWS recommends now.
     pub ami: Option<String>,
+    /// What the lookups assumed or noticed, for the user: a newer AMI, an image whose
+    /// architecture could not be read.
+    pub notes: Vec<String>,
     /// The image push step: when the image is built by this tool (not `image.uri`) and
     /// the command deploys or looks (not `down`).
     pub push: Option<Push>,
@@ -54,10 +58,6 @@ pub struct Image {
     /// Lambda's name for it: `x86_64` or `arm64`.
     pub architecture: String,
 }
-
-/// The public SSM parameter holding the current ECS-optimized Amazon Linux 2023 AMI.
-pub const ECS_AMI_PARAMETER: &str =
-    "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id";
 
 /// The container's name in the task definition.
 pub const CONTAINER: &str = "predictor";
@@ -161,6 +161,7 @@ pub fn desired(m: &Manifest, ctx: &Context) -> Vec<Box<dyn Node>> {
             name: n.input_bucket.clone(),
             setting: "buckets.input.name",
             region: m.region.clone(),
+            partition: ctx.account.partition.clone(),
             public: false,
             expire_after_days: 0,
             tags: tags.clone(),
@@ -169,6 +170,7 @@ pub fn desired(m: &Manifest, ctx: &Context) -> Vec<Box<dyn Node>> {
             name: n.output_bucket.clone(),
             setting: "buckets.output.name",
             region: m.region.clone(),
+            partition: ctx.account.partition.clone(),
             public: m.buckets.output.public,
             expire_after_days: m.buckets.output.expire_after_days,
             tags: tags.clone(),
@@ -335,7 +337,7 @@ fn serverful(
         Box::new(autoscaling::Group {
             name: n.auto_scaling_group.clone(),
             launch_template: n.launch_template.clone(),
-            subnets: net.subnets.clone(),
+            subnets: net.instance_subnets.clone(),
             max: autoscaling::headroom(s.max),
             cooldown_s: s.scale_in_cooldown_s,
             tags: tags.clone(),
@@ -428,8 +430,11 @@ mod tests {
             network: Some(Network {
                 vpc_id: "vpc-1".into(),
                 subnets: vec!["subnet-a".into(), "subnet-b".into()],
+                instance_subnets: vec!["subnet-a".into(), "subnet-b".into()],
+                zones_without_type: Vec::new(),
             }),
             ami: Some("ami-1".into()),
+            notes: Vec::new(),
             push: None,
         }
     }

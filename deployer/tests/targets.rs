@@ -767,3 +767,307 @@ async fn the_repository_lets_this_accounts_functions_pull() {
     deployer(&moto, &["-f", m, "up"]).expect(0);
     assert_eq!(mutating(&moto.requests()), Vec::<String>::new());
 }
+
+/// `sha256:<hex>` of `bytes`, by coreutils (the tests need no hashing crate of their own).
+fn sha256(bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let hex = String::from_utf8(out.stdout).unwrap();
+    format!("sha256:{}", hex.split_whitespace().next().unwrap())
+}
+
+/// Puts `body` in `repository` of `registry` as a blob (one monolithic upload).
+fn put_blob(registry: &Registry, repository: &str, body: &[u8]) -> String {
+    let digest = sha256(body);
+    let started = testkit::http(
+        "POST",
+        &format!("http://{}/v2/{repository}/blobs/uploads/", registry.host),
+        &[],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(started.status, 202);
+    let location = started.header("location").unwrap().to_string();
+    let location = if location.starts_with("http") {
+        location
+    } else {
+        format!("http://{}{location}", registry.host)
+    };
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let put = testkit::http(
+        "PUT",
+        &format!("{location}{sep}digest={digest}"),
+        &[("Content-Type", "application/octet-stream")],
+        body,
+    )
+    .unwrap();
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    digest
+}
+
+/// Puts a manifest of `media_type` as `repository:tag`; its digest.
+fn put_manifest(
+    registry: &Registry,
+    repository: &str,
+    tag: &str,
+    media_type: &str,
+    body: &[u8],
+) -> String {
+    let put = testkit::http(
+        "PUT",
+        &format!("http://{}/v2/{repository}/manifests/{tag}", registry.host),
+        &[("Content-Type", media_type)],
+        body,
+    )
+    .unwrap();
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    sha256(body)
+}
+
+/// An image of no layers whose config says `architecture`: what is read, not what runs.
+fn push_image(registry: &Registry, repository: &str, tag: &str, architecture: &str) -> String {
+    let config = serde_json::json!({
+        "architecture": architecture,
+        "os": "linux",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": []},
+    })
+    .to_string();
+    let config_digest = put_blob(registry, repository, config.as_bytes());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest,
+            "size": config.len(),
+        },
+        "layers": [],
+    })
+    .to_string();
+    put_manifest(
+        registry,
+        repository,
+        tag,
+        "application/vnd.oci.image.manifest.v1+json",
+        manifest.as_bytes(),
+    )
+}
+
+/// #12 item 12: what the image is built for is read from its config, never taken from the
+/// machine running `deployer`. An arm64 image is refused for x86_64 instances before any
+/// write; on arm64 instances Lambda is told arm64 and the instances get the arm64
+/// ECS-optimized AMI; a multi-architecture index is refused for Lambda.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_architecture_comes_from_the_image_and_must_match_the_instances() {
+    let moto = Moto::start();
+    let conf = moto.sdk().await;
+    let registry = Registry::start(false);
+    let repository = "yolo-local-predictor";
+    let arm = push_image(&registry, repository, "arm", "arm64");
+    let uri = format!("{}/{repository}@{arm}", registry.host);
+    let m = local_manifest_with_image(&format!("  uri: {uri}\n"));
+    let m = m.to_str().unwrap();
+
+    moto.clear_requests();
+    let refused = deployer(&moto, &["-f", m, "up"]).expect(2);
+    assert!(
+        refused
+            .stderr
+            .contains("the image is built for `arm64` but `t3a.xlarge` runs `x86_64`"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(mutating(&moto.requests()), Vec::<String>::new());
+
+    let text = std::fs::read_to_string(m)
+        .unwrap()
+        .replace("instance_type: t3a.xlarge", "instance_type: t4g.xlarge");
+    std::fs::write(m, text).unwrap();
+    deployer(&moto, &["-f", m, "up"]).expect(0);
+    let lambda = aws_sdk_lambda::Client::new(&conf);
+    let c = lambda
+        .get_function_configuration()
+        .function_name("yolo-local-predictor")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(c.architectures()[0].as_str(), "arm64");
+    let arm_ami = aws_sdk_ssm::Client::new(&conf)
+        .get_parameter()
+        .name("/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id")
+        .send()
+        .await
+        .unwrap()
+        .parameter
+        .unwrap()
+        .value
+        .unwrap();
+    let ec2 = aws_sdk_ec2::Client::new(&conf);
+    let versions = ec2
+        .describe_launch_template_versions()
+        .launch_template_name("yolo-local-instances")
+        .versions("$Latest")
+        .send()
+        .await
+        .unwrap();
+    let data = versions.launch_template_versions()[0]
+        .launch_template_data()
+        .unwrap();
+    assert_eq!(data.image_id(), Some(arm_ami.as_str()));
+
+    // An index of two images: ECS would pick the instance's, Lambda cannot.
+    let amd = push_image(&registry, repository, "amd", "amd64");
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": arm,
+             "size": 1, "platform": {"architecture": "arm64", "os": "linux"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": amd,
+             "size": 1, "platform": {"architecture": "amd64", "os": "linux"}},
+        ],
+    })
+    .to_string();
+    let index = put_manifest(
+        &registry,
+        repository,
+        "multi",
+        "application/vnd.oci.image.index.v1+json",
+        index.as_bytes(),
+    );
+    let text = std::fs::read_to_string(m).unwrap().replace(&arm, &index);
+    std::fs::write(m, text).unwrap();
+    let refused = deployer(&moto, &["-f", m, "plan"]).expect(2);
+    assert!(
+        refused
+            .stderr
+            .contains("is a multi-architecture index (arm64, amd64)"),
+        "{}",
+        refused.stderr
+    );
+}
+
+/// #12 item 14: the instances keep the AMI they run when AWS publishes a newer one, so a
+/// plan does not change by itself every few weeks; `--refresh-ami` moves them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_newer_ami_is_noted_and_taken_only_with_refresh_ami() {
+    let moto = Moto::start();
+    let conf = moto.sdk().await;
+    let m = pinned_manifest(&fake_digest('a'));
+    let m = m.to_str().unwrap();
+    deployer(&moto, &["-f", m, "up"]).expect(0);
+
+    // The instances run an older AMI than the one AWS recommends now: the same
+    // template but its AMI (moto copies nothing from a source version, so all of it).
+    use aws_sdk_ec2::types as t;
+    let ec2 = aws_sdk_ec2::Client::new(&conf);
+    let latest = ec2
+        .describe_launch_template_versions()
+        .launch_template_name("yolo-local-instances")
+        .versions("$Latest")
+        .send()
+        .await
+        .unwrap();
+    let d = latest.launch_template_versions()[0]
+        .launch_template_data()
+        .unwrap()
+        .clone();
+    ec2.create_launch_template_version()
+        .launch_template_name("yolo-local-instances")
+        .launch_template_data(
+            t::RequestLaunchTemplateData::builder()
+                .image_id("ami-0123456789abcdef0")
+                .set_instance_type(d.instance_type().cloned())
+                .iam_instance_profile(
+                    t::LaunchTemplateIamInstanceProfileSpecificationRequest::builder()
+                        .set_name(
+                            d.iam_instance_profile()
+                                .and_then(|p| p.name())
+                                .map(Into::into),
+                        )
+                        .build(),
+                )
+                .set_security_group_ids(Some(d.security_group_ids().to_vec()))
+                .set_user_data(d.user_data().map(Into::into))
+                .metadata_options(
+                    t::LaunchTemplateInstanceMetadataOptionsRequest::builder()
+                        .http_tokens(t::LaunchTemplateHttpTokensState::Required)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let plan = deployer(&moto, &["-f", m, "plan", "--detailed-exitcode"]).expect(0);
+    assert!(
+        plan.stderr
+            .contains("the instances keep `ami-0123456789abcdef0` until `--refresh-ami`"),
+        "{}",
+        plan.stderr
+    );
+    let plan = deployer(&moto, &["-f", m, "plan", "--refresh-ami", "-o", "json"])
+        .expect(0)
+        .json();
+    let fields: Vec<&str> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["fields"].as_array().unwrap())
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["image_id"], "{plan:#}");
+}
+
+/// #12 item 14: an HTTP API deleted out of band leaves its invoke permission on the
+/// function under the statement id the new API's permission uses; AWS refuses to add a
+/// second statement with that id (moto does not), so `up` replaces it: one statement,
+/// for the new API.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_permission_left_by_a_deleted_api_is_replaced_not_duplicated() {
+    let moto = Moto::start();
+    let conf = moto.sdk().await;
+    let m = pinned_manifest(&fake_digest('a'));
+    let m = m.to_str().unwrap();
+    deployer(&moto, &["-f", m, "up"]).expect(0);
+    let apigw = aws_sdk_apigatewayv2::Client::new(&conf);
+    let old = apigw.get_apis().send().await.unwrap().items()[0]
+        .api_id()
+        .unwrap()
+        .to_string();
+    apigw.delete_api().api_id(&old).send().await.unwrap();
+
+    moto.clear_requests();
+    deployer(&moto, &["-f", m, "up"]).expect(0);
+    let writes = mutating(&moto.requests());
+    let removed = writes.iter().position(|w| w.contains("/policy/")).unwrap();
+    let added = writes
+        .iter()
+        .position(|w| w.starts_with("POST") && w.ends_with("/policy"))
+        .unwrap();
+    assert!(removed < added, "{writes:?}");
+    let apis = apigw.get_apis().send().await.unwrap();
+    let new = apis.items()[0].api_id().unwrap();
+    let policy = aws_sdk_lambda::Client::new(&conf)
+        .get_policy()
+        .function_name("yolo-local-predictor")
+        .send()
+        .await
+        .unwrap();
+    let policy: serde_json::Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+    let statements = policy["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 1, "{policy:#}");
+    assert!(
+        statements[0]["Condition"]
+            .to_string()
+            .contains(&format!("{new}/")),
+        "{policy:#}"
+    );
+}

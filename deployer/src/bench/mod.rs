@@ -443,10 +443,15 @@ async fn photos(aws: &Aws, m: &Manifest, o: &Options) -> Result<Vec<Photo>, Erro
             .to_string_lossy()
             .into_owned();
         match o.by {
-            By::Body => out.push(Photo::Body {
-                name,
-                bytes: Arc::new(bytes),
-            }),
+            By::Body => {
+                for t in &o.targets {
+                    crate::predict::check_body(m, t, &name, bytes.len() as u64)?;
+                }
+                out.push(Photo::Body {
+                    name,
+                    bytes: Arc::new(bytes),
+                })
+            }
             By::Key => {
                 let key = format!("bench/{name}");
                 upload(aws, &bucket, &key, bytes).await?;

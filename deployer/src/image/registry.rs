@@ -7,6 +7,10 @@ use std::time::Instant;
 
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::manifest::{
+    IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE,
+    OciDescriptor,
+};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use serde::Serialize;
@@ -41,6 +45,16 @@ pub struct Pushed {
     /// Whether the tag already pointed at this digest (nothing was written).
     pub unchanged: bool,
     pub seconds: f64,
+}
+
+/// What an image is built for, by OCI architecture names (`amd64`, `arm64`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Platform {
+    /// An image manifest: one architecture.
+    Image(String),
+    /// An index (a multi-architecture image): the architectures it lists. Lambda runs
+    /// single-architecture images only.
+    Index(Vec<String>),
 }
 
 /// Whether the registry said the manifest or its repository is not there: by the OCI
@@ -182,6 +196,60 @@ impl Registry {
                 compressed,
                 uncompressed,
             },
+        )))
+    }
+
+    /// What `reference` (`host/repository@sha256:…` or `:tag`) is built for: an image
+    /// manifest's config names one architecture, an index lists several. `None` when the
+    /// registry has no such image.
+    pub async fn platform(&self, reference: &Reference) -> Result<Option<Platform>, String> {
+        let name = reference.whole();
+        let pulled = self
+            .client
+            .pull_manifest_raw(
+                reference,
+                &self.auth,
+                &[
+                    MANIFEST_TYPE,
+                    IMAGE_MANIFEST_MEDIA_TYPE,
+                    OCI_IMAGE_INDEX_MEDIA_TYPE,
+                    IMAGE_MANIFEST_LIST_MEDIA_TYPE,
+                ],
+            )
+            .await;
+        let body = match pulled {
+            Ok((body, _)) => body,
+            Err(e) if not_found(&e) => return Ok(None),
+            Err(e) => return Err(format!("reading {name}: {e}")),
+        };
+        let m: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| format!("the image manifest of {name}: {e}"))?;
+        if let Some(list) = m["manifests"].as_array() {
+            return Ok(Some(Platform::Index(
+                list.iter()
+                    .filter_map(|d| d["platform"]["architecture"].as_str())
+                    .map(str::to_string)
+                    .collect(),
+            )));
+        }
+        let config = OciDescriptor {
+            media_type: m["config"]["mediaType"].as_str().unwrap_or_default().into(),
+            digest: m["config"]["digest"].as_str().unwrap_or_default().into(),
+            size: m["config"]["size"].as_i64().unwrap_or_default(),
+            ..Default::default()
+        };
+        let mut bytes = Vec::new();
+        self.client
+            .pull_blob(reference, &config, &mut bytes)
+            .await
+            .map_err(|e| format!("reading the config of {name}: {e}"))?;
+        let config: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("the image config of {name}: {e}"))?;
+        Ok(Some(Platform::Image(
+            config["architecture"]
+                .as_str()
+                .unwrap_or("amd64")
+                .to_string(),
         )))
     }
 

@@ -306,6 +306,15 @@ impl Default for Serverless {
     }
 }
 
+/// Lambda's limit on a synchronous invocation's event, bytes (AWS's "6 MB").
+pub const LAMBDA_EVENT_BYTES: u64 = 6 * 1024 * 1024;
+/// What an HTTP API event carries besides the body (headers, request context), kept free.
+const EVENT_ENVELOPE_BYTES: u64 = 16 * 1024;
+/// The largest binary body that reaches the function through an HTTP API: the API
+/// base64-encodes a binary body into the event, 4 bytes for every 3 (4 706 304 bytes).
+/// A larger photo goes by S3 key, which has no such limit.
+pub const SERVERLESS_BINARY_BODY_BYTES: u64 = (LAMBDA_EVENT_BYTES - EVENT_ENVELOPE_BYTES) / 4 * 3;
+
 /// The predictor's settings, passed to both targets as environment variables.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -324,7 +333,8 @@ impl Default for Predictor {
         Predictor {
             confidence: 0.25,
             iou: 0.45,
-            max_body_bytes: 6 * 1024 * 1024,
+            // The same limit on both targets: the serverless side's.
+            max_body_bytes: SERVERLESS_BINARY_BODY_BYTES,
             max_pixels: 40_000_000,
             max_inflight: 1,
             queue_depth: 16,
@@ -516,6 +526,18 @@ impl Manifest {
         } else {
             problems.sort_by_key(|p| p.position);
             Err(fail(problems))
+        }
+    }
+
+    /// The largest photo a target takes as a request body: the manifest's limit, and on
+    /// the serverless side no more than an HTTP API can put in Lambda's event.
+    pub fn body_limit(&self, serverless: bool) -> u64 {
+        if serverless {
+            self.predictor
+                .max_body_bytes
+                .min(SERVERLESS_BINARY_BODY_BYTES)
+        } else {
+            self.predictor.max_body_bytes
         }
     }
 

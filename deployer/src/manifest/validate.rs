@@ -139,6 +139,9 @@ impl Checker<'_> {
     }
 }
 
+/// How long a presigned URL signed with role credentials can work, seconds.
+const ROLE_URL_EXPIRY_S: u32 = 6 * 3600;
+
 /// Every semantic problem in `m`, positioned with `spans`.
 pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
     let mut c = Checker {
@@ -155,6 +158,25 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
             "use lowercase letters, digits and hyphens, starting with a letter",
         );
     } else {
+        // Prefixes AWS refuses in names this stack derives from its own.
+        let reserved: &[(&str, &String, &[&str])] = &[
+            (
+                "capacity provider",
+                &names.capacity_provider,
+                &["aws", "ecs", "fargate"],
+            ),
+            ("security group", &names.alb_security_group, &["sg-"]),
+            ("load balancer", &names.load_balancer, &["internal-"]),
+        ];
+        for (what, name, prefixes) in reserved.iter().filter(|_| m.serverful.enabled) {
+            if let Some(p) = prefixes.iter().find(|p| name.starts_with(**p)) {
+                c.hint(
+                    "name",
+                    format!("the {what} name `{name}` would start with `{p}`, which AWS refuses"),
+                    "choose a stack name that does not start with `aws`, `ecs`, `fargate`, `sg-` or `internal-`",
+                );
+            }
+        }
         for (what, name, max) in [
             ("load balancer", &names.load_balancer, 32),
             ("target group", &names.target_group, 32),
@@ -261,12 +283,27 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
             "the input and output buckets must differ",
         );
     }
-    c.range(
-        "buckets.output.url_expiry_s",
-        m.buckets.output.url_expiry_s,
-        1,
-        604_800,
-    );
+    // Both targets sign with their role's temporary credentials, and a presigned URL
+    // stops working when the credentials that signed it expire, whatever it says: for
+    // role sessions that is at most 6 hours (AWS knowledge center, "presigned URL
+    // expires early"); SigV4's own 7 days applies to long-term keys only.
+    if m.buckets.output.url_expiry_s > ROLE_URL_EXPIRY_S {
+        c.hint(
+            "buckets.output.url_expiry_s",
+            format!(
+                "{} s outlives the role credentials that sign the URL (at most {ROLE_URL_EXPIRY_S} s)",
+                m.buckets.output.url_expiry_s
+            ),
+            "at most 21600; for longer-lived links make the output bucket public (`buckets.output.public: true`)",
+        );
+    } else {
+        c.range(
+            "buckets.output.url_expiry_s",
+            m.buckets.output.url_expiry_s,
+            1,
+            ROLE_URL_EXPIRY_S,
+        );
+    }
     c.range(
         "buckets.output.expire_after_days",
         m.buckets.output.expire_after_days,
@@ -437,15 +474,20 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
     let p = &m.predictor;
     c.range("predictor.confidence", p.confidence, 0.0, 1.0);
     c.range("predictor.iou", p.iou, 0.0, 1.0);
-    let body_max = if l.enabled { 6 * 1024 * 1024 } else { 1 << 30 };
+    let body_max = if l.enabled {
+        super::SERVERLESS_BINARY_BODY_BYTES
+    } else {
+        1 << 30
+    };
     if p.max_body_bytes > body_max && l.enabled {
         c.hint(
             "predictor.max_body_bytes",
             format!(
-                "{} is over Lambda's 6 MB synchronous payload limit",
+                "{} is more than a binary body can be on the serverless target: the HTTP API \
+                 base64-encodes it into Lambda's 6 MB event",
                 p.max_body_bytes
             ),
-            "keep both targets comparable: at most 6291456",
+            "at most 4706304 (larger photos go by S3 key, with no such limit)",
         );
     } else {
         c.range("predictor.max_body_bytes", p.max_body_bytes, 1, body_max);

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::{Field, Id, Kind, Resource, Tags, tag_diff};
 use crate::aws::{Aws, AwsError, FoundExt, Service, error};
+use crate::manifest::OWNER_TAG;
 
 pub const STAGE: &str = "$default";
 pub const PAYLOAD_FORMAT: &str = "2.0";
@@ -205,7 +206,14 @@ impl HttpApi {
         have: Option<&str>,
     ) -> Result<(), AwsError> {
         let want = self.source_arn(api);
-        if have == Some(want.as_str()) {
+        // A new API (its predecessor deleted out of band) finds the old statement still
+        // on the function under the same id, and AddPermission would refuse it
+        // (`ResourceConflictException`): read the function's policy before adding.
+        let have = match have {
+            Some(h) => Some(h.to_string()),
+            None => self.find_permission(aws).await?,
+        };
+        if have.as_deref() == Some(want.as_str()) {
             return Ok(());
         }
         if have.is_some() {
@@ -223,6 +231,51 @@ impl HttpApi {
             .await
             .map_err(error("lambda:AddPermission"))?;
         Ok(())
+    }
+
+    /// Creates the API. Its name is not unique, so the SDK's own retry of a create whose
+    /// answer was lost (a 500 after the API was made: AWS does that now and then) would
+    /// make a second API with the same name. This call is not retried by the SDK; after
+    /// a failure that may be transient, the API is looked up by name first and created
+    /// again only if it is not there.
+    async fn create_api(&self, aws: &Aws) -> Result<String, AwsError> {
+        const OP: &str = "apigateway:CreateApi";
+        let once = aws_sdk_apigatewayv2::config::Builder::default()
+            .retry_config(aws_sdk_apigatewayv2::config::retry::RetryConfig::disabled());
+        let mut backoff = std::time::Duration::from_millis(200);
+        for attempt in 1.. {
+            let answer = aws
+                .apigw
+                .create_api()
+                .name(&self.name)
+                .protocol_type(ProtocolType::Http)
+                .set_tags(Some(self.tags.clone().into_iter().collect()))
+                .customize()
+                .config_override(once.clone())
+                .send()
+                .await;
+            let e = match answer {
+                Ok(out) => {
+                    return out
+                        .api_id
+                        .ok_or_else(|| AwsError::new(OP, "no api id in the answer"));
+                }
+                Err(e) if attempt < crate::aws::MAX_ATTEMPTS && may_have_happened(&e) => e,
+                Err(e) => return Err(error(OP)(e)),
+            };
+            tracing::info!(
+                "{OP}: {}; looking for the API before trying again",
+                error(OP)(e)
+            );
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+            if let Some(api) = find_api(aws, &self.name).await?
+                && api.tags().and_then(|t| t.get(OWNER_TAG)) == self.tags.get(OWNER_TAG)
+            {
+                return Ok(api.api_id().unwrap_or_default().to_string());
+            }
+        }
+        unreachable!("the loop returns by its last attempt")
     }
 
     async fn remove_permission(&self, aws: &Aws) -> Result<(), AwsError> {
@@ -279,6 +332,22 @@ pub async fn find_api(
             Some(t) if !t.is_empty() => token = Some(t.to_string()),
             _ => return Ok(None),
         }
+    }
+}
+
+/// Whether a failed call may be tried again, and may have happened nonetheless: a
+/// throttle (429), a server error (5xx), an answer that never came whole.
+fn may_have_happened<E>(
+    e: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> bool {
+    use aws_smithy_runtime_api::client::result::SdkError;
+    match e {
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(s) => {
+            let status = s.raw().status().as_u16();
+            status == 429 || status >= 500
+        }
+        _ => false,
     }
 }
 
@@ -428,17 +497,7 @@ impl Resource for HttpApi {
     ) -> Result<(), AwsError> {
         let id = match observed {
             Some(o) => o.id.clone(),
-            None => aws
-                .apigw
-                .create_api()
-                .name(&self.name)
-                .protocol_type(ProtocolType::Http)
-                .set_tags(Some(self.tags.clone().into_iter().collect()))
-                .send()
-                .await
-                .map_err(error("apigateway:CreateApi"))?
-                .api_id
-                .ok_or_else(|| AwsError::new("apigateway:CreateApi", "no api id in the answer"))?,
+            None => self.create_api(aws).await?,
         };
         let empty = BTreeMap::new();
         let changed = |name: &str| observed.is_none() || diff.iter().any(|f| f.name == name);

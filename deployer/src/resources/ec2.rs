@@ -4,12 +4,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{
     Filter, InstanceType, IpPermission, IpRange, LaunchTemplateHttpTokensState,
     LaunchTemplateIamInstanceProfileSpecificationRequest,
     LaunchTemplateInstanceMetadataEndpointState, LaunchTemplateInstanceMetadataOptionsRequest,
-    LaunchTemplateTagSpecificationRequest, RequestLaunchTemplateData, ResourceType, Tag,
-    TagSpecification, UserIdGroupPair,
+    LaunchTemplateTagSpecificationRequest, LocationType, RequestLaunchTemplateData, ResourceType,
+    Tag, TagSpecification, UserIdGroupPair,
 };
 
 use super::{Field, Id, Kind, Resource, Tags, tag_diff};
@@ -20,15 +21,23 @@ use crate::wait;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Network {
     pub vpc_id: String,
+    /// The load balancer's: every subnet given, or the default ones.
     pub subnets: Vec<String>,
+    /// The instances': those of `subnets` in a zone that offers the instance type (not
+    /// every zone offers every type: t3a is not offered in us-east-1e).
+    pub instance_subnets: Vec<String>,
+    /// The zones of `subnets` left out of `instance_subnets`.
+    pub zones_without_type: Vec<String>,
 }
 
 /// The manifest's VPC and subnets, or the region's default VPC and its default subnets.
-/// An Application Load Balancer needs subnets in at least two availability zones.
+/// An Application Load Balancer needs subnets in at least two availability zones; the
+/// instances need at least one subnet whose zone offers `instance_type`.
 pub async fn network(
     aws: &Aws,
     vpc_id: Option<&str>,
     subnets: &[String],
+    instance_type: &str,
 ) -> Result<Network, AwsError> {
     const OP: &str = "ec2:DescribeSubnets";
     let vpc_id = match vpc_id {
@@ -71,8 +80,8 @@ pub async fn network(
     let mut chosen = Vec::new();
     for s in found.subnets() {
         if let (Some(zone), Some(id)) = (s.availability_zone(), s.subnet_id()) {
-            zones.insert(zone);
-            chosen.push(id.to_string());
+            zones.insert(zone.to_string());
+            chosen.push((id.to_string(), zone.to_string()));
         }
     }
     chosen.sort();
@@ -90,10 +99,75 @@ pub async fn network(
             ),
         ));
     }
+    let offered = zones_offering(aws, instance_type, &zones).await?;
+    let instance_subnets: Vec<String> = chosen
+        .iter()
+        .filter(|(_, zone)| offered.contains(zone))
+        .map(|(id, _)| id.clone())
+        .collect();
+    let zones_without_type: Vec<String> = zones.difference(&offered).cloned().collect();
+    if instance_subnets.is_empty() {
+        return Err(AwsError::new(
+            "ec2:DescribeInstanceTypeOfferings",
+            format!(
+                "`{instance_type}` is not offered in any availability zone of the subnets of VPC \
+                 {vpc_id} ({})",
+                zones_without_type.join(", ")
+            ),
+        )
+        .with_hint(format!(
+            "set `serverful.network.subnets` to subnets in zones that offer it (`aws ec2 \
+             describe-instance-type-offerings --location-type availability-zone --filters \
+             Name=instance-type,Values={instance_type}` lists them), or pick another \
+             `serverful.instance_type`"
+        )));
+    }
     Ok(Network {
         vpc_id,
-        subnets: chosen,
+        subnets: chosen.into_iter().map(|(id, _)| id).collect(),
+        instance_subnets,
+        zones_without_type,
     })
+}
+
+/// Which of `zones` offer `instance_type` (`DescribeInstanceTypeOfferings` by availability
+/// zone); every zone of the region when `zones` is empty.
+pub async fn zones_offering(
+    aws: &Aws,
+    instance_type: &str,
+    zones: &BTreeSet<String>,
+) -> Result<BTreeSet<String>, AwsError> {
+    let mut request = aws
+        .ec2
+        .describe_instance_type_offerings()
+        .location_type(LocationType::AvailabilityZone)
+        .filters(
+            Filter::builder()
+                .name("instance-type")
+                .values(instance_type)
+                .build(),
+        );
+    if !zones.is_empty() {
+        request = request.filters(
+            Filter::builder()
+                .name("location")
+                .set_values(Some(zones.iter().cloned().collect()))
+                .build(),
+        );
+    }
+    let mut offered = BTreeSet::new();
+    let mut pages = request.into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(error("ec2:DescribeInstanceTypeOfferings"))?;
+        for o in page.instance_type_offerings() {
+            if o.instance_type().map(|t| t.as_str()) == Some(instance_type)
+                && let Some(zone) = o.location()
+            {
+                offered.insert(zone.to_string());
+            }
+        }
+    }
+    Ok(offered)
 }
 
 /// The id of the security group `name` in `vpc`, if it exists.
@@ -431,6 +505,126 @@ pub struct TemplateObserved {
     pub tags: Tags,
 }
 
+/// A launch template as its latest version holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    pub id: String,
+    pub version: i64,
+    pub data: TemplateData,
+    pub tags: Tags,
+}
+
+/// The launch template `name`, if it exists: its latest version's settings.
+pub async fn find_template(aws: &Aws, name: &str) -> Result<Option<Template>, AwsError> {
+    let Some(out) = aws
+        .ec2
+        .describe_launch_templates()
+        .launch_template_names(name)
+        .send()
+        .await
+        .found(Service::Ec2, "ec2:DescribeLaunchTemplates")?
+    else {
+        return Ok(None);
+    };
+    let Some(t) = out.launch_templates().first() else {
+        return Ok(None);
+    };
+    let id = t.launch_template_id().unwrap_or_default().to_string();
+    let versions = aws
+        .ec2
+        .describe_launch_template_versions()
+        .launch_template_id(&id)
+        .versions("$Latest")
+        .send()
+        .await
+        .map_err(error("ec2:DescribeLaunchTemplateVersions"))?;
+    let v = versions.launch_template_versions().first();
+    let d = v.and_then(|v| v.launch_template_data());
+    let data = TemplateData {
+        image_id: d.and_then(|d| d.image_id()).unwrap_or_default().to_string(),
+        instance_type: d
+            .and_then(|d| d.instance_type())
+            .map_or("", |t| t.as_str())
+            .to_string(),
+        instance_profile: d
+            .and_then(|d| d.iam_instance_profile())
+            .and_then(|p| p.name())
+            .unwrap_or_default()
+            .to_string(),
+        security_groups: d
+            .map(|d| d.security_group_ids().to_vec())
+            .unwrap_or_default(),
+        user_data: d
+            .and_then(|d| d.user_data())
+            .unwrap_or_default()
+            .to_string(),
+        imdsv2_required: d
+            .and_then(|d| d.metadata_options())
+            .and_then(|m| m.http_tokens())
+            == Some(&LaunchTemplateHttpTokensState::Required),
+    };
+    Ok(Some(Template {
+        id,
+        version: v.and_then(|v| v.version_number()).unwrap_or_default(),
+        data,
+        tags: tags_of(t.tags()),
+    }))
+}
+
+/// The CPU architectures (EC2's names: `x86_64`, `arm64`) an instance type runs, from
+/// `DescribeInstanceTypes`; an instance type the region does not know is an input error.
+pub async fn instance_architectures(
+    aws: &Aws,
+    instance_type: &str,
+) -> Result<Option<Vec<String>>, AwsError> {
+    const OP: &str = "ec2:DescribeInstanceTypes";
+    let out = aws
+        .ec2
+        .describe_instance_types()
+        .instance_types(InstanceType::from(instance_type))
+        .send()
+        .await;
+    let out = match out {
+        Ok(out) => out,
+        // EC2 refuses an unknown type in the request itself (`InvalidInstanceType`).
+        Err(e) if e.code() == Some("InvalidInstanceType") => return Ok(None),
+        Err(e) => return Err(error(OP)(e)),
+    };
+    Ok(out.instance_types().first().map(|t| {
+        t.processor_info()
+            .map(|p| {
+                p.supported_architectures()
+                    .iter()
+                    .map(|a| a.as_str().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }))
+}
+
+/// The public SSM parameter naming the current ECS-optimized Amazon Linux 2023 AMI for
+/// instances of `architecture` (EC2's name).
+pub fn ami_parameter(architecture: &str) -> &'static str {
+    match architecture {
+        "arm64" => "/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id",
+        _ => "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id",
+    }
+}
+
+/// The ECS-optimized AMI AWS recommends now for `architecture`.
+pub async fn recommended_ami(aws: &Aws, architecture: &str) -> Result<String, AwsError> {
+    const OP: &str = "ssm:GetParameter";
+    aws.ssm
+        .get_parameter()
+        .name(ami_parameter(architecture))
+        .send()
+        .await
+        .map_err(error(OP))?
+        .parameter
+        .and_then(|p| p.value)
+        .ok_or_else(|| AwsError::new(OP, "the ECS AMI parameter has no value"))
+}
+
 impl LaunchTemplate {
     fn wanted(&self, security_group_id: Option<&str>) -> TemplateData {
         TemplateData {
@@ -499,59 +693,15 @@ impl Resource for LaunchTemplate {
     }
 
     async fn find(&self, aws: &Aws) -> Result<Option<TemplateObserved>, AwsError> {
-        let Some(out) = aws
-            .ec2
-            .describe_launch_templates()
-            .launch_template_names(&self.name)
-            .send()
-            .await
-            .found(Service::Ec2, "ec2:DescribeLaunchTemplates")?
-        else {
+        let Some(t) = find_template(aws, &self.name).await? else {
             return Ok(None);
-        };
-        let Some(t) = out.launch_templates().first() else {
-            return Ok(None);
-        };
-        let id = t.launch_template_id().unwrap_or_default().to_string();
-        let versions = aws
-            .ec2
-            .describe_launch_template_versions()
-            .launch_template_id(&id)
-            .versions("$Latest")
-            .send()
-            .await
-            .map_err(error("ec2:DescribeLaunchTemplateVersions"))?;
-        let v = versions.launch_template_versions().first();
-        let d = v.and_then(|v| v.launch_template_data());
-        let data = TemplateData {
-            image_id: d.and_then(|d| d.image_id()).unwrap_or_default().to_string(),
-            instance_type: d
-                .and_then(|d| d.instance_type())
-                .map_or("", |t| t.as_str())
-                .to_string(),
-            instance_profile: d
-                .and_then(|d| d.iam_instance_profile())
-                .and_then(|p| p.name())
-                .unwrap_or_default()
-                .to_string(),
-            security_groups: d
-                .map(|d| d.security_group_ids().to_vec())
-                .unwrap_or_default(),
-            user_data: d
-                .and_then(|d| d.user_data())
-                .unwrap_or_default()
-                .to_string(),
-            imdsv2_required: d
-                .and_then(|d| d.metadata_options())
-                .and_then(|m| m.http_tokens())
-                == Some(&LaunchTemplateHttpTokensState::Required),
         };
         Ok(Some(TemplateObserved {
-            id,
-            version: v.and_then(|v| v.version_number()).unwrap_or_default(),
-            data,
+            id: t.id,
+            version: t.version,
+            data: t.data,
             security_group_id: group_id(aws, &self.vpc_id, &self.security_group).await?,
-            tags: tags_of(t.tags()),
+            tags: t.tags,
         }))
     }
 

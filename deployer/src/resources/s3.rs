@@ -29,6 +29,8 @@ pub struct Bucket {
     /// The manifest setting that names it (`buckets.input.name`), for hints.
     pub setting: &'static str,
     pub region: String,
+    /// The account's partition (`aws`, `aws-cn`, `aws-us-gov`), for the policy's ARNs.
+    pub partition: String,
     /// Objects readable by anyone (the output bucket, when the manifest says so).
     pub public: bool,
     /// Objects expire after this many days; 0 keeps them.
@@ -74,7 +76,7 @@ impl Bucket {
                 "Effect": "Allow",
                 "Principal": "*",
                 "Action": "s3:GetObject",
-                "Resource": format!("arn:aws:s3:::{}/*", self.name)
+                "Resource": format!("arn:{}:s3:::{}/*", self.partition, self.name)
             }]})
         })
     }
@@ -532,10 +534,21 @@ mod tests {
             name: "s-results".into(),
             setting: "buckets.output.name",
             region: "us-east-1".into(),
+            partition: "aws".into(),
             public,
             expire_after_days: days,
             tags: [("deployer:stack".to_string(), "s".to_string())].into(),
         }
+    }
+
+    #[test]
+    fn the_public_policy_names_the_accounts_partition() {
+        let mut b = bucket(true, 0);
+        b.partition = "aws-cn".into();
+        assert_eq!(
+            b.policy().unwrap()["Statement"][0]["Resource"],
+            "arn:aws-cn:s3:::s-results/*"
+        );
     }
 
     fn in_sync(b: &Bucket) -> Observed {

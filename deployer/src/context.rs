@@ -1,0 +1,253 @@
+//! The facts a stack needs besides its manifest, looked up before planning and before
+//! any write: the image reference and what it is built for, the serverful target's
+//! network, instance architecture and AMI. A mismatch between the image and the
+//! instances is refused here, so `up` never creates half a stack for an image that
+//! cannot run.
+
+use crate::aws::Aws;
+use crate::error::Error;
+use crate::image::{self, registry::Platform, registry::Registry};
+use crate::manifest::Manifest;
+use crate::resources::ec2;
+use crate::stack::{self, Account, Context, Push};
+
+/// What the command asks of the lookups.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Lookup {
+    /// `down` and `plan --destroy`: the image and the instances are deleted, not read.
+    pub destroying: bool,
+    /// Move the instances to the AMI AWS recommends now (`--refresh-ami`).
+    pub refresh_ami: bool,
+}
+
+/// The image both targets run, the network and the AMI, for `manifest` in `account`.
+pub async fn context(
+    aws: &Aws,
+    manifest: &Manifest,
+    account: Account,
+    push: Option<Push>,
+    lookup: Lookup,
+) -> Result<Context, Error> {
+    let repository = manifest.names().repository;
+    let host = manifest.image.registry.clone().unwrap_or_else(|| {
+        format!(
+            "{}.dkr.ecr.{}.{}",
+            account.id,
+            account.region,
+            dns_suffix(&account.partition)
+        )
+    });
+    let uri = if let Some(uri) = &manifest.image.uri {
+        uri.clone()
+    } else if let Some(built) = push.as_ref().and_then(|p| p.built.as_ref()) {
+        format!("{host}/{repository}@{}", built.digest)
+    } else if lookup.destroying {
+        format!("{host}/{repository}:{}", manifest.image.tag)
+    } else {
+        // What the tag points at now; a stack never built shows the tag itself.
+        let push = push.as_ref().expect("no image.uri: the push step exists");
+        let registry = push
+            .client
+            .get_or_try_init(|| Registry::connect(aws, manifest.image.registry.as_deref()))
+            .await
+            .map_err(Error::Image)?;
+        match registry
+            .digest_of(&repository, &manifest.image.tag)
+            .await
+            .map_err(Error::Image)?
+        {
+            Some(digest) => registry.pinned(&repository, &digest),
+            None => format!("{host}/{repository}:{}", manifest.image.tag),
+        }
+    };
+    let mut notes = Vec::new();
+    let architecture = match push.as_ref().and_then(|p| p.built.as_ref()) {
+        Some(built) => built.architecture.clone(),
+        // `down` deletes by name: what the image is built for does not matter.
+        None if lookup.destroying => image::host_architecture().to_string(),
+        None => match image_architecture(aws, manifest, push.as_ref(), &uri).await {
+            Ok(arch) => arch,
+            // Unreadable is not wrong: the targets' own pulls will tell. Say what was
+            // assumed instead of stopping a deploy on a registry this run cannot read.
+            Err(Unread(e)) => {
+                let arch = image::host_architecture().to_string();
+                notes.push(format!(
+                    "could not read what `{uri}` is built for ({e}); assuming `{}`",
+                    image::lambda_architecture(&arch)
+                ));
+                Ok(arch)
+            }
+        }?,
+    };
+    let (network, ami) = if manifest.serverful.enabled {
+        let s = &manifest.serverful;
+        let instance_arch = if lookup.destroying {
+            "x86_64".to_string()
+        } else {
+            instance_architecture(aws, manifest, &architecture).await?
+        };
+        let net = &s.network;
+        let network =
+            ec2::network(aws, net.vpc_id.as_deref(), &net.subnets, &s.instance_type).await?;
+        let recommended = ec2::recommended_ami(aws, &instance_arch).await?;
+        // The instances keep the AMI they run until asked to move: AWS publishes a new
+        // ECS-optimized AMI every few weeks, and a plan that changes by itself is noise.
+        let current = ec2::find_template(aws, &manifest.names().launch_template)
+            .await?
+            .filter(|t| t.data.instance_type == s.instance_type && !t.data.image_id.is_empty())
+            .map(|t| t.data.image_id);
+        match current.filter(|_| !lookup.destroying) {
+            Some(current) if !lookup.refresh_ami && current != recommended => {
+                notes.push(format!(
+                    "AWS recommends a newer ECS-optimized AMI, `{recommended}`; the instances \
+                     keep `{current}` until `--refresh-ami` (instances launched after that use \
+                     the new one)"
+                ));
+                (Some(network), Some(current))
+            }
+            _ => (Some(network), Some(recommended)),
+        }
+    } else {
+        (None, None)
+    };
+    Ok(Context {
+        account,
+        image: stack::Image {
+            uri,
+            architecture: image::lambda_architecture(&architecture).to_string(),
+        },
+        network,
+        ami,
+        notes,
+        push,
+    })
+}
+
+/// The OCI architecture of an image this run did not build (`image.uri`, or the tag's
+/// current digest), read from its config: Lambda must be told, and the instances must
+/// match. An image not pushed yet is taken to be this machine's (`up` builds it here).
+async fn image_architecture(
+    aws: &Aws,
+    manifest: &Manifest,
+    push: Option<&Push>,
+    uri: &str,
+) -> Result<Result<String, Error>, Unread> {
+    let (host, reference) = crate::local::rootfs::parse(uri).map_err(Unread)?;
+    let platform = match push {
+        Some(push) => {
+            let ours = push
+                .client
+                .get_or_try_init(|| Registry::connect(aws, manifest.image.registry.as_deref()))
+                .await
+                .map_err(Unread)?;
+            read(ours, &host, &reference).await
+        }
+        None => {
+            let ours = Registry::connect(aws, manifest.image.registry.as_deref())
+                .await
+                .map_err(Unread)?;
+            read(&ours, &host, &reference).await
+        }
+    }
+    .map_err(Unread)?;
+    Ok(match platform {
+        Some(Platform::Image(arch)) => Ok(arch),
+        None => Ok(image::host_architecture().to_string()),
+        Some(Platform::Index(archs)) if !manifest.serverless.enabled => {
+            // ECS pulls the instance's own platform from an index.
+            Ok(archs
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| image::host_architecture().into()))
+        }
+        Some(Platform::Index(archs)) => Err(Error::Usage {
+            message: format!(
+                "`{uri}` is a multi-architecture index ({}); Lambda runs single-architecture \
+                 images only",
+                archs.join(", ")
+            ),
+            hint: Some("name one of its images by digest in `image.uri`".into()),
+        }),
+    })
+}
+
+/// Why an image's architecture could not be read (the registry's answer).
+struct Unread(String);
+
+/// What `reference` is built for, read with this account's registry credentials when it
+/// lives there, anonymously elsewhere.
+async fn read(
+    ours: &Registry,
+    host: &str,
+    reference: &oci_client::Reference,
+) -> Result<Option<Platform>, String> {
+    if ours.host == host {
+        ours.platform(reference).await
+    } else {
+        Registry::new(host, oci_client::secrets::RegistryAuth::Anonymous)
+            .platform(reference)
+            .await
+    }
+}
+
+/// The EC2 architecture of the manifest's instance type, refused when the image is
+/// built for another.
+async fn instance_architecture(
+    aws: &Aws,
+    manifest: &Manifest,
+    image_arch: &str,
+) -> Result<String, Error> {
+    let t = &manifest.serverful.instance_type;
+    let Some(archs) = ec2::instance_architectures(aws, t).await? else {
+        return Err(Error::Usage {
+            message: format!(
+                "`serverful.instance_type: {t}` is not an instance type of `{}`",
+                manifest.region
+            ),
+            hint: Some("`aws ec2 describe-instance-types` lists them".into()),
+        });
+    };
+    let wanted = match image_arch {
+        "arm64" => "arm64",
+        _ => "x86_64",
+    };
+    if archs.iter().any(|a| a == wanted) {
+        return Ok(wanted.to_string());
+    }
+    Err(Error::Usage {
+        message: format!(
+            "the image is built for `{wanted}` but `{t}` runs `{}`",
+            archs.join("`, `")
+        ),
+        hint: Some(format!(
+            "pick a `serverful.instance_type` that runs {wanted} (e.g. {}), or deploy an \
+             image built for {}",
+            if wanted == "arm64" {
+                "t4g.xlarge"
+            } else {
+                "t3a.xlarge"
+            },
+            archs.first().map_or("it", String::as_str)
+        )),
+    })
+}
+
+/// The DNS suffix of a partition's service endpoints (the ECR registry host).
+pub fn dns_suffix(partition: &str) -> &'static str {
+    match partition {
+        "aws-cn" => "amazonaws.com.cn",
+        _ => "amazonaws.com",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_hosts_follow_the_partition() {
+        assert_eq!(dns_suffix("aws"), "amazonaws.com");
+        assert_eq!(dns_suffix("aws-us-gov"), "amazonaws.com");
+        assert_eq!(dns_suffix("aws-cn"), "amazonaws.com.cn");
+    }
+}
