@@ -1071,3 +1071,40 @@ async fn a_permission_left_by_a_deleted_api_is_replaced_not_duplicated() {
         "{policy:#}"
     );
 }
+
+/// #12 item 11: a binary body reaches Lambda base64-encoded inside a 6 MB event, so the
+/// serverless target takes at most 4 706 304 bytes; a larger photo is refused before any
+/// request, naming the limit and the way around it (by S3 key).
+#[test]
+fn a_body_over_the_serverless_event_limit_is_refused_before_sending() {
+    let dir = std::env::temp_dir().join(format!("deployer-big-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // 4 706 305 bytes: 6 275 076 once base64-encoded, over the event's room.
+    std::fs::write(dir.join("big.jpg"), vec![0xff; 4_706_305]).unwrap();
+    let manifest = common::local_manifest();
+    // Nothing listens on the discard port: a request sent would fail differently.
+    let out = common::deployer_command(&[
+        "-f",
+        manifest.to_str().unwrap(),
+        "bench",
+        "--url",
+        "serverless=http://127.0.0.1:9",
+        "--targets",
+        "serverless",
+        "--by",
+        "body",
+        "--images",
+        dir.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr,
+        "error: `big.jpg` is 4706305 bytes; the serverless target takes a body of at most \
+         4706304 bytes (the HTTP API base64-encodes it into Lambda's 6 MB event)\n\
+         hint: send it by S3 key instead: without `--body` (predict), `--by key` (bench)\n"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
