@@ -1,9 +1,16 @@
 //! Image bytes to RGB pixels: format sniffing, a pixel budget checked from the header
 //! before anything is allocated, and EXIF orientation applied.
+//!
+//! JPEG goes through libjpeg-turbo (SIMD, and the same islow IDCT and smooth chroma
+//! upsampling as Pillow and OpenCV, so pixels match what the model's reference pipeline
+//! saw); PNG and WebP through the `image` crate.
 
+use std::cell::RefCell;
 use std::io::Cursor;
 
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
+use turbojpeg::{Colorspace, Decompressor, PixelFormat};
 
 /// Why a body could not be turned into pixels. Every variant is the caller's fault
 /// (a 4xx), never the service's.
@@ -41,20 +48,19 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
-    let reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
-    let format = match reader.format() {
-        Some(f @ (ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP)) => f,
+    let format = match image::guess_format(bytes) {
+        Ok(f @ (ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP)) => f,
         _ => return Err(DecodeError::UnsupportedFormat),
     };
-    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
-        return Err(DecodeError::Corrupt(
-            "JPEG is truncated: no end-of-image marker after its last scan".into(),
-        ));
-    }
-    let mut decoder = reader.into_decoder().map_err(corrupt)?;
-    let (width, height) = decoder.dimensions();
+    let pixels = if format == ImageFormat::Jpeg {
+        decode_jpeg(bytes, max_pixels)?
+    } else {
+        decode_other(bytes, format, max_pixels)?
+    };
+    Ok(Decoded { pixels, format })
+}
+
+fn check_size(width: u32, height: u32, max_pixels: u64) -> Result<(), DecodeError> {
     let pixels = u64::from(width) * u64::from(height);
     if pixels == 0 {
         return Err(DecodeError::ZeroSized { width, height });
@@ -67,21 +73,124 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, DecodeError> {
             max_pixels,
         });
     }
+    Ok(())
+}
+
+thread_local! {
+    /// A TurboJPEG handle per thread: creating one allocates libjpeg's state each time.
+    static JPEG: RefCell<Option<Decompressor>> = const { RefCell::new(None) };
+}
+
+fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError> {
+    if !jpeg_is_complete(bytes) {
+        return Err(DecodeError::Corrupt(
+            "JPEG is truncated: no end-of-image marker after its last scan".into(),
+        ));
+    }
+    let turbo = |e: turbojpeg::Error| DecodeError::Corrupt(e.to_string());
+    let image = JPEG.with_borrow_mut(|slot| {
+        let decompressor = match slot {
+            Some(d) => d,
+            None => slot.insert(Decompressor::new().map_err(turbo)?),
+        };
+        let header = decompressor.read_header(bytes).map_err(turbo)?;
+        let (width, height) = (header.width as u32, header.height as u32);
+        check_size(width, height, max_pixels)?;
+        // CMYK and YCCK (Adobe) JPEGs cannot be converted to RGB by TurboJPEG: take the
+        // inks and convert here.
+        let cmyk = matches!(header.colorspace, Colorspace::CMYK | Colorspace::YCCK);
+        let format = if cmyk {
+            PixelFormat::CMYK
+        } else {
+            PixelFormat::RGB
+        };
+        let mut pixels = vec![0u8; header.width * header.height * format.size()];
+        let output = turbojpeg::Image {
+            pixels: pixels.as_mut_slice(),
+            width: header.width,
+            pitch: header.width * format.size(),
+            height: header.height,
+            format,
+        };
+        decompressor.decompress(bytes, output).map_err(turbo)?;
+        if cmyk {
+            pixels = cmyk_to_rgb(&pixels);
+        }
+        Ok::<_, DecodeError>(
+            RgbImage::from_raw(width, height, pixels).expect("the buffer is width * height * 3"),
+        )
+    })?;
     // Orientation is advisory: an unreadable EXIF block leaves the image as stored.
+    Ok(match exif(bytes).and_then(Orientation::from_exif_chunk) {
+        Some(orientation) if orientation != Orientation::NoTransforms => {
+            let mut upright = DynamicImage::ImageRgb8(image);
+            upright.apply_orientation(orientation);
+            upright.into_rgb8()
+        }
+        _ => image,
+    })
+}
+
+/// Adobe's CMYK JPEGs store inverted inks, so each channel is simply `ink * key / 255`.
+fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
+    cmyk.chunks_exact(4)
+        .flat_map(|p| {
+            let k = u32::from(p[3]);
+            [0, 1, 2].map(|i| ((u32::from(p[i]) * k + 127) / 255) as u8)
+        })
+        .collect()
+}
+
+/// The TIFF block of the first APP1 `Exif` segment before the first scan, if any.
+fn exif(bytes: &[u8]) -> Option<&[u8]> {
+    let mut at = 2; // after SOI
+    loop {
+        if *bytes.get(at)? != 0xFF {
+            return None;
+        }
+        let marker = *bytes.get(at + 1)?;
+        match marker {
+            0xFF => at += 1, // fill byte
+            0x01 | 0xD0..=0xD7 => at += 2,
+            0xDA | 0xD9 => return None,
+            _ => {
+                let len = usize::from(u16::from_be_bytes([
+                    *bytes.get(at + 2)?,
+                    *bytes.get(at + 3)?,
+                ]));
+                let segment = bytes.get(at + 4..at + 2 + len.max(2))?;
+                if marker == 0xE1
+                    && let Some(tiff) = segment.strip_prefix(b"Exif\0\0")
+                {
+                    return Some(tiff);
+                }
+                at += 2 + len;
+            }
+        }
+    }
+}
+
+fn decode_other(
+    bytes: &[u8],
+    format: ImageFormat,
+    max_pixels: u64,
+) -> Result<RgbImage, DecodeError> {
+    let mut reader = ImageReader::new(Cursor::new(bytes));
+    reader.set_format(format);
+    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    let (width, height) = decoder.dimensions();
+    check_size(width, height, max_pixels)?;
     let orientation = decoder.orientation().ok();
     let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     if let Some(orientation) = orientation {
         image.apply_orientation(orientation);
     }
-    Ok(Decoded {
-        pixels: image.into_rgb8(),
-        format,
-    })
+    Ok(image.into_rgb8())
 }
 
 /// Whether an end-of-image marker (FF D9) follows the last start-of-scan (FF DA).
 ///
-/// The JPEG decoder fills a truncated scan with grey instead of failing, which would
+/// A JPEG decoder fills a truncated scan with grey (libjpeg with a warning), which would
 /// silently detect objects in half an image. Inside entropy-coded data every 0xFF is
 /// followed by 0x00 or a restart marker, so FF D9 there can only be the real end; an
 /// EXIF thumbnail's own markers come before the main scan.
@@ -173,11 +282,8 @@ mod tests {
             DecodeError::UnsupportedFormat
         );
 
-        let mut jpeg = Vec::new();
         let noise: Vec<u8> = (0..64 * 64 * 3).map(|i| (i * 7919 % 251) as u8).collect();
-        image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
-            .encode(&noise, 64, 64, ExtendedColorType::Rgb8)
-            .unwrap();
+        let jpeg = crate::draw::encode_jpeg(&RgbImage::from_raw(64, 64, noise).unwrap(), 90);
         assert!(decode(&jpeg, 1 << 20).is_ok());
         for cut in [4, jpeg.len() / 2, jpeg.len() - 2] {
             let err = decode(&jpeg[..cut], 1 << 20).unwrap_err();
@@ -191,15 +297,45 @@ mod tests {
     #[test]
     fn applies_exif_orientation() {
         // A 2x1 JPEG tagged "rotate 90 CW" (orientation 6) must come out 1x2.
-        let mut jpeg = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
-            .encode(&[255, 0, 0, 0, 0, 255], 2, 1, ExtendedColorType::Rgb8)
-            .unwrap();
+        let red_blue = RgbImage::from_raw(2, 1, vec![255, 0, 0, 0, 0, 255]).unwrap();
+        let jpeg = crate::draw::encode_jpeg(&red_blue, 90);
         let tagged = with_exif_orientation(&jpeg, 6);
         let d = decode(&tagged, 100).unwrap();
         assert_eq!(d.pixels.dimensions(), (1, 2));
         let untagged = decode(&jpeg, 100).unwrap();
         assert_eq!(untagged.pixels.dimensions(), (2, 1));
+    }
+
+    #[test]
+    fn converts_adobe_cmyk_jpegs_to_rgb() {
+        // Inverted inks as Adobe stores them: full "paper" with the key at half is mid grey,
+        // and with no key ink the C, M, Y values are the colour itself.
+        let inks = [255u8, 255, 255, 128, 200, 100, 50, 255];
+        let mut compressor = turbojpeg::Compressor::new().unwrap();
+        compressor.set_quality(100).unwrap();
+        compressor.set_subsamp(turbojpeg::Subsamp::None).unwrap();
+        let image = turbojpeg::Image {
+            pixels: &inks[..],
+            width: 2,
+            pitch: 8,
+            height: 1,
+            format: PixelFormat::CMYK,
+        };
+        let jpeg = compressor.compress_to_vec(image).unwrap();
+        let d = decode(&jpeg, 100).unwrap();
+        assert_eq!(d.pixels.dimensions(), (2, 1));
+        let near =
+            |got: [u8; 3], want: [u8; 3]| got.iter().zip(want).all(|(g, w)| g.abs_diff(w) <= 6);
+        assert!(
+            near(d.pixels.get_pixel(0, 0).0, [128, 128, 128]),
+            "{:?}",
+            d.pixels
+        );
+        assert!(
+            near(d.pixels.get_pixel(1, 0).0, [200, 100, 50]),
+            "{:?}",
+            d.pixels
+        );
     }
 
     #[test]

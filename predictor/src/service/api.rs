@@ -235,7 +235,7 @@ async fn image_of(state: &AppState, req: Request) -> Result<(Bytes, Option<f64>)
             }
             let started = Instant::now();
             let bytes = state.storage.get(&bucket, &key, limit).await?;
-            Ok((bytes.into(), Some(ms(started))))
+            Ok((bytes, Some(ms(started))))
         }
         "image/jpeg" | "image/png" | "image/webp" => {
             Ok((read_body(req.into_body(), limit).await?, None))
@@ -328,14 +328,18 @@ async fn predict_within_deadline(
     if let (Some(jpeg), Some(bucket)) = (jpeg, state.config.output_bucket.as_deref()) {
         let object = format!("results/{id}.jpg");
         let upload = Instant::now();
-        state.storage.put_jpeg(bucket, &object, jpeg).await?;
         let expiry = Duration::from_secs(state.config.url_expiry_s);
-        url = Some(
+        // The URL needs only the key, so it is signed while the upload is in flight; the
+        // answer still waits for the upload, so a client never gets a URL that 404s and an
+        // upload failure is the request's error.
+        let (stored, signed) = tokio::join!(
+            state.storage.put_jpeg(bucket, &object, jpeg),
             state
                 .storage
                 .url(bucket, &object, state.config.output_public, expiry)
-                .await?,
         );
+        stored?;
+        url = Some(signed?);
         t.upload = Some(ms(upload));
         key = Some(object);
     }

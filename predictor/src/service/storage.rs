@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::presigning::PresigningConfig;
+use axum::body::Bytes;
 use axum::http::StatusCode;
 
 use super::errors::ApiError;
@@ -57,8 +58,10 @@ impl Storage {
         }
     }
 
-    /// The object's bytes; 404 when absent, 413 when larger than `limit`.
-    pub async fn get(&self, bucket: &str, key: &str, limit: usize) -> Result<Vec<u8>, ApiError> {
+    /// The object's bytes; 404 when absent, 413 when larger than `limit`. The body's
+    /// chunks are gathered into one buffer once (none when it came in one chunk), and that
+    /// buffer goes to the decoder as is.
+    pub async fn get(&self, bucket: &str, key: &str, limit: usize) -> Result<Bytes, ApiError> {
         let out = self
             .client
             .get_object()
@@ -93,7 +96,7 @@ impl Storage {
                 format!("S3 GetObject body: {e}"),
             )
         })?;
-        Ok(bytes.into_bytes().to_vec())
+        Ok(bytes.into_bytes())
     }
 
     pub async fn put_jpeg(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), ApiError> {
