@@ -11,7 +11,8 @@
 # Not buildable on machines without a Docker engine (such as this project's CI).
 
 FROM rust:1.95-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip && rm -rf /var/lib/apt/lists/*
+# cmake and nasm build the bundled libjpeg-turbo (linked statically: nothing to copy below).
+RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip cmake nasm && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN scripts/setup-ort.sh \

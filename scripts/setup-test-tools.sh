@@ -4,6 +4,8 @@
 #  - a real OCI registry and image tools, from Debian: docker-registry (the CNCF
 #    distribution registry), skopeo, umoci, and htpasswd (apache2-utils) for its
 #    Basic-auth users;
+#  - cmake and nasm, which build the predictor's bundled libjpeg-turbo (with its SIMD
+#    code) the first time the workspace compiles;
 #  - cargo-nextest.
 set -euo pipefail
 MOTO_VERSION=5.2.1
@@ -15,6 +17,8 @@ if ! "$python" -c "import moto, moto.server, flask_cors; assert moto.__version__
 fi
 
 missing=()
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+command -v nasm >/dev/null 2>&1 || missing+=(nasm)
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v umoci >/dev/null 2>&1 || missing+=(umoci)
