@@ -162,7 +162,14 @@ impl Error {
                 },
                 Some(_) => None,
             },
-            Error::Image(_) | Error::Local(_) | Error::Failed { .. } => registry_down(m),
+            // Flattened to text on the way up (a registry's or the local runtime's
+            // error): what around the tool could have caused it, asked directly.
+            Error::Image(_) | Error::Local(_) | Error::Failed { .. } => {
+                match credentials_failure(m).await {
+                    Some(problem) => Some(problem),
+                    None => registry_down(m),
+                }
+            }
             _ => None,
         };
         match explained {

@@ -211,16 +211,40 @@ fn no_credentials_names_every_source_tried_for_every_command() {
                     container endpoint, EC2 instance metadata)\n\
                     hint: sign in with `aws configure sso` and select the profile with \
                     `AWS_PROFILE=<profile>`, or set `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`\n";
+    let report = home.0.join("bench");
     for args in [
         &["-f", m, "plan"][..],
         &["-f", m, "status"],
         &["-f", m, "up", "--yes"],
         &["-f", m, "down", "--yes"],
+        &["-f", m, "bench", "--out", report.to_str().unwrap()],
     ] {
         let out = run(&mut bare(&home.0, args), &[]);
         assert_eq!(out.code, Some(1), "{args:?}: {}", out.stderr);
         assert_eq!(out.stderr, expected, "{args:?}");
     }
+    // `build` meets it pushing to ECR, after building the image (its progress first).
+    let predictor = common::predictor_bin();
+    let out = run(
+        &mut bare(
+            &home.0,
+            &[
+                "-f",
+                m,
+                "build",
+                "--predictor-bin",
+                predictor.to_str().unwrap(),
+            ],
+        ),
+        &[],
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let (progress, error) = out.stderr.split_at(out.stderr.find("error: ").unwrap());
+    assert!(
+        progress.starts_with("[time] · built image sha256:") && progress.lines().count() == 1,
+        "{progress}"
+    );
+    assert_eq!(error, expected);
 
     // `-o json`: the same error as data on stdout, the same exit code.
     let out = run(&mut bare(&home.0, &["-f", m, "-o", "json", "plan"]), &[]);
