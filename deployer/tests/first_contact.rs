@@ -355,6 +355,38 @@ fn credentials_aws_rejects_name_the_key_and_where_it_came_from() {
 }
 
 #[test]
+fn expired_session_credentials_say_where_they_came_from() {
+    let endpoint = serve(|_| {
+        sts_error(
+            "ExpiredToken",
+            "The security token included in the request is expired",
+        )
+    });
+    let home = Temp::new("expired");
+    let manifest = home.write(
+        "fc.yaml",
+        &format!("name: fc\nregion: us-east-1\nendpoint: {endpoint}\n"),
+    );
+    let out = run(
+        bare(&home.0, &["-f", manifest.to_str().unwrap(), "plan"])
+            .env("AWS_ACCESS_KEY_ID", "ASIAIOSFODNN7EXAMPLE")
+            .env(
+                "AWS_SECRET_ACCESS_KEY",
+                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            )
+            .env("AWS_SESSION_TOKEN", "IQoJb3JpZ2luX2VjEXAMPLE"),
+        &[],
+    );
+    assert_eq!(out.code, Some(1));
+    assert_eq!(
+        out.stderr,
+        "error: the AWS credentials from `AWS_ACCESS_KEY_ID` have expired\n\
+         hint: get new session credentials (`AWS_SESSION_TOKEN` and its keys), or use a profile: \
+         `AWS_PROFILE=<profile>`\n"
+    );
+}
+
+#[test]
 fn aws_out_of_reach_names_its_host_and_the_proxy_in_the_way() {
     let home = Temp::new("proxy");
     let manifest = home.write("fc.yaml", AWS_MANIFEST);
