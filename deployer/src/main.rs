@@ -269,7 +269,13 @@ async fn run_stack(cli: Cli, file: PathBuf, manifest: &Manifest) -> Result<u8, E
         return Ok(0);
     }
 
-    let progress = Progress::new();
+    let progress = Arc::new(Progress::new());
+    {
+        let progress = progress.clone();
+        wait::report_to(move |operation, why| {
+            progress.info(&format!("{operation}: waiting: {why}"));
+        });
+    }
     if let Command::Build { source, no_push } = cli.command {
         // Building needs no AWS; only pushing to ECR does.
         let built = build_image(&file, source, &progress)?;

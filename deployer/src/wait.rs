@@ -3,6 +3,7 @@
 //! limit, naming the last reason it was still waiting, instead of hanging.
 
 use std::future::Future;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -19,6 +20,16 @@ pub enum Poll<T> {
     Failed(String),
 }
 
+/// Where a wait says what it waits for (the command's progress lines).
+type Reporter = Box<dyn Fn(&'static str, &str) + Send + Sync>;
+static REPORTER: OnceLock<Reporter> = OnceLock::new();
+
+/// Sends every wait's reason to `report` (operation, reason) each time it changes; set
+/// once by the command. Without it, reasons go to the `-v` log only.
+pub fn report_to(report: impl Fn(&'static str, &str) + Send + Sync + 'static) {
+    let _ = REPORTER.set(Box::new(report));
+}
+
 /// Polls `check` until it is ready, fails, or `limit` has passed. The interval starts at
 /// `first` and doubles up to ten times that.
 pub async fn until<T, F, Fut>(
@@ -33,6 +44,7 @@ where
 {
     let deadline = Instant::now() + limit;
     let mut interval = first;
+    let mut told = String::new();
     loop {
         let why = match check().await? {
             Poll::Ready(v) => return Ok(v),
@@ -40,6 +52,12 @@ where
             Poll::Pending(why) => why,
         };
         tracing::info!(operation, "waiting: {why}");
+        if why != told {
+            if let Some(report) = REPORTER.get() {
+                report(operation, &why);
+            }
+            told.clone_from(&why);
+        }
         if Instant::now() + interval > deadline {
             return Err(AwsError::new(
                 operation,

@@ -130,8 +130,15 @@ async fn a_capacity_provider_is_attached_once_active_and_found_before() {
         ..Behaviour::default()
     });
     let m = manifest();
-    via(&proxy, &["-f", &m, "up"]).expect(0);
+    let up = via(&proxy, &["-f", &m, "up"]).expect(0);
     assert_eq!(hits(&proxy), ["DescribeCapacityProviders: PROVISIONING"]);
+    // A wait says what it waits for, without `-v`.
+    assert!(
+        up.stderr
+            .contains("ecs:DescribeCapacityProviders: waiting: capacity provider PROVISIONING"),
+        "{}",
+        up.stderr
+    );
     let ecs = aws_sdk_ecs::Client::new(&moto.sdk().await);
     let clusters = ecs
         .describe_clusters()

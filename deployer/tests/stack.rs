@@ -400,6 +400,65 @@ async fn drift_is_planned_field_by_field_and_repaired_with_only_those_calls() {
     deployer(&moto, &["-f", &m, "plan", "--detailed-exitcode"]).expect(0);
 }
 
+/// S3 replaces a bucket's whole lifecycle configuration at once: repairing this tool's
+/// expiry rule keeps a rule someone else put on the bucket (#15).
+#[tokio::test(flavor = "multi_thread")]
+async fn repairing_the_expiry_rule_keeps_other_lifecycle_rules() {
+    use aws_sdk_s3::types as t;
+    let moto = Moto::start();
+    let m = manifest();
+    deployer(&moto, &["-f", &m, "up"]).expect(0);
+    let s3 = aws_sdk_s3::Client::new(&moto.sdk().await);
+    let bucket = "yolo-local-results";
+    let rule = |id: &str, days: i32, prefix: &str| {
+        t::LifecycleRule::builder()
+            .id(id)
+            .status(t::ExpirationStatus::Enabled)
+            .filter(t::LifecycleRuleFilter::builder().prefix(prefix).build())
+            .expiration(t::LifecycleExpiration::builder().days(days).build())
+            .build()
+            .unwrap()
+    };
+    s3.put_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .lifecycle_configuration(
+            t::BucketLifecycleConfiguration::builder()
+                .rules(rule("deployer-expire-results", 30, ""))
+                .rules(rule("team-scratch", 2, "scratch/"))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    deployer(&moto, &["-f", &m, "up"]).expect(0);
+    let rules = s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    let mut rules: Vec<(String, i32)> = rules
+        .rules()
+        .iter()
+        .map(|r| {
+            (
+                r.id().unwrap().to_string(),
+                r.expiration().unwrap().days().unwrap(),
+            )
+        })
+        .collect();
+    rules.sort();
+    assert_eq!(
+        rules,
+        [
+            ("deployer-expire-results".to_string(), 1),
+            ("team-scratch".to_string(), 2)
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn resources_without_the_stack_tag_are_never_modified_or_deleted() {
     let moto = Moto::start();

@@ -145,9 +145,38 @@ impl Bucket {
         Ok(())
     }
 
+    /// Sets this tool's expiry rule and keeps every other rule on the bucket: S3 replaces
+    /// a bucket's whole lifecycle configuration at once, so the others are read first.
     async fn put_lifecycle(&self, aws: &Aws) -> Result<(), AwsError> {
         let op = "s3:PutBucketLifecycleConfiguration";
-        if self.expire_after_days == 0 {
+        let mut rules: Vec<LifecycleRule> = aws
+            .s3
+            .get_bucket_lifecycle_configuration()
+            .bucket(&self.name)
+            .send()
+            .await
+            .found(Service::S3, "s3:GetBucketLifecycleConfiguration")?
+            .map(|o| o.rules().to_vec())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.id() != Some(EXPIRY_RULE))
+            .collect();
+        if self.expire_after_days > 0 {
+            rules.push(
+                LifecycleRule::builder()
+                    .id(EXPIRY_RULE)
+                    .status(ExpirationStatus::Enabled)
+                    .filter(LifecycleRuleFilter::builder().prefix("").build())
+                    .expiration(
+                        LifecycleExpiration::builder()
+                            .days(self.expire_after_days as i32)
+                            .build(),
+                    )
+                    .build()
+                    .map_err(|e| AwsError::new(op, e.to_string()))?,
+            );
+        }
+        if rules.is_empty() {
             aws.s3
                 .delete_bucket_lifecycle()
                 .bucket(&self.name)
@@ -156,19 +185,8 @@ impl Bucket {
                 .map_err(error("s3:DeleteBucketLifecycle"))?;
             return Ok(());
         }
-        let rule = LifecycleRule::builder()
-            .id(EXPIRY_RULE)
-            .status(ExpirationStatus::Enabled)
-            .filter(LifecycleRuleFilter::builder().prefix("").build())
-            .expiration(
-                LifecycleExpiration::builder()
-                    .days(self.expire_after_days as i32)
-                    .build(),
-            )
-            .build()
-            .map_err(|e| AwsError::new(op, e.to_string()))?;
         let config = BucketLifecycleConfiguration::builder()
-            .rules(rule)
+            .set_rules(Some(rules))
             .build()
             .map_err(|e| AwsError::new(op, e.to_string()))?;
         aws.s3
