@@ -456,7 +456,7 @@ fn credentials_origin(c: &aws_credential_types::Credentials, profile: &str) -> S
 
 /// An access key ID as `aws configure list` shows it: enough to tell keys apart.
 fn masked(key: &str) -> String {
-    if key.len() > 8 {
+    if key.len() > 8 && key.is_ascii() {
         format!("{}…{}", &key[..4], &key[key.len() - 4..])
     } else {
         key.to_string()
