@@ -400,6 +400,83 @@ async fn drift_is_planned_field_by_field_and_repaired_with_only_those_calls() {
     deployer(&moto, &["-f", &m, "plan", "--detailed-exitcode"]).expect(0);
 }
 
+/// Settings the tool does not write (a port range, a UDP rule) are someone else's: never
+/// drift, never revoked. A plan reads as text people write, never Rust's `Debug` (#15).
+#[tokio::test(flavor = "multi_thread")]
+async fn unmanaged_rules_are_left_alone_and_plans_read_as_text() {
+    use aws_sdk_ec2::types as t;
+    let moto = Moto::start();
+    let conf = moto.sdk().await;
+    let m = manifest();
+    deployer(&moto, &["-f", &m, "up"]).expect(0);
+    let ec2 = aws_sdk_ec2::Client::new(&conf);
+    let groups = ec2
+        .describe_security_groups()
+        .filters(
+            t::Filter::builder()
+                .name("group-name")
+                .values("yolo-local-instances")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let id = groups.security_groups()[0].group_id().unwrap().to_string();
+    let range = |protocol: &str, from: i32, to: i32| {
+        t::IpPermission::builder()
+            .ip_protocol(protocol)
+            .from_port(from)
+            .to_port(to)
+            .ip_ranges(t::IpRange::builder().cidr_ip("10.0.0.0/8").build())
+            .build()
+    };
+    ec2.authorize_security_group_ingress()
+        .group_id(&id)
+        .ip_permissions(range("udp", 53, 53))
+        .ip_permissions(range("tcp", 1000, 2000))
+        .send()
+        .await
+        .unwrap();
+    deployer(&moto, &["-f", &m, "plan", "--detailed-exitcode"]).expect(0);
+
+    let ecs = aws_sdk_ecs::Client::new(&conf);
+    ecs.update_capacity_provider()
+        .name("yolo-local-capacity")
+        .auto_scaling_group_provider(
+            aws_sdk_ecs::types::AutoScalingGroupProviderUpdate::builder()
+                .managed_scaling(
+                    aws_sdk_ecs::types::ManagedScaling::builder()
+                        .status(aws_sdk_ecs::types::ManagedScalingStatus::Enabled)
+                        .target_capacity(90)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let plan = deployer(&moto, &["-f", &m, "plan"]).expect(0);
+    assert!(
+        plan.stdout.contains(
+            "managed_scaling: target 90 %, termination protection on → target 100 %, \
+             termination protection on"
+        ),
+        "{}",
+        plan.stdout
+    );
+    assert!(!plan.stdout.contains("Some("), "{}", plan.stdout);
+    moto.clear_requests();
+    deployer(&moto, &["-f", &m, "up"]).expect(0);
+    assert_eq!(mutating(&moto.requests()), ["UpdateCapacityProvider"]);
+    let groups = ec2
+        .describe_security_groups()
+        .group_ids(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(groups.security_groups()[0].ip_permissions().len(), 3);
+}
+
 /// S3 replaces a bucket's whole lifecycle configuration at once: repairing this tool's
 /// expiry rule keeps a rule someone else put on the bucket (#15).
 #[tokio::test(flavor = "multi_thread")]

@@ -321,8 +321,8 @@ impl Resource for SecurityGroup {
         let mut ingress = BTreeSet::new();
         for p in g.ip_permissions() {
             if p.ip_protocol() != Some("tcp") || p.from_port() != p.to_port() {
-                // Rules we never write: reported as drift by a count mismatch.
-                ingress.insert((0, format!("{p:?}")));
+                // A kind of rule this tool never writes (a port range, another protocol):
+                // someone else's, left alone and never shown as drift.
                 continue;
             }
             let port = p.from_port().unwrap_or_default() as u16;
@@ -399,7 +399,6 @@ impl Resource for SecurityGroup {
             .collect();
         let remove: Vec<IpPermission> = have
             .difference(&want)
-            .filter(|(port, _)| *port != 0)
             .map(|(port, s)| SecurityGroup::permission(*port, s))
             .collect();
         if !remove.is_empty() {

@@ -474,14 +474,17 @@ impl Resource for CapacityProvider {
     fn diff(&self, o: &ProviderObserved) -> Vec<Field> {
         let mut d = Vec::new();
         if o.target_capacity != Some(self.target_capacity) || !o.termination_protection {
+            let protection = |on: bool| if on { "on" } else { "off" };
             d.push(Field::new(
                 "managed_scaling",
                 Some(format!(
-                    "target {:?}, termination protection {}",
-                    o.target_capacity, o.termination_protection
+                    "target {}, termination protection {}",
+                    o.target_capacity
+                        .map_or("off".to_string(), |t| format!("{t} %")),
+                    protection(o.termination_protection)
                 )),
                 format!(
-                    "target Some({}), termination protection true",
+                    "target {} %, termination protection on",
                     self.target_capacity
                 ),
             ));
@@ -1298,12 +1301,15 @@ impl Resource for ServiceScaling {
         {
             d.push(Field::new(
                 "policy",
-                Some(format!(
-                    "CPU {:?} %, scale-in cooldown {:?} s",
-                    o.cpu_target, o.scale_in_cooldown_s
-                )),
+                Some(match (o.cpu_target, o.scale_in_cooldown_s) {
+                    (Some(cpu), Some(cooldown)) => {
+                        format!("CPU {cpu} %, scale-in cooldown {cooldown} s")
+                    }
+                    (Some(cpu), None) => format!("CPU {cpu} %"),
+                    (None, _) => "none".to_string(),
+                }),
                 format!(
-                    "CPU Some({}) %, scale-in cooldown Some({}) s",
+                    "CPU {} %, scale-in cooldown {} s",
                     self.cpu_target, self.scale_in_cooldown_s
                 ),
             ));
