@@ -17,7 +17,11 @@
 //!   `PutClusterCapacityProviders`, `CreateService` answer `InvalidParameterException:
 //!   Unable to assume the service linked role` until `AWSServiceRoleForECS` exists (and
 //!   for a window after it is created); creating it again answers `InvalidInput ... has
-//!   been taken in this account`.
+//!   been taken in this account`;
+//! - S3, after `DeleteBucket`: `CreateBucket` of the same name answers `OperationAborted`
+//!   (409, "A conflicting conditional operation is currently in progress against this
+//!   resource"); AWS advises waiting up to 48-72 hours, and any account may take the
+//!   name meanwhile.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -120,6 +124,12 @@ pub(crate) enum Refusal {
     },
     /// JSON protocol: `{"__type": …, "message": …}`, status 400.
     Json { code: &'static str, message: String },
+    /// S3: `<Error><Code>…</Code>…<BucketName>…`, status 409.
+    S3 {
+        code: &'static str,
+        message: String,
+        bucket: String,
+    },
 }
 
 impl Refusal {
@@ -146,12 +156,37 @@ impl Refusal {
                     .to_string()
                     .into_bytes(),
             ),
+            Refusal::S3 {
+                code,
+                message,
+                bucket,
+            } => (
+                "application/xml",
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>\
+                     <Message>{}</Message><BucketName>{}</BucketName>\
+                     <RequestId>{request_id}</RequestId><HostId>{request_id}</HostId></Error>",
+                    xml_escape(message),
+                    xml_escape(bucket)
+                )
+                .into_bytes(),
+            ),
         }
     }
 
     pub fn code(&self) -> &'static str {
         match self {
-            Refusal::Query { code, .. } | Refusal::Json { code, .. } => code,
+            Refusal::Query { code, .. } | Refusal::Json { code, .. } | Refusal::S3 { code, .. } => {
+                code
+            }
+        }
+    }
+
+    /// The HTTP status and its reason phrase.
+    pub fn status(&self) -> (u16, &'static str) {
+        match self {
+            Refusal::S3 { .. } => (409, "Conflict"),
+            _ => (400, "Bad Request"),
         }
     }
 }
@@ -175,6 +210,7 @@ enum Subject {
     Profile(String),
     Provider(String),
     EcsRole,
+    Bucket(String),
 }
 
 #[derive(Debug)]
@@ -235,6 +271,28 @@ impl Windows {
             .lock()
             .unwrap()
             .open(Subject::Provider(name.to_string()));
+    }
+
+    /// Bucket `name` was deleted now.
+    pub fn bucket_deleted(&self, name: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .open(Subject::Bucket(name.to_string()));
+    }
+
+    /// S3's answer to `CreateBucket` of a name deleted within the window, if it is.
+    pub fn create_bucket(&self, b: &Behaviour, name: &str) -> Option<Refusal> {
+        let w = b.deleted_bucket_names?;
+        let mut s = self.state.lock().unwrap();
+        s.refuses(&Subject::Bucket(name.to_string()), w, "CreateBucket")
+            .then(|| Refusal::S3 {
+                code: "OperationAborted",
+                message: "A conflicting conditional operation is currently in progress \
+                          against this resource. Please try again."
+                    .into(),
+                bucket: name.to_string(),
+            })
     }
 
     /// The answer to give instead of forwarding `call`, if a window refuses it.
@@ -365,6 +423,19 @@ impl Windows {
                         ),
                     });
                 }
+            }
+            // moto fails with a 500 (a Python `ValueError`) when the role is not in the
+            // profile, as after a retry of a removal that happened; AWS says this.
+            "RemoveRoleFromInstanceProfile" if status == 500 => {
+                return After::Refuse(Refusal::Query {
+                    namespace: IAM_NS,
+                    code: "NoSuchEntity",
+                    message: format!(
+                        "The role with name {} cannot be found in instance profile {}.",
+                        call.param("RoleName").unwrap_or_default(),
+                        call.param("InstanceProfileName").unwrap_or_default()
+                    ),
+                });
             }
             "DescribeCapacityProviders" if ok => {
                 if let Some(w) = b.capacity_provider_provisioning
@@ -549,5 +620,28 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(w.before(&b, &put), None);
+    }
+
+    #[test]
+    fn a_deleted_bucket_name_is_refused_for_its_window() {
+        let w = Windows::default();
+        let b = Behaviour {
+            deleted_bucket_names: Some(Window::Calls(2)),
+            ..Behaviour::default()
+        };
+        assert_eq!(w.create_bucket(&b, "x"), None, "never deleted");
+        w.bucket_deleted("x");
+        let r = w.create_bucket(&b, "x").unwrap();
+        assert_eq!(r.status(), (409, "Conflict"));
+        let (_, body) = r.render("req-1");
+        let body = String::from_utf8(body).unwrap();
+        assert!(
+            body.contains("<Code>OperationAborted</Code>")
+                && body.contains("<BucketName>x</BucketName>"),
+            "{body}"
+        );
+        assert!(w.create_bucket(&b, "x").is_some());
+        assert_eq!(w.create_bucket(&b, "x"), None, "the window closed");
+        assert_eq!(w.create_bucket(&Behaviour::default(), "y"), None);
     }
 }

@@ -4,10 +4,12 @@
 //! a proxy that answers like AWS where the emulators are kinder ([`proxy`]).
 
 pub mod consistency;
+pub mod faults;
 pub mod proxy;
 
 pub use consistency::Window;
-pub use proxy::{Behaviour, Proxy};
+pub use faults::{Fault, Faults, Rng};
+pub use proxy::{Behaviour, Injected, Proxy};
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -2,7 +2,8 @@
 //! AWS's where the emulator is kinder: each behaviour is switched on per test. In front
 //! of Debian's registry: ECR's registry error envelopes. In front of moto (the SDK's
 //! `AWS_ENDPOINT_URL` pointing at the proxy): AWS's eventual consistency windows, see
-//! [`crate::consistency`].
+//! [`crate::consistency`], and random faults (throttling, 500, 503, latency), see
+//! [`crate::faults`].
 //!
 //! Every request is forwarded on its own upstream connection (`Connection: close`), with
 //! the client's `Host` kept so the upstream's `Location` headers point back at the
@@ -16,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::consistency::{After, Call, Refusal, Window, Windows};
+use crate::faults::{self, Dice, Fault, Faults, Protocol};
 
 /// The account id ECR names in its messages.
 pub const ECR_ACCOUNT: &str = "123456789012";
@@ -42,6 +44,11 @@ pub struct Behaviour {
     /// propagating for the window after: `CreateCluster`, `PutClusterCapacityProviders`,
     /// `CreateService` answer `Unable to assume the service linked role`.
     pub ecs_service_linked_role: Option<Window>,
+    /// After `DeleteBucket`: `CreateBucket` of that name answers S3's `OperationAborted`
+    /// (409), as AWS does for a while (it advises waiting up to 48-72 hours).
+    pub deleted_bucket_names: Option<Window>,
+    /// Throttling, 500, 503 and latency at random, from a seed.
+    pub faults: Option<Faults>,
 }
 
 impl Behaviour {
@@ -53,6 +60,8 @@ impl Behaviour {
             profile_propagation: Some(window),
             capacity_provider_provisioning: Some(window),
             ecs_service_linked_role: Some(window),
+            deleted_bucket_names: Some(window),
+            faults: None,
         }
     }
 }
@@ -65,6 +74,13 @@ pub struct Proxy {
     refused: Arc<Mutex<Vec<String>>>,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
+}
+
+/// A fault the proxy injected: the call (`Operation` or `METHOD /path`) and what it got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Injected {
+    pub call: String,
+    pub fault: Fault,
 }
 
 impl Proxy {
@@ -80,6 +96,8 @@ impl Proxy {
             behaviour: behaviour.clone(),
             windows: Windows::default(),
             refused: refused.clone(),
+            dice: Dice::default(),
+            injected: Mutex::new(Vec::new()),
         });
         let stopping = stop.clone();
         let accepting = shared.clone();
@@ -128,6 +146,11 @@ impl Proxy {
     pub fn provisioning(&self, name: &str) {
         self.shared.windows.provisioning(name);
     }
+
+    /// Every fault injected so far, in order.
+    pub fn injected(&self) -> Vec<Injected> {
+        self.shared.injected.lock().unwrap().clone()
+    }
 }
 
 impl Drop for Proxy {
@@ -143,6 +166,8 @@ struct Shared {
     behaviour: Arc<Mutex<Behaviour>>,
     windows: Windows,
     refused: Arc<Mutex<Vec<String>>>,
+    dice: Dice,
+    injected: Mutex<Vec<Injected>>,
 }
 
 /// A request or a response: its first line, headers, and whole body.
@@ -320,10 +345,73 @@ impl Shared {
         Ok(response)
     }
 
-    /// The answer to `request`: AWS's error when a window refuses it, else the
-    /// upstream's, rewritten where AWS's differs.
+    /// The answer to `request`: a fault when one is drawn, AWS's error when a window
+    /// refuses it, else the upstream's, rewritten where AWS's differs. A 500 drawn for
+    /// after the call replaces the upstream's success: the call happened.
     fn answer(&self, request: &Message) -> std::io::Result<Message> {
         let behaviour = *self.behaviour.lock().unwrap();
+        let fault = self.draw(&behaviour, request);
+        match fault {
+            Some((p, f @ (Fault::Throttle | Fault::ErrorBefore | Fault::Unavailable))) => {
+                return Ok(self.fault(request, p, f));
+            }
+            Some((_, Fault::Latency(d))) => std::thread::sleep(d),
+            _ => {}
+        }
+        let response = self.respond(&behaviour, request)?;
+        if let Some((p, Fault::ErrorAfter)) = fault
+            && (200..300).contains(&status(&response))
+        {
+            return Ok(self.fault(request, p, Fault::ErrorAfter));
+        }
+        Ok(response)
+    }
+
+    /// The fault for `request`, if faults are on and the dice say so; recorded.
+    fn draw(&self, behaviour: &Behaviour, request: &Message) -> Option<(Protocol, Fault)> {
+        let f = behaviour.faults?;
+        let protocol = Protocol::of(faults::signing_name(request.header("authorization")?)?)?;
+        let target = request.header("x-amz-target").unwrap_or_default();
+        let fault = self.dice.roll(
+            &f,
+            &[request.start.as_bytes(), target.as_bytes(), &request.body],
+        )?;
+        let call = request
+            .start
+            .starts_with("POST ")
+            .then(|| Call::parse(request.header("x-amz-target"), &request.body))
+            .flatten()
+            .map(|c| c.operation)
+            .unwrap_or_else(|| {
+                let mut words = request.start.split_whitespace();
+                let method = words.next().unwrap_or_default();
+                let path = words.next().unwrap_or_default();
+                format!("{method} {}", path.split('?').next().unwrap_or_default())
+            });
+        self.injected.lock().unwrap().push(Injected { call, fault });
+        Some((protocol, fault))
+    }
+
+    fn fault(&self, request: &Message, protocol: Protocol, fault: Fault) -> Message {
+        let n = self.injected.lock().unwrap().len();
+        let a = faults::answer(protocol, fault, &format!("00000000-0000-4000-9000-{n:012}"));
+        Message {
+            start: format!("HTTP/1.1 {} {}", a.status, a.reason),
+            headers: a.headers,
+            body: if request.start.starts_with("HEAD ") {
+                Vec::new()
+            } else {
+                a.body
+            },
+        }
+    }
+
+    /// The answer without faults.
+    fn respond(&self, behaviour: &Behaviour, request: &Message) -> std::io::Result<Message> {
+        let behaviour = *behaviour;
+        if let Some(bucket) = bucket_path(request) {
+            return self.bucket(&behaviour, request, bucket);
+        }
         let call = request
             .start
             .starts_with("POST ")
@@ -359,14 +447,68 @@ impl Shared {
         refused.push(format!("{}: {}", call.operation, refusal.code()));
         let request_id = format!("00000000-0000-4000-8000-{:012}", refused.len());
         let (content_type, body) = refusal.render(&request_id);
+        let (code, reason) = refusal.status();
         Message {
-            start: "HTTP/1.1 400 Bad Request".into(),
+            start: format!("HTTP/1.1 {code} {reason}"),
             headers: vec![
                 ("Content-Type".into(), content_type.into()),
                 ("x-amzn-RequestId".into(), request_id),
             ],
             body,
         }
+    }
+
+    /// S3's `CreateBucket` and `DeleteBucket` (path style: `PUT /name`, `DELETE /name`):
+    /// a deleted name is refused for the window of
+    /// [`Behaviour::deleted_bucket_names`].
+    fn bucket(
+        &self,
+        behaviour: &Behaviour,
+        request: &Message,
+        bucket: &str,
+    ) -> std::io::Result<Message> {
+        let create = request.start.starts_with("PUT ");
+        if create && let Some(refusal) = self.windows.create_bucket(behaviour, bucket) {
+            let call = Call {
+                operation: "CreateBucket".into(),
+                params: Default::default(),
+                json: serde_json::Value::Null,
+            };
+            return Ok(self.refuse(&call, &refusal));
+        }
+        let response = self.forward(request)?;
+        let ok = (200..300).contains(&status(&response));
+        if !create && ok {
+            self.windows.bucket_deleted(bucket);
+        }
+        if create && ok {
+            self.tag_bucket(request, bucket)?;
+        }
+        Ok(response)
+    }
+
+    /// AWS applies the tags `CreateBucket` carries with the bucket; moto ignores them,
+    /// so a client killed right after the create would leave an untagged bucket that
+    /// AWS never shows. The proxy puts them before answering.
+    fn tag_bucket(&self, create: &Message, bucket: &str) -> std::io::Result<()> {
+        let body = String::from_utf8_lossy(&create.body);
+        let Some(tags) = body
+            .split_once("<Tags>")
+            .and_then(|(_, rest)| rest.split_once("</Tags>"))
+            .map(|(tags, _)| tags)
+        else {
+            return Ok(());
+        };
+        let mut put = create.clone();
+        put.start = format!("PUT /{bucket}?tagging HTTP/1.1");
+        put.body = format!("<Tagging><TagSet>{tags}</TagSet></Tagging>").into_bytes();
+        put.headers.retain(|(k, _)| {
+            !k.eq_ignore_ascii_case("content-md5")
+                && !k.eq_ignore_ascii_case("x-amz-content-sha256")
+                && !k.to_ascii_lowercase().starts_with("x-amz-checksum")
+                && !k.eq_ignore_ascii_case("x-amz-sdk-checksum-algorithm")
+        });
+        self.forward(&put).map(|_| ())
     }
 
     fn rewrite(&self, request: &Message, response: Message) -> Message {
@@ -423,6 +565,26 @@ impl Shared {
         ));
         response
     }
+}
+
+/// The bucket of a path-style `PUT /name` or `DELETE /name` (no sub-resource, no
+/// key), signed for S3.
+fn bucket_path(request: &Message) -> Option<&str> {
+    let mut words = request.start.split_whitespace();
+    let method = words.next()?;
+    if method != "PUT" && method != "DELETE" {
+        return None;
+    }
+    let path = words.next()?;
+    if path.contains('?') {
+        return None;
+    }
+    let name = path.strip_prefix('/')?.trim_end_matches('/');
+    let s3 = request
+        .header("authorization")
+        .and_then(faults::signing_name)
+        == Some("s3");
+    (s3 && !name.is_empty() && !name.contains('/')).then_some(name)
 }
 
 fn status(m: &Message) -> u16 {
