@@ -303,18 +303,22 @@ fn serverless(m: &Manifest, account: &Account) -> Vec<Value> {
         "lambda:GetPolicy",
         "lambda:AddPermission",
         "lambda:RemovePermission",
-        "lambda:PutFunctionConcurrency",
+        // Removing what an earlier manifest asked for: a reservation, provisioned
+        // concurrency (the alias is looked for on every run).
         "lambda:DeleteFunctionConcurrency",
         "lambda:GetAlias",
         "lambda:DeleteAlias",
-        "lambda:GetProvisionedConcurrencyConfig",
         "lambda:DeleteProvisionedConcurrencyConfig",
     ];
+    if m.serverless.reserved_concurrency.is_some() {
+        actions.push("lambda:PutFunctionConcurrency");
+    }
     if m.serverless.provisioned_concurrency.is_some() {
         actions.extend([
             "lambda:PublishVersion",
             "lambda:CreateAlias",
             "lambda:UpdateAlias",
+            "lambda:GetProvisionedConcurrencyConfig",
             "lambda:PutProvisionedConcurrencyConfig",
         ]);
     }
