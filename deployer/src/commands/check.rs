@@ -442,7 +442,8 @@ pub fn lambda_findings(limits: Limits, ours: i64, m: &Manifest) -> Vec<Finding> 
     let available = limits.unreserved.unwrap_or(limits.total) + ours;
     let reserve = s.reserved_concurrency.map_or(0, i64::from);
     let left = available - reserve;
-    if left < LAMBDA_MIN_UNRESERVED {
+    // The floor applies to reservations only: without one, nothing is taken from the pool.
+    if reserve > 0 && left < LAMBDA_MIN_UNRESERVED {
         out.push(
             Finding::new(
                 CHECK,

@@ -20,11 +20,33 @@ pub async fn run(aws: &Aws, m: &Manifest, _format: Format) -> Result<u8, Error> 
         partition: aws.partition().to_string(),
         region: m.region.clone(),
     };
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&document(m, &account)).unwrap_or_default()
-    );
+    let doc = document(m, &account);
+    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    let size = size(&doc);
+    if size > MANAGED_POLICY_CHARS {
+        // Where it fits decides how to apply it: said once, on stderr (stdout is the document).
+        eprintln!(
+            "note: the policy is {size} characters without whitespace: over a managed policy's \
+             {MANAGED_POLICY_CHARS}, {} a role's inline policies' {ROLE_INLINE_CHARS}; attach it \
+             to a role with `aws iam put-role-policy` (README, \"On real AWS\")",
+            if size > ROLE_INLINE_CHARS {
+                "and over"
+            } else {
+                "within"
+            }
+        );
+    }
     Ok(0)
+}
+
+/// IAM's limits, in characters without whitespace (IAM User Guide, IAM and STS quotas).
+pub const MANAGED_POLICY_CHARS: usize = 6144;
+pub const ROLE_INLINE_CHARS: usize = 10240;
+
+/// A document's size as IAM counts it: its characters, whitespace outside strings not
+/// counted (the document's own strings hold none).
+pub fn size(doc: &Value) -> usize {
+    serde_json::to_string(doc).unwrap_or_default().len()
 }
 
 fn statement(sid: &str, actions: &[&str], resources: Vec<String>) -> Value {
@@ -493,6 +515,19 @@ mod tests {
             .flat_map(|s| s["Action"].as_array().unwrap().clone())
             .map(|a| a.as_str().unwrap().to_string())
             .collect()
+    }
+
+    #[test]
+    fn the_studys_policy_fits_a_roles_inline_policies() {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/aws.yaml");
+        let m = Manifest::load(&file).unwrap();
+        let doc = document(&m, &account());
+        assert!(size(&doc) <= ROLE_INLINE_CHARS, "{} characters", size(&doc));
+        assert!(
+            !serde_json::to_string(&doc)
+                .unwrap()
+                .contains(char::is_whitespace)
+        );
     }
 
     #[test]
