@@ -200,6 +200,82 @@ where
     }
 }
 
+/// How many times a call is tried: the SDK's standard 3 lose a call when `observe`
+/// reads ~80 resources at once and a share of them is throttled (each throttled read has
+/// two more chances, then fails the whole run), and at the 20 % of throttling, 500 and
+/// 503 the fault tests inject, one call in ~125 fails three times. With 8, one in ~400 000.
+pub const MAX_ATTEMPTS: u32 = 8;
+
+/// Standard retries (exponential backoff with full jitter, the SDK's retry quota) with
+/// [`MAX_ATTEMPTS`]; the first backoff is 200 ms (the SDK's is 1 s) so that a rare 500
+/// costs little, and the doubling reaches the 20 s cap by the last attempts, which
+/// spreads a throttled burst over half a minute.
+pub fn retry_config() -> aws_config::retry::RetryConfig {
+    aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(MAX_ATTEMPTS)
+        .with_initial_backoff(std::time::Duration::from_millis(200))
+        .with_max_backoff(std::time::Duration::from_secs(20))
+}
+
+/// Creates something the SDK must not retry blindly: a create whose answer was lost (AWS
+/// answers a call that committed with a 500 now and then) is retried by the SDK into a
+/// second one where names are not unique (HTTP APIs, their integrations) or the emulator
+/// does not make the call idempotent as AWS does (load balancers, listeners). `create`
+/// must send with retries disabled; after a failure that may have happened anyway
+/// (throttled, 5xx, no whole answer), `find` looks for what it made before trying again,
+/// up to [`MAX_ATTEMPTS`] in all.
+pub async fn create_once<T, E, C, CF, F, FF>(
+    operation: &'static str,
+    mut create: C,
+    mut find: F,
+) -> Result<T, AwsError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    C: FnMut() -> CF,
+    CF: std::future::Future<Output = Result<T, SdkError<E, aws_smithy_runtime_api::http::Response>>>,
+    F: FnMut() -> FF,
+    FF: std::future::Future<Output = Result<Option<T>, AwsError>>,
+{
+    let mut backoff = std::time::Duration::from_millis(200);
+    let mut attempt = 1;
+    loop {
+        let e = match create().await {
+            Ok(made) => return Ok(made),
+            Err(e) if attempt < MAX_ATTEMPTS && may_have_happened(&e) => e,
+            Err(e) => return Err(error(operation)(e)),
+        };
+        tracing::info!(
+            "{}; looking for it before trying again",
+            error(operation)(e)
+        );
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+        attempt += 1;
+        if let Some(made) = find().await? {
+            return Ok(made);
+        }
+    }
+}
+
+/// Whether a failed call may be tried again, and may have happened nonetheless: a
+/// throttle, a server error, an answer that never came whole.
+fn may_have_happened<E: ProvideErrorMetadata>(
+    e: &SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> bool {
+    match e {
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(s) => {
+            let status = s.raw().status().as_u16();
+            let throttled = s
+                .err()
+                .code()
+                .is_some_and(|c| c.starts_with("Throttling") || c == "RequestLimitExceeded");
+            status == 429 || status >= 500 || throttled
+        }
+        _ => false,
+    }
+}
+
 /// Clients for every service the stack uses, built from the standard credential chain.
 pub struct Aws {
     pub region: String,
@@ -232,6 +308,12 @@ impl Aws {
             .or_else(|| manifest.endpoint.clone());
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(aws_config::Region::new(manifest.region.clone()));
+        // The user's own retry settings win over the tool's.
+        if std::env::var_os("AWS_MAX_ATTEMPTS").is_none()
+            && std::env::var_os("AWS_RETRY_MODE").is_none()
+        {
+            loader = loader.retry_config(retry_config());
+        }
         if let Some(endpoint) = &endpoint {
             loader = loader.endpoint_url(endpoint);
             if is_loopback(endpoint) && !has_configured_credentials() {

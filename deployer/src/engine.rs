@@ -103,7 +103,9 @@ pub async fn execute(
                     running.push(async move {
                         let t = Instant::now();
                         let result = match change.action {
-                            Action::Create | Action::Update => node.apply(aws, obs).await,
+                            Action::Create | Action::Update => {
+                                apply(aws, &plan.stack, node.as_ref(), obs).await
+                            }
                             Action::Delete => node.delete(aws, obs).await,
                             Action::Empty => node.empty(aws, obs).await,
                         };
@@ -143,6 +145,51 @@ pub async fn execute(
             }),
         })
         .collect()
+}
+
+/// Answers meaning "what you asked to make is there already". AWS sometimes answers a
+/// call that happened with an error (a 500 after a create committed); the SDK retries
+/// it, and the retry gets one of these.
+const ALREADY_THERE: &[&str] = &[
+    "EntityAlreadyExists",
+    "RepositoryAlreadyExistsException",
+    "ResourceAlreadyExistsException",
+    "ResourceConflictException",
+    "ConflictException",
+    "InvalidGroup.Duplicate",
+    "InvalidPermission.Duplicate",
+    "InvalidLaunchTemplateName.AlreadyExistsException",
+    "AlreadyExists",
+    "DuplicateLoadBalancerName",
+    "DuplicateTargetGroupName",
+    "DuplicateListener",
+    "BucketAlreadyOwnedByYou",
+];
+
+/// Applies a change; when AWS answers that part of it is there already, finishes it
+/// from a fresh look at the resource (once, and only if it is still the stack's).
+async fn apply(
+    aws: &Aws,
+    stack: &str,
+    node: &dyn Node,
+    seen: &Observation,
+) -> Result<(), AwsError> {
+    let e = match node.apply(aws, seen).await {
+        Err(e)
+            if e.code
+                .as_deref()
+                .is_some_and(|c| ALREADY_THERE.contains(&c)) =>
+        {
+            e
+        }
+        done => return done,
+    };
+    tracing::info!("{e}; looking again");
+    let again = node.observe(aws, stack).await?;
+    if again.exists && !again.owned {
+        return Err(e);
+    }
+    node.apply(aws, &again).await
 }
 
 #[cfg(test)]

@@ -437,6 +437,18 @@ impl Windows {
                     ),
                 });
             }
+            // moto answers `ValidationException` for a target that is not there (as
+            // after a retry of a removal that happened); AWS `ObjectNotFoundException`.
+            // moto's text is the only way to tell it from a real validation error.
+            "DeregisterScalableTarget"
+                if status == 400
+                    && String::from_utf8_lossy(body).contains("No scalable target found") =>
+            {
+                return After::Refuse(Refusal::Json {
+                    code: "ObjectNotFoundException",
+                    message: "No scalable target found for service namespace: ecs".into(),
+                });
+            }
             "DescribeCapacityProviders" if ok => {
                 if let Some(w) = b.capacity_provider_provisioning
                     && let Ok(mut answer) = serde_json::from_slice::<Value>(body)

@@ -10,7 +10,7 @@ use aws_sdk_apigatewayv2::types::{IntegrationType, ProtocolType};
 use serde_json::Value;
 
 use super::{Field, Id, Kind, Resource, Tags, tag_diff};
-use crate::aws::{Aws, AwsError, FoundExt, Service, error};
+use crate::aws::{Aws, AwsError, FoundExt, Service, create_once, error};
 use crate::manifest::OWNER_TAG;
 
 pub const STAGE: &str = "$default";
@@ -92,24 +92,38 @@ impl HttpApi {
                     .map_err(error("apigateway:UpdateIntegration"))?;
                 Ok(i.id.clone())
             }
+            // Integrations have no name: created once (see [`crate::aws::create_once`]).
             None => {
-                let out = aws
-                    .apigw
-                    .create_integration()
-                    .api_id(api)
-                    .integration_type(IntegrationType::AwsProxy)
-                    .integration_uri(&self.function_arn)
-                    .payload_format_version(PAYLOAD_FORMAT)
-                    .timeout_in_millis(self.timeout_ms as i32)
-                    .send()
-                    .await
-                    .map_err(error("apigateway:CreateIntegration"))?;
-                out.integration_id.ok_or_else(|| {
-                    AwsError::new(
-                        "apigateway:CreateIntegration",
-                        "no integration id in the answer",
-                    )
-                })
+                let once = aws_sdk_apigatewayv2::config::Builder::default()
+                    .retry_config(aws_sdk_apigatewayv2::config::retry::RetryConfig::disabled());
+                create_once(
+                    "apigateway:CreateIntegration",
+                    || async {
+                        aws.apigw
+                            .create_integration()
+                            .api_id(api)
+                            .integration_type(IntegrationType::AwsProxy)
+                            .integration_uri(&self.function_arn)
+                            .payload_format_version(PAYLOAD_FORMAT)
+                            .timeout_in_millis(self.timeout_ms as i32)
+                            .customize()
+                            .config_override(once.clone())
+                            .send()
+                            .await
+                            .map(|out| out.integration_id.unwrap_or_default())
+                    },
+                    || async {
+                        let all = aws
+                            .apigw
+                            .get_integrations()
+                            .api_id(api)
+                            .send()
+                            .await
+                            .map_err(error("apigateway:GetIntegrations"))?;
+                        Ok(all.items().first().and_then(|i| i.integration_id.clone()))
+                    },
+                )
+                .await
             }
         }
     }
@@ -141,15 +155,41 @@ impl HttpApi {
                         .await
                         .map_err(error("apigateway:UpdateRoute"))?;
                 }
+                // AWS refuses a second route with the key (`ConflictException`);
+                // moto makes one: created once (see [`crate::aws::create_once`]).
                 None => {
-                    aws.apigw
-                        .create_route()
-                        .api_id(api)
-                        .route_key(key)
-                        .target(&target)
-                        .send()
-                        .await
-                        .map_err(error("apigateway:CreateRoute"))?;
+                    let once = aws_sdk_apigatewayv2::config::Builder::default()
+                        .retry_config(aws_sdk_apigatewayv2::config::retry::RetryConfig::disabled());
+                    create_once(
+                        "apigateway:CreateRoute",
+                        || async {
+                            aws.apigw
+                                .create_route()
+                                .api_id(api)
+                                .route_key(key)
+                                .target(&target)
+                                .customize()
+                                .config_override(once.clone())
+                                .send()
+                                .await
+                                .map(|_| ())
+                        },
+                        || async {
+                            let routes = aws
+                                .apigw
+                                .get_routes()
+                                .api_id(api)
+                                .send()
+                                .await
+                                .map_err(error("apigateway:GetRoutes"))?;
+                            Ok(routes
+                                .items()
+                                .iter()
+                                .any(|r| r.route_key() == Some(key.as_str()))
+                                .then_some(()))
+                        },
+                    )
+                    .await?;
                 }
             }
         }
@@ -233,49 +273,35 @@ impl HttpApi {
         Ok(())
     }
 
-    /// Creates the API. Its name is not unique, so the SDK's own retry of a create whose
-    /// answer was lost (a 500 after the API was made: AWS does that now and then) would
-    /// make a second API with the same name. This call is not retried by the SDK; after
-    /// a failure that may be transient, the API is looked up by name first and created
-    /// again only if it is not there.
+    /// Creates the API once: its name is not unique, so a blind retry of a create whose
+    /// answer was lost would make a second one (see [`crate::aws::create_once`]).
     async fn create_api(&self, aws: &Aws) -> Result<String, AwsError> {
-        const OP: &str = "apigateway:CreateApi";
         let once = aws_sdk_apigatewayv2::config::Builder::default()
             .retry_config(aws_sdk_apigatewayv2::config::retry::RetryConfig::disabled());
-        let mut backoff = std::time::Duration::from_millis(200);
-        for attempt in 1.. {
-            let answer = aws
-                .apigw
-                .create_api()
-                .name(&self.name)
-                .protocol_type(ProtocolType::Http)
-                .set_tags(Some(self.tags.clone().into_iter().collect()))
-                .customize()
-                .config_override(once.clone())
-                .send()
-                .await;
-            let e = match answer {
-                Ok(out) => {
-                    return out
-                        .api_id
-                        .ok_or_else(|| AwsError::new(OP, "no api id in the answer"));
-                }
-                Err(e) if attempt < crate::aws::MAX_ATTEMPTS && may_have_happened(&e) => e,
-                Err(e) => return Err(error(OP)(e)),
-            };
-            tracing::info!(
-                "{OP}: {}; looking for the API before trying again",
-                error(OP)(e)
-            );
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
-            if let Some(api) = find_api(aws, &self.name).await?
-                && api.tags().and_then(|t| t.get(OWNER_TAG)) == self.tags.get(OWNER_TAG)
-            {
-                return Ok(api.api_id().unwrap_or_default().to_string());
-            }
-        }
-        unreachable!("the loop returns by its last attempt")
+        create_once(
+            "apigateway:CreateApi",
+            || async {
+                aws.apigw
+                    .create_api()
+                    .name(&self.name)
+                    .protocol_type(ProtocolType::Http)
+                    .set_tags(Some(self.tags.clone().into_iter().collect()))
+                    .customize()
+                    .config_override(once.clone())
+                    .send()
+                    .await
+                    .map(|out| out.api_id.unwrap_or_default())
+            },
+            || async {
+                let found = find_api(aws, &self.name).await?;
+                Ok(found
+                    .filter(|api| {
+                        api.tags().and_then(|t| t.get(OWNER_TAG)) == self.tags.get(OWNER_TAG)
+                    })
+                    .and_then(|api| api.api_id))
+            },
+        )
+        .await
     }
 
     async fn remove_permission(&self, aws: &Aws) -> Result<(), AwsError> {
@@ -335,22 +361,6 @@ pub async fn find_api(
     }
 }
 
-/// Whether a failed call may be tried again, and may have happened nonetheless: a
-/// throttle (429), a server error (5xx), an answer that never came whole.
-fn may_have_happened<E>(
-    e: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
-) -> bool {
-    use aws_smithy_runtime_api::client::result::SdkError;
-    match e {
-        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
-        SdkError::ServiceError(s) => {
-            let status = s.raw().status().as_u16();
-            status == 429 || status >= 500
-        }
-        _ => false,
-    }
-}
-
 /// The `AWS:SourceArn` condition of statement `sid` in a Lambda resource policy.
 pub fn statement_source_arn(policy: &str, sid: &str) -> Option<String> {
     let policy: Value = serde_json::from_str(policy).ok()?;
@@ -358,9 +368,14 @@ pub fn statement_source_arn(policy: &str, sid: &str) -> Option<String> {
         .as_array()?
         .iter()
         .find(|s| s["Sid"].as_str() == Some(sid))?;
-    statement["Condition"]["ArnLike"]["AWS:SourceArn"]
-        .as_str()
-        .map(str::to_string)
+    // A statement under our id with no source condition is still there (and still
+    // blocks `AddPermission`): it differs from every wanted source ARN.
+    Some(
+        statement["Condition"]["ArnLike"]["AWS:SourceArn"]
+            .as_str()
+            .unwrap_or("(any source)")
+            .to_string(),
+    )
 }
 
 impl Resource for HttpApi {
@@ -646,5 +661,11 @@ mod tests {
         );
         assert_eq!(statement_source_arn(policy, "missing"), None);
         assert_eq!(statement_source_arn("not json", "s-api-invoke"), None);
+        // Our id without a source condition: there, and not what is wanted.
+        let unconditioned = r#"{"Statement":[{"Sid":"s-api-invoke","Effect":"Allow"}]}"#;
+        assert_eq!(
+            statement_source_arn(unconditioned, "s-api-invoke").as_deref(),
+            Some("(any source)")
+        );
     }
 }

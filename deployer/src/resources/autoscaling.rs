@@ -353,13 +353,21 @@ impl Resource for Group {
             .send()
             .await
             .map_err(error("autoscaling:UpdateAutoScalingGroup"))?;
-        aws.autoscaling
+        let deleted = aws
+            .autoscaling
             .delete_auto_scaling_group()
             .auto_scaling_group_name(&self.name)
             .force_delete(true)
             .send()
-            .await
-            .map_err(error("autoscaling:DeleteAutoScalingGroup"))?;
+            .await;
+        // A group that is not there is a `ValidationError` to Auto Scaling, no code of its
+        // own (as when the SDK retries a delete whose answer was lost): look rather than
+        // read the message.
+        if let Err(e) = deleted
+            && self.describe(aws).await?.is_some()
+        {
+            return Err(error("autoscaling:DeleteAutoScalingGroup")(e));
+        }
         wait::until(
             "autoscaling:DeleteAutoScalingGroup",
             Duration::from_secs(900),
@@ -438,6 +446,7 @@ mod tests {
             message: message.into(),
             hint: None,
             unreachable: false,
+            unsent: false,
         };
         assert!(profile_not_visible(&e(
             "You must use a valid fully-formed launch template. Value (p) for parameter \

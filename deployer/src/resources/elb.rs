@@ -10,7 +10,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 };
 
 use super::{Field, Id, Kind, Resource, Tags, tag_diff};
-use crate::aws::{Aws, AwsError, FoundExt, Service, error};
+use crate::aws::{Aws, AwsError, FoundExt, Service, create_once, error};
 use crate::resources::ec2;
 use crate::wait::{self, Poll};
 
@@ -44,6 +44,12 @@ async fn add_tags(aws: &Aws, arn: &str, tags: &Tags) -> Result<(), AwsError> {
         .await
         .map_err(error("elasticloadbalancing:AddTags"))?;
     Ok(())
+}
+
+/// A call's config without the SDK's retries, for [`create_once`].
+fn once() -> aws_sdk_elasticloadbalancingv2::config::Builder {
+    aws_sdk_elasticloadbalancingv2::config::Builder::default()
+        .retry_config(aws_sdk_elasticloadbalancingv2::config::retry::RetryConfig::disabled())
 }
 
 /// The load balancer called `name`, if it exists.
@@ -184,17 +190,27 @@ impl Resource for LoadBalancer {
                 )
             })?;
         let Some(o) = observed else {
-            aws.elb
-                .create_load_balancer()
-                .name(&self.name)
-                .r#type(LoadBalancerTypeEnum::Application)
-                .scheme(LoadBalancerSchemeEnum::InternetFacing)
-                .set_subnets(Some(self.subnets.clone()))
-                .security_groups(group)
-                .set_tags(Some(sdk_tags(&self.tags)))
-                .send()
-                .await
-                .map_err(error("elasticloadbalancing:CreateLoadBalancer"))?;
+            // AWS makes this call idempotent by name; moto makes a second balancer.
+            create_once(
+                "elasticloadbalancing:CreateLoadBalancer",
+                || async {
+                    aws.elb
+                        .create_load_balancer()
+                        .name(&self.name)
+                        .r#type(LoadBalancerTypeEnum::Application)
+                        .scheme(LoadBalancerSchemeEnum::InternetFacing)
+                        .set_subnets(Some(self.subnets.clone()))
+                        .security_groups(&group)
+                        .set_tags(Some(sdk_tags(&self.tags)))
+                        .customize()
+                        .config_override(once())
+                        .send()
+                        .await
+                        .map(|_| ())
+                },
+                || async { Ok(find_load_balancer(aws, &self.name).await?.map(|_| ())) },
+            )
+            .await?;
             return Ok(());
         };
         for f in diff {
@@ -583,16 +599,26 @@ impl Resource for Listener {
                         format!("load balancer `{}` does not exist", self.load_balancer),
                     )
                 })?;
-            aws.elb
-                .create_listener()
-                .load_balancer_arn(lb)
-                .protocol(ProtocolEnum::Http)
-                .port(self.port.into())
-                .default_actions(Listener::forward(&tg))
-                .set_tags(Some(sdk_tags(&self.tags)))
-                .send()
-                .await
-                .map_err(error("elasticloadbalancing:CreateListener"))?;
+            // AWS makes this call idempotent; moto makes a second listener on the port.
+            create_once(
+                "elasticloadbalancing:CreateListener",
+                || async {
+                    aws.elb
+                        .create_listener()
+                        .load_balancer_arn(&lb)
+                        .protocol(ProtocolEnum::Http)
+                        .port(self.port.into())
+                        .default_actions(Listener::forward(&tg))
+                        .set_tags(Some(sdk_tags(&self.tags)))
+                        .customize()
+                        .config_override(once())
+                        .send()
+                        .await
+                        .map(|_| ())
+                },
+                || async { Ok(self.find(aws).await?.map(|_| ())) },
+            )
+            .await?;
             return Ok(());
         };
         for f in diff {

@@ -1,0 +1,468 @@
+//! The deployer against an AWS as unkind as the real one, through `testkit`'s proxy in
+//! front of moto: `up` and `down` each converge in one run at 20 % injected faults
+//! (throttling in each service's shape, 500 before and after the call, 503, latency)
+//! for 10 seeds, with no duplicate of anything (HTTP API names are not unique) and
+//! nothing left after `down`; a deleted bucket's name refused with `OperationAborted`
+//! across `up` → `down` → `up`; and `up` and `down` killed at seeded random points,
+//! then rerun, converge.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{Moto, Run, deployer, deployer_command, fake_digest, mutating, pinned_manifest};
+use testkit::{Behaviour, Faults, Proxy, Rng, Window};
+
+/// The local stack with a prebuilt image (no build, no registry).
+fn manifest() -> String {
+    pinned_manifest(&fake_digest('a')).display().to_string()
+}
+
+const BUCKETS: [&str; 2] = ["yolo-local-input", "yolo-local-results"];
+
+/// Runs `deployer` with its AWS calls through `proxy`.
+fn via(proxy: &Proxy, args: &[&str]) -> Run {
+    let started = Instant::now();
+    let o = deployer_command(args)
+        .env("AWS_ENDPOINT_URL", proxy.endpoint())
+        .output()
+        .unwrap();
+    Run {
+        code: o.status.code(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    }
+}
+
+fn moto_host(moto: &Moto) -> &str {
+    moto.endpoint.trim_start_matches("http://")
+}
+
+/// Everything moto holds that a stack could have made, as `kind name`, found by
+/// listing (not through the deployer's finders, which stop at the first of a name):
+/// the same name twice is a duplicate. Sub-resources are named by their parent
+/// (`route <api>/<key>`, `integration <api>`, `listener <lb>/<port>`).
+async fn inventory(moto: &Moto) -> Vec<String> {
+    let conf = moto.sdk().await;
+    let mut all = Vec::new();
+    let s3 = moto.s3().await;
+    for b in s3.list_buckets().send().await.unwrap().buckets() {
+        all.push(format!("bucket {}", b.name().unwrap()));
+    }
+    let ecr = aws_sdk_ecr::Client::new(&conf);
+    for r in ecr
+        .describe_repositories()
+        .send()
+        .await
+        .unwrap()
+        .repositories()
+    {
+        all.push(format!("ecr {}", r.repository_name().unwrap()));
+    }
+    let iam = aws_sdk_iam::Client::new(&conf);
+    for r in iam.list_roles().send().await.unwrap().roles() {
+        // The account's service-linked roles are not the stack's.
+        if !r.path().starts_with("/aws-service-role/") {
+            all.push(format!("role {}", r.role_name()));
+        }
+    }
+    for p in iam
+        .list_instance_profiles()
+        .send()
+        .await
+        .unwrap()
+        .instance_profiles()
+    {
+        all.push(format!("profile {}", p.instance_profile_name()));
+    }
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&conf);
+    for g in logs
+        .describe_log_groups()
+        .send()
+        .await
+        .unwrap()
+        .log_groups()
+    {
+        all.push(format!("log {}", g.log_group_name().unwrap()));
+    }
+    let lambda = aws_sdk_lambda::Client::new(&conf);
+    for f in lambda.list_functions().send().await.unwrap().functions() {
+        let name = f.function_name().unwrap();
+        all.push(format!("function {name}"));
+        let aliases = lambda.list_aliases().function_name(name).send().await;
+        for a in aliases.iter().flat_map(|a| a.aliases()) {
+            all.push(format!("alias {name}/{}", a.name().unwrap()));
+        }
+    }
+    let apigw = aws_sdk_apigatewayv2::Client::new(&conf);
+    for api in apigw.get_apis().send().await.unwrap().items() {
+        let (name, id) = (api.name().unwrap(), api.api_id().unwrap());
+        all.push(format!("api {name}"));
+        let integrations = apigw.get_integrations().api_id(id).send().await.unwrap();
+        for _ in integrations.items() {
+            all.push(format!("integration {name}"));
+        }
+        for r in apigw.get_routes().api_id(id).send().await.unwrap().items() {
+            all.push(format!("route {name}/{}", r.route_key().unwrap()));
+        }
+        for s in apigw.get_stages().api_id(id).send().await.unwrap().items() {
+            all.push(format!("stage {name}/{}", s.stage_name().unwrap()));
+        }
+    }
+    let ec2 = aws_sdk_ec2::Client::new(&conf);
+    for g in ec2
+        .describe_security_groups()
+        .send()
+        .await
+        .unwrap()
+        .security_groups()
+    {
+        if g.group_name() != Some("default") {
+            all.push(format!("sg {}", g.group_name().unwrap()));
+        }
+    }
+    for t in ec2
+        .describe_launch_templates()
+        .send()
+        .await
+        .unwrap()
+        .launch_templates()
+    {
+        all.push(format!("template {}", t.launch_template_name().unwrap()));
+    }
+    let asg = aws_sdk_autoscaling::Client::new(&conf);
+    for g in asg
+        .describe_auto_scaling_groups()
+        .send()
+        .await
+        .unwrap()
+        .auto_scaling_groups()
+    {
+        all.push(format!("asg {}", g.auto_scaling_group_name().unwrap()));
+    }
+    let ecs = aws_sdk_ecs::Client::new(&conf);
+    let arns = ecs
+        .list_clusters()
+        .send()
+        .await
+        .unwrap()
+        .cluster_arns()
+        .to_vec();
+    if !arns.is_empty() {
+        let clusters = ecs
+            .describe_clusters()
+            .set_clusters(Some(arns))
+            .send()
+            .await
+            .unwrap();
+        for c in clusters.clusters() {
+            if c.status() != Some("ACTIVE") {
+                continue;
+            }
+            let name = c.cluster_name().unwrap();
+            all.push(format!("cluster {name}"));
+            let services = ecs.list_services().cluster(name).send().await.unwrap();
+            for s in services.service_arns() {
+                all.push(format!("service {name}/{}", s.rsplit('/').next().unwrap()));
+            }
+        }
+    }
+    // moto answers 500 to a describe without names.
+    for p in ecs
+        .describe_capacity_providers()
+        .capacity_providers("yolo-local-capacity")
+        .send()
+        .await
+        .unwrap()
+        .capacity_providers()
+    {
+        let name = p.name().unwrap();
+        if p.status().is_none_or(|s| s.as_str() != "INACTIVE") && !name.starts_with("FARGATE") {
+            all.push(format!("capacity {name}"));
+        }
+    }
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&conf);
+    for lb in elb
+        .describe_load_balancers()
+        .send()
+        .await
+        .unwrap()
+        .load_balancers()
+    {
+        let name = lb.load_balancer_name().unwrap();
+        all.push(format!("lb {name}"));
+        let listeners = elb
+            .describe_listeners()
+            .load_balancer_arn(lb.load_balancer_arn().unwrap())
+            .send()
+            .await
+            .unwrap();
+        for l in listeners.listeners() {
+            all.push(format!("listener {name}/{}", l.port().unwrap_or_default()));
+        }
+    }
+    for tg in elb
+        .describe_target_groups()
+        .send()
+        .await
+        .unwrap()
+        .target_groups()
+    {
+        all.push(format!("tg {}", tg.target_group_name().unwrap()));
+    }
+    all.sort();
+    all
+}
+
+/// What `inventory` holds more than once.
+fn duplicates(inventory: &[String]) -> Vec<String> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for i in inventory {
+        *counts.entry(i).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(i, n)| format!("{i} ×{n}"))
+        .collect()
+}
+
+/// Asserts a converged stack: nothing twice, every kind there, and the plan (read
+/// straight from moto, no faults) empty.
+async fn assert_converged(moto: &Moto, m: &str, what: &str) -> Vec<String> {
+    let held = inventory(moto).await;
+    assert_eq!(duplicates(&held), Vec::<String>::new(), "{what}: {held:#?}");
+    for kind in [
+        "api ",
+        "asg ",
+        "bucket ",
+        "cluster ",
+        "function ",
+        "lb ",
+        "role ",
+        "service ",
+    ] {
+        assert!(
+            held.iter().any(|h| h.starts_with(kind)),
+            "{what}: no {kind}in {held:#?}"
+        );
+    }
+    let plan = deployer(
+        moto,
+        &["-f", m, "plan", "--detailed-exitcode", "-o", "json"],
+    );
+    assert_eq!(plan.code, Some(0), "{what}: not converged: {}", plan.stdout);
+    held
+}
+
+/// Asserts that nothing of the stack is left (the service-linked role is the
+/// account's).
+async fn assert_empty(moto: &Moto, what: &str) {
+    assert_eq!(inventory(moto).await, Vec::<String>::new(), "{what}");
+}
+
+/// 20 % of the calls get a fault (a fifth each: throttling, 500 before, 500 after the
+/// call happened, 503, up to 300 ms of latency); each seed's `up` and `down` must each
+/// converge in one run.
+async fn converge_at_20_percent(seeds: std::ops::Range<u64>) {
+    let moto = Moto::start();
+    let proxy = Proxy::start(moto_host(&moto));
+    let m = manifest();
+    for seed in seeds {
+        proxy.set(Behaviour {
+            faults: Some(Faults::percent(seed, 20)),
+            ..Behaviour::default()
+        });
+        let before = proxy.injected().len();
+        let calls = moto.requests().len();
+        let up = via(&proxy, &["-f", &m, "up"]);
+        let up_faults = proxy.injected().len() - before;
+        let up = up.expect(0);
+        let down_from = proxy.injected().len();
+        let up_calls = moto.requests().len() - calls;
+        proxy.set(Behaviour::default());
+        assert_converged(&moto, &m, &format!("seed {seed}: up")).await;
+        proxy.set(Behaviour {
+            faults: Some(Faults::percent(seed, 20)),
+            ..Behaviour::default()
+        });
+        let calls = moto.requests().len();
+        let down = via(&proxy, &["-f", &m, "down", "--delete-buckets"]);
+        let down_faults = proxy.injected().len() - down_from;
+        let down = down.expect(0);
+        let down_calls = moto.requests().len() - calls;
+        assert_empty(&moto, &format!("seed {seed}: after down")).await;
+        let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+        for i in &proxy.injected()[before..] {
+            *kinds.entry(i.fault.kind()).or_default() += 1;
+        }
+        eprintln!(
+            "seed {seed}: up {:.1?} ({up_faults} faults, {up_calls} calls reached moto), \
+             down {:.1?} ({down_faults} faults, {down_calls} calls); {kinds:?}",
+            up.elapsed, down.elapsed
+        );
+        assert!(
+            up_faults > 10 && down_faults > 5,
+            "seed {seed}: too few faults to mean anything"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_and_down_converge_at_20_percent_faults_seeds_0_to_4() {
+    converge_at_20_percent(0..5).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_and_down_converge_at_20_percent_faults_seeds_5_to_9() {
+    converge_at_20_percent(5..10).await;
+}
+
+/// AWS keeps a deleted bucket's name from being re-created for a while. `down` keeps
+/// the buckets (emptied) by default, so `up` → `down` → `up` never meets the window;
+/// `down --delete-buckets` does, and the next `up` says so, names the bucket and how
+/// long, creates everything that does not need the buckets, and converges once the
+/// window has closed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_bucket_name_is_explained_and_down_keeps_buckets_by_default() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(moto_host(&moto));
+    let window = Behaviour {
+        deleted_bucket_names: Some(Window::For(Duration::from_secs(3600))),
+        ..Behaviour::default()
+    };
+    proxy.set(window);
+    let m = manifest();
+    via(&proxy, &["-f", &m, "up"]).expect(0);
+    via(&proxy, &["-f", &m, "down"]).expect(0);
+    let held = inventory(&moto).await;
+    assert_eq!(
+        held,
+        BUCKETS.map(|b| format!("bucket {b}")),
+        "`down` keeps the buckets only"
+    );
+    moto.clear_requests();
+    via(&proxy, &["-f", &m, "up"]).expect(0);
+    let writes = mutating(&moto.requests());
+    assert!(
+        !writes
+            .iter()
+            .any(|w| BUCKETS.map(|b| format!("PUT /{b}/")).contains(w)),
+        "{writes:?}"
+    );
+    assert_eq!(proxy.altered(), Vec::<String>::new());
+    assert_converged(&moto, &m, "up after down").await;
+
+    via(&proxy, &["-f", &m, "down", "--delete-buckets"]).expect(0);
+    assert_empty(&moto, "down --delete-buckets").await;
+    let up = via(&proxy, &["-f", &m, "up"]);
+    assert_eq!(
+        proxy.altered(),
+        [
+            "CreateBucket: OperationAborted",
+            "CreateBucket: OperationAborted"
+        ]
+    );
+    assert_eq!(up.code, Some(1), "{}", up.stderr);
+    for b in BUCKETS {
+        let line = format!("bucket `{b}` was deleted recently");
+        assert!(up.stderr.contains(&line), "{}", up.stderr);
+    }
+    assert!(
+        up.stderr.contains("48-72 hours")
+            && up
+                .stderr
+                .lines()
+                .any(|l| l.trim_start().starts_with("hint: ") && l.contains("--delete-buckets")),
+        "{}",
+        up.stderr
+    );
+    let held = inventory(&moto).await;
+    assert!(
+        !held.iter().any(|h| h.starts_with("bucket ")) && held.iter().any(|h| h.starts_with("lb ")),
+        "what does not need the buckets is created: {held:#?}"
+    );
+
+    // The window closes: the same `up` converges.
+    proxy.set(Behaviour::default());
+    via(&proxy, &["-f", &m, "up"]).expect(0);
+    assert_converged(&moto, &m, "up once the name is free").await;
+}
+
+/// Runs `args` through `proxy` and kills it (SIGKILL: no cleanup of any kind) after
+/// `after`; whether it had finished by then.
+fn killed(proxy: &Proxy, args: &[&str], after: Duration) -> bool {
+    let mut child = deployer_command(args)
+        .env("AWS_ENDPOINT_URL", proxy.endpoint())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + after;
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
+}
+
+/// `up` and `down` killed at seeded random points (uniform over a whole run's
+/// duration, measured first), then rerun once: each rerun converges, with nothing
+/// twice after `up` and nothing left after `down`.
+#[tokio::test(flavor = "multi_thread")]
+async fn up_and_down_killed_at_random_points_converge_on_rerun() {
+    let moto = Moto::start();
+    // Makes `CreateBucket` tag the bucket at once, as AWS does (moto ignores the tags
+    // it carries): otherwise a kill right after it leaves a bucket the deployer may
+    // not touch.
+    let proxy = Proxy::start(moto_host(&moto));
+    let m = manifest();
+    // The first run loads moto's services and is slower than the rest: measured after.
+    via(&proxy, &["-f", &m, "up"]).expect(0);
+    via(&proxy, &["-f", &m, "down", "--delete-buckets"]).expect(0);
+    let up_ms = via(&proxy, &["-f", &m, "up"]).expect(0).elapsed.as_millis() as u64;
+    let down_ms = via(&proxy, &["-f", &m, "down", "--delete-buckets"])
+        .expect(0)
+        .elapsed
+        .as_millis() as u64;
+    let mut rng = Rng::new(12);
+    let mut finished = 0;
+    for trial in 0..10 {
+        let at = Duration::from_millis(rng.below(up_ms));
+        finished += usize::from(killed(&proxy, &["-f", &m, "up"], at));
+        let rerun = via(&proxy, &["-f", &m, "up"]);
+        assert_eq!(
+            rerun.code,
+            Some(0),
+            "trial {trial}: up killed at {at:?}: {}",
+            rerun.stderr
+        );
+        let held = inventory(&moto).await;
+        assert_eq!(
+            duplicates(&held),
+            Vec::<String>::new(),
+            "trial {trial}: up killed at {at:?}"
+        );
+        let at = Duration::from_millis(rng.below(down_ms));
+        finished += usize::from(killed(&proxy, &["-f", &m, "down", "--delete-buckets"], at));
+        let rerun = via(&proxy, &["-f", &m, "down", "--delete-buckets"]);
+        assert_eq!(
+            rerun.code,
+            Some(0),
+            "trial {trial}: down killed at {at:?}: {}",
+            rerun.stderr
+        );
+        assert_empty(&moto, &format!("trial {trial}: down killed at {at:?}")).await;
+    }
+    eprintln!("up {up_ms} ms, down {down_ms} ms; {finished} of 20 runs finished before the kill");
+    assert!(finished < 5, "most kills must land mid-run");
+    via(&proxy, &["-f", &m, "up"]).expect(0);
+    assert_converged(&moto, &m, "after the trials").await;
+}
