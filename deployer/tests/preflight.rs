@@ -739,3 +739,25 @@ async fn the_policy_allows_every_call_of_a_recorded_run_and_no_other() {
         NOT_SEEN_BY_MOTO.len()
     );
 }
+
+#[test]
+fn without_an_answering_endpoint_check_stops_at_the_credentials_and_fails() {
+    let closed = format!("http://127.0.0.1:{}", testkit::free_port());
+    let output = common::deployer_command(&["-f", &manifest(), "check", "-o", "json"])
+        .env("AWS_ENDPOINT_URL", &closed)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let out: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(out["ok"], false);
+    let checks = out["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 2, "{out:#}");
+    assert_eq!(checks[0]["check"], "credentials");
+    assert_eq!(checks[0]["status"], "problem");
+    assert_eq!(
+        checks[0]["message"],
+        format!("nothing answers at `{closed}` (`AWS_ENDPOINT_URL`)")
+    );
+    assert!(checks[0]["hint"].as_str().is_some(), "{out:#}");
+    assert_eq!(checks[1]["status"], "not_checked");
+}

@@ -453,7 +453,8 @@ fn serverful(m: &Manifest, account: &Account) -> Vec<Value> {
                 ecs(&format!("task/{}/*", n.cluster)),
             ],
         ),
-        // Task definitions: AWS scopes registering and deregistering to nothing narrower.
+        // Task definitions: each revision's number is AWS's to pick, and `*` is what ECS's
+        // guide grants registering and deregistering.
         statement(
             "TaskDefinitions",
             &["ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition"],
