@@ -22,6 +22,10 @@ pub struct AwsError {
     /// The request never reached an endpoint (connection refused, no route, DNS): the
     /// SDK's own dispatch-failure kind, not anything AWS said.
     pub unreachable: bool,
+    /// The request was never sent for another reason (no credentials to sign it with,
+    /// a request that could not be built): the SDK's construction or dispatch failure.
+    /// Errors this tool makes itself have neither flag.
+    pub unsent: bool,
 }
 
 impl fmt::Display for AwsError {
@@ -41,6 +45,7 @@ impl AwsError {
             message: message.into(),
             hint: None,
             unreachable: false,
+            unsent: false,
         }
     }
 
@@ -124,13 +129,21 @@ where
             ),
             other => (None, chain(other)),
         };
-        let unreachable = matches!(&e, SdkError::DispatchFailure(d) if d.is_io());
+        // A connect timeout (packets silently dropped by a firewall) is as unreachable
+        // as a refused connection.
+        let unreachable = matches!(&e, SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout());
+        let unsent = !unreachable
+            && matches!(
+                &e,
+                SdkError::ConstructionFailure(_) | SdkError::DispatchFailure(_)
+            );
         AwsError {
             operation,
             code,
             message,
             hint: None,
             unreachable,
+            unsent,
         }
     }
 }
@@ -348,9 +361,19 @@ impl Aws {
     pub async fn account(&self) -> Result<&str, AwsError> {
         self.account
             .get_or_try_init(|| async {
+                // The first call of most commands, so the one that meets a wrong
+                // endpoint, missing credentials or no network: told in a second, not
+                // after the many patient retries the other calls get (`retry_config`).
+                let first_contact = aws_sdk_sts::config::Builder::default().retry_config(
+                    aws_config::retry::RetryConfig::standard()
+                        .with_max_attempts(3)
+                        .with_initial_backoff(std::time::Duration::from_millis(200)),
+                );
                 let me = self
                     .sts
                     .get_caller_identity()
+                    .customize()
+                    .config_override(first_contact)
                     .send()
                     .await
                     .map_err(error("sts:GetCallerIdentity"))?;
@@ -364,14 +387,22 @@ impl Aws {
 
     /// The ARN partition of the region.
     pub fn partition(&self) -> &'static str {
-        if self.region.starts_with("cn-") {
-            "aws-cn"
-        } else if self.region.starts_with("us-gov-") {
-            "aws-us-gov"
-        } else {
-            "aws"
-        }
+        partition_of(&self.region)
     }
+}
+
+/// The ARN partition of a region, by its prefix as the SDK's partition data has them.
+pub fn partition_of(region: &str) -> &'static str {
+    [
+        ("cn-", "aws-cn"),
+        ("us-gov-", "aws-us-gov"),
+        ("eusc-", "aws-eusc"),
+        ("us-isob-", "aws-iso-b"),
+        ("us-iso-", "aws-iso"),
+    ]
+    .iter()
+    .find(|(prefix, _)| region.starts_with(prefix))
+    .map_or("aws", |(_, p)| p)
 }
 
 /// Whether an endpoint (`http://127.0.0.1:4566`) or a host (`127.0.0.1:5000`) is on

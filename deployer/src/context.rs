@@ -61,12 +61,13 @@ pub async fn context(
         }
     };
     let mut notes = Vec::new();
-    let architecture = match push.as_ref().and_then(|p| p.built.as_ref()) {
-        Some(built) => built.architecture.clone(),
+    // What the image is built for (OCI names): one, or an index's entries.
+    let candidates: Vec<String> = match push.as_ref().and_then(|p| p.built.as_ref()) {
+        Some(built) => vec![built.architecture.clone()],
         // `down` deletes by name: what the image is built for does not matter.
-        None if lookup.destroying => image::host_architecture().to_string(),
+        None if lookup.destroying => vec![image::host_architecture().to_string()],
         None => match image_architecture(aws, manifest, push.as_ref(), &uri).await {
-            Ok(arch) => arch,
+            Ok(archs) => archs,
             // Unreadable is not wrong: the targets' own pulls will tell. Say what was
             // assumed instead of stopping a deploy on a registry this run cannot read.
             Err(Unread(e)) => {
@@ -75,37 +76,57 @@ pub async fn context(
                     "could not read what `{uri}` is built for ({e}); assuming `{}`",
                     image::lambda_architecture(&arch)
                 ));
-                Ok(arch)
+                Ok(vec![arch])
             }
         }?,
     };
+    let runnable: Vec<&'static str> = candidates
+        .iter()
+        .filter_map(|a| aws_architecture(a))
+        .collect();
+    if runnable.is_empty() && !lookup.destroying {
+        return Err(Error::Usage {
+            message: format!(
+                "`{uri}` is built for `{}`; AWS runs x86_64 and arm64 only",
+                candidates.join("`, `")
+            ),
+            hint: Some("deploy an image built for linux/amd64 or linux/arm64".into()),
+        });
+    }
+    let architecture = runnable.first().copied().unwrap_or("x86_64");
     let (network, ami) = if manifest.serverful.enabled {
         let s = &manifest.serverful;
         let instance_arch = if lookup.destroying {
             "x86_64".to_string()
         } else {
-            instance_architecture(aws, manifest, &architecture).await?
+            instance_architecture(aws, manifest, &runnable).await?
         };
         let net = &s.network;
         let network =
             ec2::network(aws, net.vpc_id.as_deref(), &net.subnets, &s.instance_type).await?;
-        let recommended = ec2::recommended_ami(aws, &instance_arch).await?;
-        // The instances keep the AMI they run until asked to move: AWS publishes a new
-        // ECS-optimized AMI every few weeks, and a plan that changes by itself is noise.
-        let current = ec2::find_template(aws, &manifest.names().launch_template)
-            .await?
-            .filter(|t| t.data.instance_type == s.instance_type && !t.data.image_id.is_empty())
-            .map(|t| t.data.image_id);
-        match current.filter(|_| !lookup.destroying) {
-            Some(current) if !lookup.refresh_ami && current != recommended => {
-                notes.push(format!(
-                    "AWS recommends a newer ECS-optimized AMI, `{recommended}`; the instances \
-                     keep `{current}` until `--refresh-ami` (instances launched after that use \
-                     the new one)"
-                ));
-                (Some(network), Some(current))
+        if lookup.destroying {
+            // `down` deletes the launch template by name: no AMI is looked up.
+            (Some(network), Some(String::new()))
+        } else {
+            let recommended = ec2::recommended_ami(aws, &instance_arch).await?;
+            // The instances keep the AMI they run until asked to move: AWS publishes a
+            // new ECS-optimized AMI every few weeks, and a plan that changes by itself
+            // is noise.
+            let current = ec2::find_template(aws, &manifest.names().launch_template)
+                .await?
+                .filter(|t| t.data.instance_type == s.instance_type && !t.data.image_id.is_empty())
+                .map(|t| t.data.image_id);
+            match current {
+                Some(current) if !lookup.refresh_ami && current != recommended => {
+                    notes.push(format!(
+                        "AWS recommends a newer ECS-optimized AMI, `{recommended}`; the \
+                         instances keep `{current}` until `--refresh-ami` (instances launched \
+                         after that use the new one)"
+                    ));
+                    (Some(network), Some(current))
+                }
+                _ => (Some(network), Some(recommended)),
             }
-            _ => (Some(network), Some(recommended)),
         }
     } else {
         (None, None)
@@ -114,7 +135,7 @@ pub async fn context(
         account,
         image: stack::Image {
             uri,
-            architecture: image::lambda_architecture(&architecture).to_string(),
+            architecture: architecture.to_string(),
         },
         network,
         ami,
@@ -131,7 +152,7 @@ async fn image_architecture(
     manifest: &Manifest,
     push: Option<&Push>,
     uri: &str,
-) -> Result<Result<String, Error>, Unread> {
+) -> Result<Result<Vec<String>, Error>, Unread> {
     let (host, reference) = crate::local::rootfs::parse(uri).map_err(Unread)?;
     let platform = match push {
         Some(push) => {
@@ -151,14 +172,12 @@ async fn image_architecture(
     }
     .map_err(Unread)?;
     Ok(match platform {
-        Some(Platform::Image(arch)) => Ok(arch),
-        None => Ok(image::host_architecture().to_string()),
+        Some(Platform::Image(arch)) => Ok(vec![arch]),
+        None => Ok(vec![image::host_architecture().to_string()]),
         Some(Platform::Index(archs)) if !manifest.serverless.enabled => {
-            // ECS pulls the instance's own platform from an index.
-            Ok(archs
-                .into_iter()
-                .next()
-                .unwrap_or_else(|| image::host_architecture().into()))
+            // ECS pulls the entry of the instance's own platform; buildx's attestation
+            // entries (`unknown`) are not images.
+            Ok(archs.into_iter().filter(|a| a != "unknown").collect())
         }
         Some(Platform::Index(archs)) => Err(Error::Usage {
             message: format!(
@@ -169,6 +188,15 @@ async fn image_architecture(
             hint: Some("name one of its images by digest in `image.uri`".into()),
         }),
     })
+}
+
+/// EC2's and Lambda's name for an OCI architecture both targets can run, if any.
+fn aws_architecture(oci: &str) -> Option<&'static str> {
+    match oci {
+        "amd64" => Some("x86_64"),
+        "arm64" => Some("arm64"),
+        _ => None,
+    }
 }
 
 /// Why an image's architecture could not be read (the registry's answer).
@@ -190,12 +218,12 @@ async fn read(
     }
 }
 
-/// The EC2 architecture of the manifest's instance type, refused when the image is
-/// built for another.
+/// The EC2 architecture of the manifest's instance type, refused unless the image (one of
+/// an index's entries) is built for it.
 async fn instance_architecture(
     aws: &Aws,
     manifest: &Manifest,
-    image_arch: &str,
+    image_archs: &[&str],
 ) -> Result<String, Error> {
     let t = &manifest.serverful.instance_type;
     let Some(archs) = ec2::instance_architectures(aws, t).await? else {
@@ -207,16 +235,14 @@ async fn instance_architecture(
             hint: Some("`aws ec2 describe-instance-types` lists them".into()),
         });
     };
-    let wanted = match image_arch {
-        "arm64" => "arm64",
-        _ => "x86_64",
-    };
-    if archs.iter().any(|a| a == wanted) {
-        return Ok(wanted.to_string());
+    if let Some(both) = image_archs.iter().find(|a| archs.iter().any(|b| b == *a)) {
+        return Ok(both.to_string());
     }
+    let wanted = image_archs.first().copied().unwrap_or("x86_64");
     Err(Error::Usage {
         message: format!(
-            "the image is built for `{wanted}` but `{t}` runs `{}`",
+            "the image is built for `{}` but `{t}` runs `{}`",
+            image_archs.join("`, `"),
             archs.join("`, `")
         ),
         hint: Some(format!(
@@ -236,6 +262,7 @@ async fn instance_architecture(
 pub fn dns_suffix(partition: &str) -> &'static str {
     match partition {
         "aws-cn" => "amazonaws.com.cn",
+        "aws-eusc" => "amazonaws.eu",
         _ => "amazonaws.com",
     }
 }
@@ -249,5 +276,24 @@ mod tests {
         assert_eq!(dns_suffix("aws"), "amazonaws.com");
         assert_eq!(dns_suffix("aws-us-gov"), "amazonaws.com");
         assert_eq!(dns_suffix("aws-cn"), "amazonaws.com.cn");
+        assert_eq!(dns_suffix("aws-eusc"), "amazonaws.eu");
+    }
+
+    #[test]
+    fn partitions_follow_the_region() {
+        use crate::aws::partition_of;
+        assert_eq!(partition_of("us-east-1"), "aws");
+        assert_eq!(partition_of("cn-north-1"), "aws-cn");
+        assert_eq!(partition_of("us-gov-west-1"), "aws-us-gov");
+        assert_eq!(partition_of("eusc-de-east-1"), "aws-eusc");
+        assert_eq!(partition_of("us-isob-east-1"), "aws-iso-b");
+    }
+
+    #[test]
+    fn only_architectures_aws_runs_are_accepted() {
+        assert_eq!(aws_architecture("amd64"), Some("x86_64"));
+        assert_eq!(aws_architecture("arm64"), Some("arm64"));
+        assert_eq!(aws_architecture("s390x"), None);
+        assert_eq!(aws_architecture("unknown"), None);
     }
 }

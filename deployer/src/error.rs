@@ -156,10 +156,11 @@ impl Error {
                 Some(code) if EXPIRED.contains(&code) => Some(expired(m).await),
                 Some(code) if DENIED.contains(&code) => Some(denied(m, e).await),
                 // A request that was never sent, for no network reason: the credentials.
-                None => match credentials_failure(m).await {
+                None if e.unsent => match credentials_failure(m).await {
                     Some(problem) => Some(problem),
                     None => registry_down(m),
                 },
+                None => None,
                 Some(_) => None,
             },
             // Flattened to text on the way up (a registry's or the local runtime's
@@ -242,7 +243,7 @@ impl Error {
                     .into()
             }
             Error::CredentialsRejected { .. } => {
-                "check the key and its secret (`aws configure list` shows which are used), or choose another profile with `AWS_PROFILE=<profile>`"
+                "check the key and its secret (`aws configure list` shows which are used), or choose another profile with `AWS_PROFILE=<profile>`; a region the account has not opted in to answers the same"
                     .into()
             }
             Error::Credentials(_) => {

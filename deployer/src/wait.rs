@@ -108,6 +108,7 @@ mod tests {
             message: "m".into(),
             hint: None,
             unreachable: false,
+            unsent: false,
         };
         let mut n = 0;
         let v = retrying(

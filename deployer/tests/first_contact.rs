@@ -321,7 +321,8 @@ fn credentials_aws_rejects_name_the_key_and_where_it_came_from() {
         out.stderr,
         "error: AWS rejected the access key `AKIA…MPLE` from `AWS_ACCESS_KEY_ID` (`InvalidClientTokenId`)\n\
          hint: check the key and its secret (`aws configure list` shows which are used), or choose \
-         another profile with `AWS_PROFILE=<profile>`\n"
+         another profile with `AWS_PROFILE=<profile>`; a region the account has not opted in to \
+         answers the same\n"
     );
 
     // SignatureDoesNotMatch: a wrong secret, from a profile.
@@ -350,7 +351,8 @@ fn credentials_aws_rejects_name_the_key_and_where_it_came_from() {
         out.stderr,
         "error: AWS rejected the access key `AKIA…MPLE` from profile `dev` (`SignatureDoesNotMatch`)\n\
          hint: check the key and its secret (`aws configure list` shows which are used), or choose \
-         another profile with `AWS_PROFILE=<profile>`\n"
+         another profile with `AWS_PROFILE=<profile>`; a region the account has not opted in to \
+         answers the same\n"
     );
 }
 

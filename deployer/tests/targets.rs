@@ -952,6 +952,15 @@ async fn the_architecture_comes_from_the_image_and_must_match_the_instances() {
         "{}",
         refused.stderr
     );
+    // Without Lambda the index is fine: ECS pulls the entry of the instances' own
+    // architecture, whichever comes first in the index.
+    let text = std::fs::read_to_string(m)
+        .unwrap()
+        .replace("serverless:\n", "serverless:\n  enabled: false\n")
+        .replace("instance_type: t4g.xlarge", "instance_type: t3a.xlarge");
+    std::fs::write(m, text).unwrap();
+    let plan = deployer(&moto, &["-f", m, "plan"]).expect(0);
+    assert!(!plan.stderr.contains("built for"), "{}", plan.stderr);
 }
 
 /// #12 item 14: the instances keep the AMI they run when AWS publishes a newer one, so a

@@ -287,7 +287,7 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
     // stops working when the credentials that signed it expire, whatever it says: for
     // role sessions that is at most 6 hours (AWS knowledge center, "presigned URL
     // expires early"); SigV4's own 7 days applies to long-term keys only.
-    if m.buckets.output.url_expiry_s > ROLE_URL_EXPIRY_S {
+    if m.buckets.output.url_expiry_s > ROLE_URL_EXPIRY_S && !m.buckets.output.public {
         c.hint(
             "buckets.output.url_expiry_s",
             format!(
@@ -296,7 +296,7 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
             ),
             "at most 21600; for longer-lived links make the output bucket public (`buckets.output.public: true`)",
         );
-    } else {
+    } else if !m.buckets.output.public {
         c.range(
             "buckets.output.url_expiry_s",
             m.buckets.output.url_expiry_s,

@@ -586,7 +586,15 @@ pub async fn instance_architectures(
     let out = match out {
         Ok(out) => out,
         // EC2 refuses an unknown type in the request itself (`InvalidInstanceType`).
-        Err(e) if e.code() == Some("InvalidInstanceType") => return Ok(None),
+        // (`InvalidInstanceType.NotFound` from older emulators.)
+        Err(e)
+            if matches!(
+                e.code(),
+                Some("InvalidInstanceType" | "InvalidInstanceType.NotFound")
+            ) =>
+        {
+            return Ok(None);
+        }
         Err(e) => return Err(error(OP)(e)),
     };
     Ok(out.instance_types().first().map(|t| {

@@ -637,6 +637,7 @@ mod tests {
             message: message.into(),
             hint: None,
             unreachable: false,
+            unsent: false,
         };
         assert!(already_taken(&e(
             "InvalidInput",

@@ -726,6 +726,7 @@ mod tests {
             message: msg.into(),
             hint: None,
             unreachable: false,
+            unsent: false,
         };
         assert!(role_not_ready(&e(
             "InvalidParameterValueException",
