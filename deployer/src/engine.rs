@@ -287,6 +287,37 @@ mod tests {
         (applied, log)
     }
 
+    #[test]
+    fn a_cycle_or_a_dangling_dependency_is_refused_before_running() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let probes = |spec: &[(&'static str, &[&'static str])]| -> Vec<Box<dyn Node>> {
+            spec.iter()
+                .map(|(name, deps)| {
+                    Box::new(Probe {
+                        name,
+                        deps: deps.to_vec(),
+                        fail: false,
+                        log: log.clone(),
+                    }) as Box<dyn Node>
+                })
+                .collect()
+        };
+        let cycle = probes(&[("a", &["b"]), ("b", &["a"]), ("c", &[])]);
+        assert_eq!(
+            crate::plan::check_graph(&cycle),
+            Err("a dependency cycle among log group `a`, log group `b`".into())
+        );
+        let dangling = probes(&[("a", &["gone"])]);
+        assert_eq!(
+            crate::plan::check_graph(&dangling),
+            Err("log group `a` depends on log group `gone`, which is not in the stack".into())
+        );
+        assert_eq!(
+            crate::plan::check_graph(&probes(&[("a", &[]), ("b", &["a"])])),
+            Ok(())
+        );
+    }
+
     #[tokio::test]
     async fn independent_changes_run_together_and_dependents_wait() {
         let (applied, log) = run(&[

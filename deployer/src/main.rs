@@ -384,6 +384,10 @@ async fn run_stack(cli: Cli, file: PathBuf, manifest: &Manifest) -> Result<u8, E
         progress.info(note);
     }
     let nodes = stack::desired(&manifest, &ctx);
+    plan::check_graph(&nodes).map_err(|e| Error::Usage {
+        message: format!("internal: the stack's resource graph is broken: {e}"),
+        hint: Some("this is a bug in deployer: please report it with the manifest".into()),
+    })?;
     let stack = manifest.name.as_str();
     let seen = engine::observe(&aws, stack, &nodes).await?;
 

@@ -33,6 +33,51 @@ pub struct Change {
     pub node: usize,
 }
 
+/// Checks the stack's resource graph before anything runs on it: every id once, every
+/// dependency a resource of the stack, no cycle (the engine would otherwise report each
+/// change of a cycle as skipped because of another). A broken graph is this tool's bug.
+pub fn check_graph(nodes: &[Box<dyn Node>]) -> Result<(), String> {
+    let ids: Vec<Id> = nodes.iter().map(|n| n.id()).collect();
+    let unique: BTreeSet<&Id> = ids.iter().collect();
+    if unique.len() != ids.len() {
+        let twice = ids
+            .iter()
+            .find(|id| ids.iter().filter(|j| j == id).count() > 1)
+            .map_or(String::new(), Id::to_string);
+        return Err(format!("{twice} is in the stack twice"));
+    }
+    let deps: Vec<Vec<Id>> = nodes.iter().map(|n| n.depends_on()).collect();
+    for (id, ds) in ids.iter().zip(&deps) {
+        if let Some(d) = ds.iter().find(|d| !unique.contains(d)) {
+            return Err(format!("{id} depends on {d}, which is not in the stack"));
+        }
+    }
+    // Kahn: take the resources whose dependencies are all taken; what is left is a cycle.
+    let mut taken: BTreeSet<&Id> = BTreeSet::new();
+    loop {
+        let ready: Vec<&Id> = ids
+            .iter()
+            .zip(&deps)
+            .filter(|(id, ds)| !taken.contains(id) && ds.iter().all(|d| taken.contains(d)))
+            .map(|(id, _)| id)
+            .collect();
+        if ready.is_empty() {
+            break;
+        }
+        taken.extend(ready);
+    }
+    let cycle: Vec<String> = ids
+        .iter()
+        .filter(|id| !taken.contains(id))
+        .map(Id::to_string)
+        .collect();
+    if cycle.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("a dependency cycle among {}", cycle.join(", ")))
+    }
+}
+
 /// A resource that exists under the stack's name but without its ownership tag.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Foreign {

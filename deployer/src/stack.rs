@@ -467,19 +467,43 @@ mod tests {
     }
 
     #[test]
-    fn every_dependency_is_a_resource_of_the_stack() {
-        let nodes = nodes();
-        let ids: BTreeSet<Id> = nodes.iter().map(|n| n.id()).collect();
-        assert_eq!(ids.len(), nodes.len(), "two resources share an id");
-        for n in &nodes {
-            for d in n.depends_on() {
-                assert!(
-                    ids.contains(&d),
-                    "{} depends on {d}, which is not in the stack",
-                    n.id()
-                );
-            }
+    fn the_graph_holds_for_every_combination_of_targets() {
+        for (serverful, serverless) in [(true, true), (true, false), (false, true), (false, false)]
+        {
+            let m = Manifest::parse(
+                std::path::Path::new("t.yaml"),
+                &format!(
+                    "name: s\nregion: us-east-1\nserverful: {{enabled: {serverful}}}\n\
+                     serverless: {{enabled: {serverless}}}\n"
+                ),
+            )
+            .unwrap();
+            let nodes = desired(&m, &context());
+            assert_eq!(
+                crate::plan::check_graph(&nodes),
+                Ok(()),
+                "serverful {serverful}, serverless {serverless}"
+            );
         }
+    }
+
+    #[test]
+    fn a_resource_in_the_stack_twice_is_refused() {
+        use crate::resources::logs::LogGroup;
+        let group = |name: &str| -> Box<dyn Node> {
+            Box::new(LogGroup {
+                name: name.into(),
+                retention_days: 1,
+                tags: crate::resources::Tags::new(),
+            })
+        };
+        let mut nodes = nodes();
+        nodes.push(group("/extra"));
+        nodes.push(group("/extra"));
+        assert_eq!(
+            crate::plan::check_graph(&nodes),
+            Err("log group `/extra` is in the stack twice".into())
+        );
     }
 
     /// The teardown order that works on AWS (clusters with Auto Scaling capacity
