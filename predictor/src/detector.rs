@@ -149,7 +149,9 @@ impl Detector {
     /// the first real request does not pay for lazy initialisation.
     pub fn new(engine: Box<dyn Engine>, settings: Settings) -> Result<Self, DetectError> {
         let (w, h) = engine.input_size();
+        let started = Instant::now();
         let warm = engine.run(&vec![0.0; 3 * (w * h) as usize])?;
+        tracing::info!("warm-up inference in {:.0} ms", ms_since(started));
         let classes = postprocess::Layout::from_shape(&warm.shape)?.classes();
         let names = labels::resolve(engine.class_names(), classes);
         Ok(Detector {

@@ -75,6 +75,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(lambda: bool) -> ExitCode {
+    service::tune_allocator();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)

