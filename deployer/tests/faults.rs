@@ -326,26 +326,25 @@ async fn up_and_down_converge_at_20_percent_faults_seeds_5_to_9() {
 /// `down --delete-buckets` does, and the next `up` says so, names the bucket and how
 /// long, creates everything that does not need the buckets, and converges once the
 /// window has closed.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_deleted_bucket_name_is_explained_and_down_keeps_buckets_by_default() {
-    let moto = Moto::start();
-    let proxy = Proxy::start(moto_host(&moto));
+/// Returns how many requests a whole `up` (but the buckets) and a whole `down` made.
+async fn deleted_bucket_names(moto: &Moto, proxy: &Proxy, m: &str) -> (usize, usize) {
     let window = Behaviour {
         deleted_bucket_names: Some(Window::For(Duration::from_secs(3600))),
         ..Behaviour::default()
     };
     proxy.set(window);
-    let m = manifest();
-    via(&proxy, &["-f", &m, "up"]).expect(0);
-    via(&proxy, &["-f", &m, "down"]).expect(0);
-    let held = inventory(&moto).await;
+    via(proxy, &["-f", m, "up"]).expect(0);
+    via(proxy, &["-f", m, "down"]).expect(0);
+    let held = inventory(moto).await;
     assert_eq!(
         held,
         BUCKETS.map(|b| format!("bucket {b}")),
         "`down` keeps the buckets only"
     );
     moto.clear_requests();
-    via(&proxy, &["-f", &m, "up"]).expect(0);
+    let from = proxy.calls();
+    via(proxy, &["-f", m, "up"]).expect(0);
+    let up = proxy.calls() - from;
     let writes = mutating(&moto.requests());
     assert!(
         !writes
@@ -354,11 +353,13 @@ async fn a_deleted_bucket_name_is_explained_and_down_keeps_buckets_by_default() 
         "{writes:?}"
     );
     assert_eq!(proxy.altered(), Vec::<String>::new());
-    assert_converged(&moto, &m, "up after down").await;
+    assert_converged(moto, m, "up after down").await;
 
-    via(&proxy, &["-f", &m, "down", "--delete-buckets"]).expect(0);
-    assert_empty(&moto, "down --delete-buckets").await;
-    let up = via(&proxy, &["-f", &m, "up"]);
+    let from = proxy.calls();
+    via(proxy, &["-f", m, "down", "--delete-buckets"]).expect(0);
+    let down = proxy.calls() - from;
+    assert_empty(moto, "down --delete-buckets").await;
+    let refused = via(proxy, &["-f", m, "up"]);
     assert_eq!(
         proxy.altered(),
         [
@@ -366,21 +367,21 @@ async fn a_deleted_bucket_name_is_explained_and_down_keeps_buckets_by_default() 
             "CreateBucket: OperationAborted"
         ]
     );
-    assert_eq!(up.code, Some(1), "{}", up.stderr);
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
     for b in BUCKETS {
         let line = format!("bucket `{b}` was deleted recently");
-        assert!(up.stderr.contains(&line), "{}", up.stderr);
+        assert!(refused.stderr.contains(&line), "{}", refused.stderr);
     }
     assert!(
-        up.stderr.contains("48-72 hours")
-            && up
+        refused.stderr.contains("48-72 hours")
+            && refused
                 .stderr
                 .lines()
                 .any(|l| l.trim_start().starts_with("hint: ") && l.contains("--delete-buckets")),
         "{}",
-        up.stderr
+        refused.stderr
     );
-    let held = inventory(&moto).await;
+    let held = inventory(moto).await;
     assert!(
         !held.iter().any(|h| h.starts_with("bucket ")) && held.iter().any(|h| h.starts_with("lb ")),
         "what does not need the buckets is created: {held:#?}"
@@ -388,81 +389,74 @@ async fn a_deleted_bucket_name_is_explained_and_down_keeps_buckets_by_default() 
 
     // The window closes: the same `up` converges.
     proxy.set(Behaviour::default());
-    via(&proxy, &["-f", &m, "up"]).expect(0);
-    assert_converged(&moto, &m, "up once the name is free").await;
+    via(proxy, &["-f", m, "up"]).expect(0);
+    assert_converged(moto, m, "up once the name is free").await;
+    (up, down)
 }
 
-/// Runs `args` through `proxy` and kills it (SIGKILL: no cleanup of any kind) after
-/// `after`; whether it had finished by then.
-fn killed(proxy: &Proxy, args: &[&str], after: Duration) -> bool {
+/// Runs `args` through `proxy` and kills it (SIGKILL: no cleanup of any kind) once the
+/// proxy has received `after` of its requests (a point in the run whatever the
+/// machine's speed; calls then in flight still reach moto, as they would AWS); whether
+/// it had finished before.
+fn killed(proxy: &Proxy, args: &[&str], after: usize) -> bool {
+    let from = proxy.calls();
     let mut child = deployer_command(args)
         .env("AWS_ENDPOINT_URL", proxy.endpoint())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + after;
-    while Instant::now() < deadline {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while proxy.calls() - from < after {
         if child.try_wait().unwrap().is_some() {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        assert!(Instant::now() < deadline, "`{}` hangs", args.join(" "));
+        std::thread::sleep(Duration::from_millis(1));
     }
     let _ = child.kill();
     let _ = child.wait();
     false
 }
 
-/// `up` and `down` killed at seeded random points (uniform over a whole run's
-/// duration, measured first), then rerun once: each rerun converges, with nothing
-/// twice after `up` and nothing left after `down`.
-#[tokio::test(flavor = "multi_thread")]
-async fn up_and_down_killed_at_random_points_converge_on_rerun() {
-    let moto = Moto::start();
-    // Makes `CreateBucket` tag the bucket at once, as AWS does (moto ignores the tags
-    // it carries): otherwise a kill right after it leaves a bucket the deployer may
-    // not touch.
-    let proxy = Proxy::start(moto_host(&moto));
-    let m = manifest();
-    // The first run loads moto's services and is slower than the rest: measured after.
-    via(&proxy, &["-f", &m, "up"]).expect(0);
-    via(&proxy, &["-f", &m, "down", "--delete-buckets"]).expect(0);
-    let up_ms = via(&proxy, &["-f", &m, "up"]).expect(0).elapsed.as_millis() as u64;
-    let down_ms = via(&proxy, &["-f", &m, "down", "--delete-buckets"])
-        .expect(0)
-        .elapsed
-        .as_millis() as u64;
+/// `down` and `up` killed at seeded random points (uniform over the requests of a whole
+/// run), alternately, 10 times in all; each rerun converges: nothing left after
+/// `down`; after `up` nothing twice and an empty plan.
+async fn killed_and_rerun(moto: &Moto, proxy: &Proxy, m: &str, up: usize, down: usize) {
     let mut rng = Rng::new(12);
     let mut finished = 0;
     for trial in 0..10 {
-        let at = Duration::from_millis(rng.below(up_ms));
-        finished += usize::from(killed(&proxy, &["-f", &m, "up"], at));
-        let rerun = via(&proxy, &["-f", &m, "up"]);
-        assert_eq!(
-            rerun.code,
-            Some(0),
-            "trial {trial}: up killed at {at:?}: {}",
-            rerun.stderr
+        let (args, whole): (&[&str], usize) = if trial % 2 == 0 {
+            (&["-f", m, "down", "--delete-buckets"], down)
+        } else {
+            (&["-f", m, "up"], up)
+        };
+        let at = 1 + rng.below(whole as u64) as usize;
+        finished += usize::from(killed(proxy, args, at));
+        let what = format!(
+            "trial {trial}: `{}` killed at request {at} of {whole}",
+            args[2]
         );
-        let held = inventory(&moto).await;
-        assert_eq!(
-            duplicates(&held),
-            Vec::<String>::new(),
-            "trial {trial}: up killed at {at:?}"
-        );
-        let at = Duration::from_millis(rng.below(down_ms));
-        finished += usize::from(killed(&proxy, &["-f", &m, "down", "--delete-buckets"], at));
-        let rerun = via(&proxy, &["-f", &m, "down", "--delete-buckets"]);
-        assert_eq!(
-            rerun.code,
-            Some(0),
-            "trial {trial}: down killed at {at:?}: {}",
-            rerun.stderr
-        );
-        assert_empty(&moto, &format!("trial {trial}: down killed at {at:?}")).await;
+        let rerun = via(proxy, args);
+        assert_eq!(rerun.code, Some(0), "{what}: {}", rerun.stderr);
+        if trial % 2 == 0 {
+            assert_empty(moto, &what).await;
+        } else {
+            assert_converged(moto, m, &what).await;
+        }
     }
-    eprintln!("up {up_ms} ms, down {down_ms} ms; {finished} of 20 runs finished before the kill");
-    assert!(finished < 5, "most kills must land mid-run");
-    via(&proxy, &["-f", &m, "up"]).expect(0);
-    assert_converged(&moto, &m, "after the trials").await;
+    eprintln!("whole up {up:?}, down {down:?}; {finished} of 10 runs finished before the kill");
+    assert!(finished < 4, "most kills must land mid-run");
+}
+
+/// One emulator for both (its first calls load moto's services, seconds of CPU): the
+/// deleted-bucket window, whose runs also measure a whole `up` and `down`, then the
+/// kills.
+#[tokio::test(flavor = "multi_thread")]
+async fn deleted_bucket_names_and_kills_at_random_points() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(moto_host(&moto));
+    let m = manifest();
+    let (up, down) = deleted_bucket_names(&moto, &proxy, &m).await;
+    killed_and_rerun(&moto, &proxy, &m, up, down).await;
 }

@@ -12,7 +12,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -98,6 +98,7 @@ impl Proxy {
             refused: refused.clone(),
             dice: Dice::default(),
             injected: Mutex::new(Vec::new()),
+            calls: AtomicUsize::new(0),
         });
         let stopping = stop.clone();
         let accepting = shared.clone();
@@ -147,6 +148,12 @@ impl Proxy {
         self.shared.windows.provisioning(name);
     }
 
+    /// How many requests the proxy has received so far: a test's measure of how far a
+    /// run has got, whatever the machine's speed.
+    pub fn calls(&self) -> usize {
+        self.shared.calls.load(Ordering::SeqCst)
+    }
+
     /// Every fault injected so far, in order.
     pub fn injected(&self) -> Vec<Injected> {
         self.shared.injected.lock().unwrap().clone()
@@ -168,6 +175,8 @@ struct Shared {
     refused: Arc<Mutex<Vec<String>>>,
     dice: Dice,
     injected: Mutex<Vec<Injected>>,
+    /// Requests received so far.
+    calls: AtomicUsize,
 }
 
 /// A request or a response: its first line, headers, and whole body.
@@ -349,6 +358,7 @@ impl Shared {
     /// refuses it, else the upstream's, rewritten where AWS's differs. A 500 drawn for
     /// after the call replaces the upstream's success: the call happened.
     fn answer(&self, request: &Message) -> std::io::Result<Message> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         let behaviour = *self.behaviour.lock().unwrap();
         let fault = self.draw(&behaviour, request);
         match fault {
