@@ -15,7 +15,8 @@
 # anchor's venv outside the repo:
 #   python3 -m venv /tmp/venv-bento && /tmp/venv-bento/bin/pip install bentoml onnxruntime==1.32.0 numpy pillow boto3
 # Environment: BENTO_VENV (default /tmp/venv-bento), BENTO_DIR, ROUNDS (3), DURATION
-# (seconds per load level, 20), PREDICTOR_ENV (extra `VAR=value ...` for the predictor).
+# (seconds per load level, 20), PREDICTOR_ENV (extra `VAR=value ...` for the predictor),
+# PREDICTOR_BIN (a predictor binary to run instead of building this tree's release one).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -113,7 +114,7 @@ start_predictor() {
   exec env PORT="$1" BIND_ADDRESS=127.0.0.1 AWS_ENDPOINT_URL="$moto_url" \
     AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 \
     INPUT_BUCKET=bench-in OUTPUT_BUCKET=bench-out ${PREDICTOR_ENV:-} \
-    "$CARGO_TARGET_DIR/release/predictor" serve > "$work/predictor.log" 2>&1
+    "$predictor_bin" serve > "$work/predictor.log" 2>&1
 }
 
 start_bentoml() {
@@ -135,7 +136,8 @@ vs_bentoml() {
   [ -x "$bento_venv/bin/bentoml" ] || { echo "error: no bentoml in $bento_venv (see the header of $0)" >&2; exit 1; }
   [ -f "$bento_dir/service.py" ] || { echo "error: the BentoML anchor is not at $bento_dir; set BENTO_DIR" >&2; exit 1; }
   "$root/scripts/setup-test-tools.sh"
-  cargo build -q --release -p predictor
+  predictor_bin=${PREDICTOR_BIN:-$CARGO_TARGET_DIR/release/predictor}
+  [ -n "${PREDICTOR_BIN:-}" ] || cargo build -q --release -p predictor
   work=$(mktemp -d)
   moto_pid=""
   trap 'kill $moto_pid 2>/dev/null || true; rm -rf "$work"' EXIT
