@@ -133,12 +133,10 @@ impl OrtEngine {
             message: e.to_string(),
         };
         let started = std::time::Instant::now();
-        // No CPU memory arena: the arena keeps every activation buffer it ever grew to and
-        // never hands memory back, which cost ~20 MB of serving RSS for no measurable speed
-        // (the memory pattern still plans one block per run).
-        let cpu = ort::ep::CPU::default().with_arena_allocator(false).build();
+        // ONNX Runtime's CPU memory arena stays on: without it serving RSS fell from ~170
+        // to ~130 MB, but every run then mapped and faulted in its activations afresh,
+        // 12-20 % slower per request (same-load A/B, `scripts/bench-predictor.sh`).
         let session = Session::builder(env)
-            .and_then(|b| b.with_execution_providers([cpu]).map_err(Into::into))
             .and_then(|b| {
                 b.with_optimization_level(GraphOptimizationLevel::Level3)
                     .map_err(Into::into)
