@@ -305,6 +305,8 @@ pub struct Aws {
     pub ecs: aws_sdk_ecs::Client,
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
     pub appscaling: aws_sdk_applicationautoscaling::Client,
+    /// Service Quotas: read by `check` only.
+    pub quotas: aws_sdk_servicequotas::Client,
     /// Metrics, for `bench` on AWS.
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     account: OnceCell<String>,
@@ -352,6 +354,7 @@ impl Aws {
             ecs: aws_sdk_ecs::Client::new(&config),
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
             appscaling: aws_sdk_applicationautoscaling::Client::new(&config),
+            quotas: aws_sdk_servicequotas::Client::new(&config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
             account: OnceCell::new(),
         }

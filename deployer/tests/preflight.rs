@@ -195,7 +195,7 @@ async fn check_reads_only_and_says_what_it_found() {
     assert_eq!(
         not_checked,
         [
-            "ec2 vcpu quota: the group may run 6 × `t3a.xlarge` = 24 vCPUs (max 5 and a spare for rollouts); the quota `Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances` (L-1216C47A) is not read by this tool",
+            "ec2 vcpu quota: the group may run 6 × `t3a.xlarge` = 24 vCPUs (max 5 and a spare for rollouts); Service Quotas did not give the `L-1216C47A` quota",
             "lambda quotas: the endpoint does not implement `lambda:GetAccountSettings`",
         ]
     );
@@ -760,4 +760,61 @@ fn without_an_answering_endpoint_check_stops_at_the_credentials_and_fails() {
     );
     assert!(checks[0]["hint"].as_str().is_some(), "{out:#}");
     assert_eq!(checks[1]["status"], "not_checked");
+}
+
+/// The account's vCPU quota for standard on-demand instances, read from Service Quotas
+/// (moto knows only VPC quotas: the proxy answers `GetServiceQuota` as AWS does), against
+/// what the group may run: 6 × t3a.xlarge = 24 vCPUs for the study's 1..5 and its spare.
+#[test]
+fn the_vcpu_quota_is_read_and_compared_with_what_the_group_may_run() {
+    use testkit::proxy::{Behaviour, Proxy};
+    let moto = Moto::start();
+    let proxy = Proxy::start(moto.endpoint.trim_start_matches("http://"));
+    let m = manifest();
+    let check = |quota: u32| {
+        proxy.set(Behaviour {
+            ec2_vcpu_quota: Some(quota),
+            ..Behaviour::default()
+        });
+        let o = common::deployer_command(&["-f", &m, "check", "-o", "json"])
+            .env("AWS_ENDPOINT_URL", proxy.endpoint())
+            .output()
+            .unwrap();
+        let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (o.status.code(), out)
+    };
+    // A new account's 16 vCPUs: not enough.
+    let (code, out) = check(16);
+    assert_eq!(code, Some(1), "{out:#}");
+    let problems = findings(&out, "problem");
+    assert_eq!(
+        problems,
+        [
+            "ec2 vcpu quota: the group may run 6 × `t3a.xlarge` = 24 vCPUs (max 5 and a spare for \
+          rollouts), but the account's `Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) \
+          instances` quota is 16 vCPUs"
+        ],
+        "{out:#}"
+    );
+    let hint = out["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["status"] == "problem")
+        .unwrap()["hint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(hint.contains("--desired-value 24"), "{hint}");
+    // Exactly enough.
+    let (code, out) = check(24);
+    assert_eq!(code, Some(0), "{out:#}");
+    assert!(
+        findings(&out, "ok").contains(
+            &"ec2 vcpu quota: the group may run 6 × `t3a.xlarge` = 24 vCPUs (max 5 and a spare \
+              for rollouts); the quota is 24 vCPUs"
+                .to_string()
+        ),
+        "{out:#}"
+    );
 }

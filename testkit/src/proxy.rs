@@ -49,6 +49,9 @@ pub struct Behaviour {
     pub deleted_bucket_names: Option<Window>,
     /// Throttling, 500, 503 and latency at random, from a seed.
     pub faults: Option<Faults>,
+    /// Service Quotas answers EC2's `L-1216C47A` (running on-demand standard instances,
+    /// vCPUs) with this value, as AWS does; moto knows only VPC quotas.
+    pub ec2_vcpu_quota: Option<u32>,
 }
 
 impl Behaviour {
@@ -62,7 +65,30 @@ impl Behaviour {
             ecs_service_linked_role: Some(window),
             deleted_bucket_names: Some(window),
             faults: None,
+            ec2_vcpu_quota: None,
         }
+    }
+}
+
+/// Service Quotas' `GetServiceQuota` answer for EC2's standard on-demand vCPUs, in the
+/// shape of the Service Quotas API reference.
+fn vcpu_quota(vcpus: u32) -> Message {
+    let body = format!(
+        "{{\"Quota\":{{\"ServiceCode\":\"ec2\",\"ServiceName\":\"Amazon Elastic Compute Cloud (Amazon EC2)\",\
+         \"QuotaArn\":\"arn:aws:servicequotas:us-east-1:123456789012:ec2/L-1216C47A\",\
+         \"QuotaCode\":\"L-1216C47A\",\"QuotaName\":\"Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances\",\
+         \"Value\":{vcpus}.0,\"Unit\":\"None\",\"Adjustable\":true,\"GlobalQuota\":false}}}}"
+    );
+    Message {
+        start: "HTTP/1.1 200 OK".into(),
+        headers: vec![
+            ("Content-Type".into(), "application/x-amz-json-1.1".into()),
+            (
+                "x-amzn-RequestId".into(),
+                "00000000-0000-4000-a000-000000000001".into(),
+            ),
+        ],
+        body: body.into_bytes(),
     }
 }
 
@@ -421,6 +447,12 @@ impl Shared {
         let behaviour = *behaviour;
         if let Some(bucket) = bucket_path(request) {
             return self.bucket(&behaviour, request, bucket);
+        }
+        if let Some(vcpus) = behaviour.ec2_vcpu_quota
+            && request.header("x-amz-target") == Some("ServiceQuotasV20190624.GetServiceQuota")
+            && String::from_utf8_lossy(&request.body).contains("L-1216C47A")
+        {
+            return Ok(vcpu_quota(vcpus));
         }
         let call = request
             .start

@@ -314,9 +314,8 @@ async fn region_zones(
     Ok((all, offered))
 }
 
-/// The vCPUs the group may run at once (its maximum, the rollout spare included). The
-/// quota itself (Service Quotas `L-1216C47A`) is not read: this tool carries no Service
-/// Quotas client, and the emulator answers that service for VPC quotas only.
+/// The vCPUs the group may run at once (its maximum, the rollout spare included), against
+/// the account's quota of standard on-demand instances (Service Quotas `L-1216C47A`).
 async fn vcpus(aws: &Aws, m: &Manifest) -> Finding {
     const CHECK: &str = "ec2 vcpu quota";
     let s = &m.serverful;
@@ -353,27 +352,82 @@ async fn vcpus(aws: &Aws, m: &Manifest) -> Finding {
     };
     let need = i64::from(per_instance) * i64::from(instances);
     let standard = t.starts_with(['a', 'c', 'd', 'h', 'i', 'm', 'r', 't', 'z']);
-    let quota = if standard {
-        "`Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances` (L-1216C47A)"
-    } else {
-        "the `Running On-Demand … instances` quota of its family"
-    };
-    Finding::new(
-        CHECK,
-        Status::NotChecked,
-        format!(
-            "the group may run {instances} × `{t}` = {need} vCPUs (max {} and a spare for \
-             rollouts); the quota {quota} is not read by this tool",
-            s.max
-        ),
-    )
-    .hint(format!(
+    let compare = format!(
         "compare with `aws service-quotas get-service-quota --service-code ec2 --quota-code \
          L-1216C47A --region {}` (new accounts start low); ask for an increase if it is under \
          {need}",
         m.region
-    ))
+    );
+    let wanted = format!(
+        "the group may run {instances} × `{t}` = {need} vCPUs (max {} and a spare for rollouts)",
+        s.max
+    );
+    if !standard {
+        return Finding::new(
+            CHECK,
+            Status::NotChecked,
+            format!(
+                "{wanted}; the `Running On-Demand … instances` quota of its family is not read"
+            ),
+        )
+        .hint(compare);
+    }
+    let answer = aws
+        .quotas
+        .get_service_quota()
+        .service_code("ec2")
+        .quota_code(VCPU_QUOTA)
+        .send()
+        .await;
+    let value = match answer {
+        Ok(out) => out.quota().and_then(|q| q.value()),
+        // Not known to the endpoint (the emulator knows VPC quotas only), or not ours to
+        // read: said, not guessed.
+        Err(SdkError::ServiceError(e))
+            if e.err().is_no_such_resource_exception()
+                || e.err().is_access_denied_exception()
+                || e.raw().status().as_u16() == 404 =>
+        {
+            None
+        }
+        Err(e) => return problem(CHECK, error("servicequotas:GetServiceQuota")(e), m).await,
+    };
+    let Some(value) = value else {
+        return Finding::new(
+            CHECK,
+            Status::NotChecked,
+            format!("{wanted}; Service Quotas did not give the `{VCPU_QUOTA}` quota"),
+        )
+        .hint(compare);
+    };
+    let have = value.floor() as i64;
+    if have < need {
+        Finding::new(
+            CHECK,
+            Status::Problem,
+            format!(
+                "{wanted}, but the account's `Running On-Demand Standard (A, C, D, H, I, M, R, \
+                 T, Z) instances` quota is {have} vCPUs"
+            ),
+        )
+        .hint(format!(
+            "ask for at least {need}: `aws service-quotas request-service-quota-increase \
+             --service-code ec2 --quota-code {VCPU_QUOTA} --desired-value {need} --region {}`, \
+             or lower `serverful.max`",
+            m.region
+        ))
+    } else {
+        Finding::new(
+            CHECK,
+            Status::Ok,
+            format!("{wanted}; the quota is {have} vCPUs"),
+        )
+    }
 }
+
+/// Service Quotas' code of EC2's `Running On-Demand Standard (A, C, D, H, I, M, R, T, Z)
+/// instances` quota, in vCPUs.
+const VCPU_QUOTA: &str = "L-1216C47A";
 
 /// Lambda's account concurrency and memory, against the manifest.
 async fn serverless(aws: &Aws, m: &Manifest) -> Vec<Finding> {

@@ -81,6 +81,8 @@ pub fn document(m: &Manifest, account: &Account) -> Value {
             "ec2:DescribeAvailabilityZones",
             "ec2:DescribeInstanceTypes",
             "ec2:DescribeInstanceTypeOfferings",
+            // `check`: the vCPU quota of standard on-demand instances.
+            "servicequotas:GetServiceQuota",
             "ec2:DescribeSecurityGroups",
             "ec2:DescribeLaunchTemplates",
             "ec2:DescribeLaunchTemplateVersions",
