@@ -5,7 +5,7 @@
 #                                           then Python's onnxruntime on the same model and
 #                                           input and the ratio of the inference medians
 #   scripts/bench-predictor.sh vs-bentoml   the service side by side with the BentoML
-#                                           anchor (../shared/anchors/bentoml): one moto S3,
+#                                           anchor (bench/anchors/bentoml): one moto S3,
 #                                           the same two photos, `wrk`, both started fresh
 #                                           each round; p50/p99 at c=1, req/s and p99 at
 #                                           c=9, ready time, peak RSS, and the ratios
@@ -129,7 +129,7 @@ start_bentoml() {
 vs_bentoml() {
   bento_venv=${BENTO_VENV:-/tmp/venv-bento}
   bento_py=$bento_venv/bin/python
-  bento_dir=${BENTO_DIR:-$root/../shared/anchors/bentoml}
+  bento_dir=${BENTO_DIR:-$root/bench/anchors/bentoml}
   DURATION=${DURATION:-20}
   local rounds=${ROUNDS:-3}
   command -v wrk >/dev/null || { echo "error: wrk not found; hint: apt-get install wrk" >&2; exit 1; }
