@@ -7,33 +7,12 @@
 
 mod common;
 
-use std::time::Instant;
-
-use common::{Moto, Run, deployer, deployer_command, fake_digest, mutating, pinned_manifest};
+use common::{Moto, deployer, fake_digest, moto_host, mutating, pinned_manifest, via};
 use testkit::{Behaviour, Proxy, Window};
 
 /// The local stack with a prebuilt image (no build, no registry).
 fn manifest() -> String {
     pinned_manifest(&fake_digest('a')).display().to_string()
-}
-
-/// Runs `deployer` with its AWS calls through `proxy`.
-fn via(proxy: &Proxy, args: &[&str]) -> Run {
-    let started = Instant::now();
-    let o = deployer_command(args)
-        .env("AWS_ENDPOINT_URL", proxy.endpoint())
-        .output()
-        .unwrap();
-    Run {
-        code: o.status.code(),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        elapsed: started.elapsed(),
-    }
-}
-
-fn moto_host(moto: &Moto) -> &str {
-    moto.endpoint.trim_start_matches("http://")
 }
 
 /// The answers the proxy changed, without repeats, sorted.

@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Moto, Run, deployer, deployer_command, fake_digest, mutating, pinned_manifest};
+use common::{
+    Moto, deployer, deployer_command, fake_digest, moto_host, mutating, pinned_manifest, via,
+};
 use testkit::{Behaviour, Faults, Proxy, Rng, Window};
 
 /// The local stack with a prebuilt image (no build, no registry).
@@ -21,25 +23,6 @@ fn manifest() -> String {
 }
 
 const BUCKETS: [&str; 2] = ["yolo-local-input", "yolo-local-results"];
-
-/// Runs `deployer` with its AWS calls through `proxy`.
-fn via(proxy: &Proxy, args: &[&str]) -> Run {
-    let started = Instant::now();
-    let o = deployer_command(args)
-        .env("AWS_ENDPOINT_URL", proxy.endpoint())
-        .output()
-        .unwrap();
-    Run {
-        code: o.status.code(),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        elapsed: started.elapsed(),
-    }
-}
-
-fn moto_host(moto: &Moto) -> &str {
-    moto.endpoint.trim_start_matches("http://")
-}
 
 /// Everything moto holds that a stack could have made, as `kind name`, found by
 /// listing (not through the deployer's finders, which stop at the first of a name):

@@ -769,19 +769,15 @@ fn without_an_answering_endpoint_check_stops_at_the_credentials_and_fails() {
 fn the_vcpu_quota_is_read_and_compared_with_what_the_group_may_run() {
     use testkit::proxy::{Behaviour, Proxy};
     let moto = Moto::start();
-    let proxy = Proxy::start(moto.endpoint.trim_start_matches("http://"));
+    let proxy = Proxy::start(common::moto_host(&moto));
     let m = manifest();
     let check = |quota: u32| {
         proxy.set(Behaviour {
             ec2_vcpu_quota: Some(quota),
             ..Behaviour::default()
         });
-        let o = common::deployer_command(&["-f", &m, "check", "-o", "json"])
-            .env("AWS_ENDPOINT_URL", proxy.endpoint())
-            .output()
-            .unwrap();
-        let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        (o.status.code(), out)
+        let run = common::via(&proxy, &["-f", &m, "check", "-o", "json"]);
+        (run.code, run.json())
     };
     // A new account's 16 vCPUs: not enough.
     let (code, out) = check(16);

@@ -18,6 +18,22 @@ use testkit::Registry;
 
 const URI: &str = "127.0.0.1:5000/yolo-local-predictor";
 
+/// The latest version of the stack's launch template, as EC2 holds it.
+async fn latest_template(
+    ec2: &aws_sdk_ec2::Client,
+) -> aws_sdk_ec2::types::ResponseLaunchTemplateData {
+    ec2.describe_launch_template_versions()
+        .launch_template_name("yolo-local-instances")
+        .versions("$Latest")
+        .send()
+        .await
+        .unwrap()
+        .launch_template_versions()[0]
+        .launch_template_data()
+        .unwrap()
+        .clone()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn both_targets_round_trip() {
     let moto = Moto::start();
@@ -123,16 +139,7 @@ async fn both_targets_round_trip() {
     );
     assert_eq!(alb_sg.ip_permissions()[0].from_port(), Some(80));
 
-    let lt = ec2
-        .describe_launch_template_versions()
-        .launch_template_name("yolo-local-instances")
-        .versions("$Latest")
-        .send()
-        .await
-        .unwrap();
-    let data = lt.launch_template_versions()[0]
-        .launch_template_data()
-        .unwrap();
+    let data = latest_template(&ec2).await;
     assert_eq!(data.instance_type().unwrap().as_str(), "t3a.xlarge");
     let ssm = aws_sdk_ssm::Client::new(&conf);
     let ami = ssm
@@ -910,16 +917,7 @@ async fn the_architecture_comes_from_the_image_and_must_match_the_instances() {
         .value
         .unwrap();
     let ec2 = aws_sdk_ec2::Client::new(&conf);
-    let versions = ec2
-        .describe_launch_template_versions()
-        .launch_template_name("yolo-local-instances")
-        .versions("$Latest")
-        .send()
-        .await
-        .unwrap();
-    let data = versions.launch_template_versions()[0]
-        .launch_template_data()
-        .unwrap();
+    let data = latest_template(&ec2).await;
     assert_eq!(data.image_id(), Some(arm_ami.as_str()));
 
     // An index of two images: ECS would pick the instance's, Lambda cannot.
@@ -977,17 +975,7 @@ async fn a_newer_ami_is_noted_and_taken_only_with_refresh_ami() {
     // template but its AMI (moto copies nothing from a source version, so all of it).
     use aws_sdk_ec2::types as t;
     let ec2 = aws_sdk_ec2::Client::new(&conf);
-    let latest = ec2
-        .describe_launch_template_versions()
-        .launch_template_name("yolo-local-instances")
-        .versions("$Latest")
-        .send()
-        .await
-        .unwrap();
-    let d = latest.launch_template_versions()[0]
-        .launch_template_data()
-        .unwrap()
-        .clone();
+    let d = latest_template(&ec2).await;
     ec2.create_launch_template_version()
         .launch_template_name("yolo-local-instances")
         .launch_template_data(

@@ -52,9 +52,23 @@ pub fn pinned_manifest(digest: &str) -> PathBuf {
 
 /// Runs `deployer` with `args` against `moto` (no terminal, the emulator's credentials).
 pub fn deployer(moto: &Moto, args: &[&str]) -> Run {
+    deployer_at(&moto.endpoint, args)
+}
+
+/// Runs `deployer` with its AWS calls through `proxy` (in front of a moto).
+pub fn via(proxy: &testkit::Proxy, args: &[&str]) -> Run {
+    deployer_at(&proxy.endpoint(), args)
+}
+
+/// `host:port` of `moto`, what a proxy in front of it forwards to.
+pub fn moto_host(moto: &Moto) -> &str {
+    moto.endpoint.trim_start_matches("http://")
+}
+
+fn deployer_at(endpoint: &str, args: &[&str]) -> Run {
     let started = Instant::now();
     let output = deployer_command(args)
-        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_ENDPOINT_URL", endpoint)
         .output()
         .unwrap();
     Run::new(output, started.elapsed())
