@@ -1,0 +1,155 @@
+//! The service's task definition: the settings this tool manages (`TaskSpec`), read
+//! back from the revision the service runs, registered as a new revision when they
+//! change, and every revision of the family deregistered with the service.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ecs::types::{
+    ContainerDefinition, KeyValuePair, LogConfiguration, LogDriver, NetworkMode, PortMapping,
+    TransportProtocol,
+};
+use serde::Serialize;
+
+use super::{Service, sdk_tags};
+use crate::aws::{Aws, AwsError, error};
+
+/// The task definition settings this tool manages, comparable across revisions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskSpec {
+    pub image: String,
+    pub cpu: i32,
+    pub memory_mb: i32,
+    pub port: i32,
+    pub environment: BTreeMap<String, String>,
+    pub execution_role_arn: String,
+    pub task_role_arn: String,
+    pub log_group: String,
+}
+
+/// The managed settings of container `container` in task definition `arn`; `None` when
+/// the task definition has no such container.
+pub(super) async fn find_task_spec(
+    aws: &Aws,
+    arn: &str,
+    container: &str,
+) -> Result<Option<TaskSpec>, AwsError> {
+    let td = aws
+        .ecs
+        .describe_task_definition()
+        .task_definition(arn)
+        .send()
+        .await
+        .map_err(error("ecs:DescribeTaskDefinition"))?;
+    Ok(td.task_definition().and_then(|td| {
+        let c = td
+            .container_definitions()
+            .iter()
+            .find(|c| c.name() == Some(container))?;
+        Some(TaskSpec {
+            image: c.image().unwrap_or_default().to_string(),
+            cpu: c.cpu(),
+            memory_mb: c.memory().unwrap_or_default(),
+            port: c
+                .port_mappings()
+                .first()
+                .and_then(|p| p.container_port())
+                .unwrap_or_default(),
+            environment: c
+                .environment()
+                .iter()
+                .filter_map(|kv| Some((kv.name()?.to_string(), kv.value()?.to_string())))
+                .collect(),
+            execution_role_arn: td.execution_role_arn().unwrap_or_default().to_string(),
+            task_role_arn: td.task_role_arn().unwrap_or_default().to_string(),
+            log_group: c
+                .log_configuration()
+                .and_then(|l| l.options())
+                .and_then(|o| o.get("awslogs-group"))
+                .cloned()
+                .unwrap_or_default(),
+        })
+    }))
+}
+
+impl Service {
+    fn container_definition(&self) -> ContainerDefinition {
+        let t = &self.task;
+        ContainerDefinition::builder()
+            .name(&self.container)
+            .image(&t.image)
+            .cpu(t.cpu)
+            .memory(t.memory_mb)
+            .essential(true)
+            .port_mappings(
+                PortMapping::builder()
+                    .container_port(t.port)
+                    .host_port(t.port)
+                    .protocol(TransportProtocol::Tcp)
+                    .build(),
+            )
+            .set_environment(Some(
+                t.environment
+                    .iter()
+                    .map(|(k, v)| KeyValuePair::builder().name(k).value(v).build())
+                    .collect(),
+            ))
+            .log_configuration(
+                LogConfiguration::builder()
+                    .log_driver(LogDriver::Awslogs)
+                    .options("awslogs-group", &t.log_group)
+                    .options("awslogs-region", &self.region)
+                    .options("awslogs-stream-prefix", "predictor")
+                    .build()
+                    .expect("log driver is set"),
+            )
+            .build()
+    }
+
+    pub(super) async fn register(&self, aws: &Aws) -> Result<String, AwsError> {
+        let out = aws
+            .ecs
+            .register_task_definition()
+            .family(&self.family)
+            .network_mode(NetworkMode::Host)
+            .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Ec2)
+            .execution_role_arn(&self.task.execution_role_arn)
+            .task_role_arn(&self.task.task_role_arn)
+            .container_definitions(self.container_definition())
+            .set_tags(Some(sdk_tags(&self.tags)))
+            .send()
+            .await
+            .map_err(error("ecs:RegisterTaskDefinition"))?;
+        out.task_definition()
+            .and_then(|t| t.task_definition_arn())
+            .map(str::to_string)
+            .ok_or_else(|| AwsError::new("ecs:RegisterTaskDefinition", "no ARN in the answer"))
+    }
+
+    /// Deregisters every revision of the service's family.
+    pub(super) async fn deregister_revisions(&self, aws: &Aws) -> Result<(), AwsError> {
+        let revisions = aws
+            .ecs
+            .list_task_definitions()
+            .family_prefix(&self.family)
+            .send()
+            .await
+            .map_err(error("ecs:ListTaskDefinitions"))?;
+        for arn in revisions.task_definition_arns() {
+            // The prefix matches other families too (`x-predictor` and `x-predictor-2`).
+            if arn
+                .rsplit('/')
+                .next()
+                .and_then(|f| f.rsplit_once(':'))
+                .is_some_and(|(family, _)| family == self.family)
+            {
+                aws.ecs
+                    .deregister_task_definition()
+                    .task_definition(arn)
+                    .send()
+                    .await
+                    .map_err(error("ecs:DeregisterTaskDefinition"))?;
+            }
+        }
+        Ok(())
+    }
+}
