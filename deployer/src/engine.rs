@@ -166,30 +166,41 @@ const ALREADY_THERE: &[&str] = &[
     "BucketAlreadyOwnedByYou",
 ];
 
+/// How many times a change is looked at afresh and finished after an "already there"
+/// answer. Each such answer means a call committed, so each round makes progress; two
+/// in one change happen (the create, then a rule on it, each answered with a 500 after
+/// it committed), and the bound only stops a loop that does not.
+const LOOK_AGAIN: usize = 4;
+
 /// Applies a change; when AWS answers that part of it is there already, finishes it
-/// from a fresh look at the resource (once, and only if it is still the stack's).
+/// from a fresh look at the resource (a bounded number of times, and only while it is
+/// still the stack's).
 async fn apply(
     aws: &Aws,
     stack: &str,
     node: &dyn Node,
     seen: &Observation,
 ) -> Result<(), AwsError> {
-    let e = match node.apply(aws, seen).await {
-        Err(e)
-            if e.code
-                .as_deref()
-                .is_some_and(|c| ALREADY_THERE.contains(&c)) =>
-        {
-            e
+    let mut result = node.apply(aws, seen).await;
+    for _ in 0..LOOK_AGAIN {
+        let e = match result {
+            Err(e) if already_there(&e) => e,
+            done => return done,
+        };
+        tracing::info!("{e}; looking again");
+        let again = node.observe(aws, stack).await?;
+        if again.exists && !again.owned {
+            return Err(e);
         }
-        done => return done,
-    };
-    tracing::info!("{e}; looking again");
-    let again = node.observe(aws, stack).await?;
-    if again.exists && !again.owned {
-        return Err(e);
+        result = node.apply(aws, &again).await;
     }
-    node.apply(aws, &again).await
+    result
+}
+
+fn already_there(e: &AwsError) -> bool {
+    e.code
+        .as_deref()
+        .is_some_and(|c| ALREADY_THERE.contains(&c))
 }
 
 #[cfg(test)]
@@ -368,6 +379,96 @@ mod tests {
         );
     }
 
+    /// A node whose first `answers` applies each commit part of the change and answer
+    /// that it is there already, as AWS does when a 500 came after a call committed and
+    /// the SDK's retry found its work done.
+    struct AlreadyThere {
+        answers: std::cell::Cell<usize>,
+        applies: std::cell::Cell<usize>,
+    }
+
+    impl Node for AlreadyThere {
+        fn id(&self) -> Id {
+            id("racer")
+        }
+        fn depends_on(&self) -> Vec<Id> {
+            Vec::new()
+        }
+        fn observe<'a>(
+            &'a self,
+            _: &'a Aws,
+            _: &'a str,
+        ) -> LocalFuture<'a, Result<Observation, AwsError>> {
+            Box::pin(async move {
+                let mut seen = Observation::missing(self.id());
+                seen.exists = true;
+                seen.owned = true;
+                Ok(seen)
+            })
+        }
+        fn apply<'a>(
+            &'a self,
+            _: &'a Aws,
+            _: &'a Observation,
+        ) -> LocalFuture<'a, Result<(), AwsError>> {
+            Box::pin(async move {
+                self.applies.set(self.applies.get() + 1);
+                match self.answers.get() {
+                    0 => Ok(()),
+                    n => {
+                        self.answers.set(n - 1);
+                        Err(AwsError {
+                            code: Some("InvalidPermission.Duplicate".into()),
+                            ..AwsError::new(
+                                "ec2:AuthorizeSecurityGroupIngress",
+                                "The specified rule already exists",
+                            )
+                        })
+                    }
+                }
+            })
+        }
+        fn delete<'a>(
+            &'a self,
+            aws: &'a Aws,
+            seen: &'a Observation,
+        ) -> LocalFuture<'a, Result<(), AwsError>> {
+            self.apply(aws, seen)
+        }
+        fn empty<'a>(
+            &'a self,
+            aws: &'a Aws,
+            seen: &'a Observation,
+        ) -> LocalFuture<'a, Result<(), AwsError>> {
+            self.apply(aws, seen)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_change_answered_already_there_twice_is_finished_from_fresh_looks() {
+        let manifest = Manifest::parse(
+            "t.yaml".as_ref(),
+            "name: t\nregion: us-east-1\nendpoint: http://127.0.0.1:9\n",
+        )
+        .unwrap();
+        let aws = Aws::connect(&manifest).await;
+        let node = AlreadyThere {
+            answers: 2.into(),
+            applies: 0.into(),
+        };
+        let seen = Observation::missing(node.id());
+        apply(&aws, "t", &node, &seen).await.unwrap();
+        assert_eq!(node.applies.get(), 3);
+        // One that never stops answering so is not looked at forever.
+        let stuck = AlreadyThere {
+            answers: usize::MAX.into(),
+            applies: 0.into(),
+        };
+        let e = apply(&aws, "t", &stuck, &seen).await.unwrap_err();
+        assert_eq!(e.code.as_deref(), Some("InvalidPermission.Duplicate"));
+        assert_eq!(stuck.applies.get(), 1 + LOOK_AGAIN);
+    }
+
     #[test]
     fn down_empties_the_kept_kinds_that_hold_data_and_deletes_the_rest() {
         let log = Rc::new(RefCell::new(Vec::new()));
@@ -404,6 +505,72 @@ mod tests {
                 ("full".to_string(), Action::Delete)
             ]
         );
+    }
+
+    #[test]
+    fn unwanted_resources_are_deleted_after_the_moves_dependents_first_data_kept() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let probe = |name, deps: &[&'static str]| -> Box<dyn Node> {
+            Box::new(Probe {
+                name,
+                deps: deps.to_vec(),
+                fail: false,
+                log: log.clone(),
+            })
+        };
+        // Wanted: `new` (missing). Unwanted: `old-api` on `old-fn`, and `old-data`.
+        let nodes = vec![
+            probe("new", &[]),
+            probe("old-fn", &[]),
+            probe("old-api", &["old-fn"]),
+            probe("old-data", &[]),
+        ];
+        let mut seen: Vec<Observation> =
+            nodes.iter().map(|n| Observation::missing(n.id())).collect();
+        for s in &mut seen[1..] {
+            s.exists = true;
+            s.owned = true;
+        }
+        seen[3].holds_data = true;
+        let plan = Plan::up("t", &nodes[..1], &seen[..1], false).remove_unwanted(
+            &nodes,
+            &seen,
+            1,
+            &[Kind::LogGroup],
+        );
+        let summary: Vec<(String, Action, bool, Vec<String>)> = plan
+            .changes
+            .iter()
+            .map(|c| {
+                (
+                    c.id.name.clone(),
+                    c.action,
+                    c.unwanted,
+                    c.after.iter().map(|a| a.name.clone()).collect(),
+                )
+            })
+            .collect();
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            summary,
+            [
+                ("new".into(), Action::Create, false, s(&[])),
+                ("old-api".into(), Action::Delete, true, s(&["new"])),
+                (
+                    "old-fn".into(),
+                    Action::Delete,
+                    true,
+                    s(&["old-api", "new"])
+                ),
+            ]
+        );
+        assert_eq!(plan.kept.len(), 1);
+        assert_eq!(plan.kept[0].id.name, "old-data");
+        // Without the kept kind, data does not save it.
+        let plan =
+            Plan::up("t", &nodes[..1], &seen[..1], false).remove_unwanted(&nodes, &seen, 1, &[]);
+        assert!(plan.kept.is_empty());
+        assert_eq!(plan.count(Action::Delete), 3);
     }
 
     #[test]
