@@ -309,6 +309,8 @@ pub struct Aws {
     pub quotas: aws_sdk_servicequotas::Client,
     /// Metrics, for `bench` on AWS.
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// The Resource Groups Tagging API: what carries the stack's tag (its inventory).
+    pub tagging: aws_sdk_resourcegroupstagging::Client,
     account: OnceCell<String>,
 }
 
@@ -356,6 +358,7 @@ impl Aws {
             appscaling: aws_sdk_applicationautoscaling::Client::new(&config),
             quotas: aws_sdk_servicequotas::Client::new(&config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
+            tagging: aws_sdk_resourcegroupstagging::Client::new(&config),
             account: OnceCell::new(),
         }
     }

@@ -14,8 +14,6 @@ use crate::stack::{self, Account, Context, Push};
 /// What the command asks of the lookups.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Lookup {
-    /// `down` and `plan --destroy`: the image and the instances are deleted, not read.
-    pub destroying: bool,
     /// Move the instances to the AMI AWS recommends now (`--refresh-ami`).
     pub refresh_ami: bool,
 }
@@ -41,8 +39,6 @@ pub async fn context(
         uri.clone()
     } else if let Some(built) = push.as_ref().and_then(|p| p.built.as_ref()) {
         format!("{host}/{repository}@{}", built.digest)
-    } else if lookup.destroying {
-        format!("{host}/{repository}:{}", manifest.image.tag)
     } else {
         // What the tag points at now; a stack never built shows the tag itself.
         let push = push.as_ref().expect("no image.uri: the push step exists");
@@ -64,8 +60,6 @@ pub async fn context(
     // What the image is built for (OCI names): one, or an index's entries.
     let candidates: Vec<String> = match push.as_ref().and_then(|p| p.built.as_ref()) {
         Some(built) => vec![built.architecture.clone()],
-        // `down` deletes by name: what the image is built for does not matter.
-        None if lookup.destroying => vec![image::host_architecture().to_string()],
         None => match image_architecture(aws, manifest, push.as_ref(), &uri).await {
             Ok(archs) => archs,
             // Unreadable is not wrong: the targets' own pulls will tell. Say what was
@@ -84,7 +78,7 @@ pub async fn context(
         .iter()
         .filter_map(|a| aws_architecture(a))
         .collect();
-    if runnable.is_empty() && !lookup.destroying {
+    if runnable.is_empty() {
         return Err(Error::Usage {
             message: format!(
                 "`{uri}` is built for `{}`; AWS runs x86_64 and arm64 only",
@@ -96,37 +90,27 @@ pub async fn context(
     let architecture = runnable.first().copied().unwrap_or("x86_64");
     let (network, ami) = if manifest.serverful.enabled {
         let s = &manifest.serverful;
-        let instance_arch = if lookup.destroying {
-            "x86_64".to_string()
-        } else {
-            instance_architecture(aws, manifest, &runnable).await?
-        };
+        let instance_arch = instance_architecture(aws, manifest, &runnable).await?;
         let net = &s.network;
         let network =
             ec2::network(aws, net.vpc_id.as_deref(), &net.subnets, &s.instance_type).await?;
-        if lookup.destroying {
-            // `down` deletes the launch template by name: no AMI is looked up.
-            (Some(network), Some(String::new()))
-        } else {
-            let recommended = ec2::recommended_ami(aws, &instance_arch).await?;
-            // The instances keep the AMI they run until asked to move: AWS publishes a
-            // new ECS-optimized AMI every few weeks, and a plan that changes by itself
-            // is noise.
-            let current = ec2::find_template(aws, &manifest.names().launch_template)
-                .await?
-                .filter(|t| t.data.instance_type == s.instance_type && !t.data.image_id.is_empty())
-                .map(|t| t.data.image_id);
-            match current {
-                Some(current) if !lookup.refresh_ami && current != recommended => {
-                    notes.push(format!(
-                        "AWS recommends a newer ECS-optimized AMI, `{recommended}`; the \
-                         instances keep `{current}` until `--refresh-ami` (instances launched \
-                         after that use the new one)"
-                    ));
-                    (Some(network), Some(current))
-                }
-                _ => (Some(network), Some(recommended)),
+        let recommended = ec2::recommended_ami(aws, &instance_arch).await?;
+        // The instances keep the AMI they run until asked to move: AWS publishes a new
+        // ECS-optimized AMI every few weeks, and a plan that changes by itself is noise.
+        let current = ec2::find_template(aws, &manifest.names().launch_template)
+            .await?
+            .filter(|t| t.data.instance_type == s.instance_type && !t.data.image_id.is_empty())
+            .map(|t| t.data.image_id);
+        match current {
+            Some(current) if !lookup.refresh_ami && current != recommended => {
+                notes.push(format!(
+                    "AWS recommends a newer ECS-optimized AMI, `{recommended}`; the \
+                     instances keep `{current}` until `--refresh-ami` (instances launched \
+                     after that use the new one)"
+                ));
+                (Some(network), Some(current))
             }
+            _ => (Some(network), Some(recommended)),
         }
     } else {
         (None, None)

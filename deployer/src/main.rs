@@ -8,6 +8,7 @@ mod context;
 mod engine;
 mod error;
 mod image;
+mod inventory;
 mod local;
 mod manifest;
 mod output;
@@ -74,8 +75,9 @@ enum Command {
         /// (without it they keep the one they run).
         #[arg(long, conflicts_with = "destroy")]
         refresh_ami: bool,
-        /// With --destroy: plan the buckets' deletion too.
-        #[arg(long, requires = "destroy")]
+        /// Plan the deletion of buckets with objects in them too: with --destroy, the
+        /// stack's; without, those the manifest no longer names.
+        #[arg(long)]
         delete_buckets: bool,
     },
     /// Create or update the stack's resources to match the manifest.
@@ -96,6 +98,10 @@ enum Command {
         /// they keep the one they run).
         #[arg(long)]
         refresh_ami: bool,
+        /// Delete the buckets the manifest no longer names (renamed) even when they hold
+        /// objects; without it they are kept and named.
+        #[arg(long)]
+        delete_buckets: bool,
         /// On a local stack, provision only: do not start (or update) the local runtime.
         #[arg(long, env = "DEPLOYER_NO_RUNTIME", value_parser = clap::builder::FalseyValueParser::new())]
         no_runtime: bool,
@@ -375,21 +381,40 @@ async fn run_stack(cli: Cli, file: PathBuf, manifest: &Manifest) -> Result<u8, E
             ..
         }
     );
-    let lookup = context::Lookup {
-        destroying,
-        refresh_ami,
+    // `down` reads only what the stack owns: no network, AMI or image lookups, so a
+    // stack whose subnets are gone can still be torn down.
+    let (ctx, nodes, wanted) = if destroying {
+        let nodes = inventory::owned(&aws, &manifest, &account).await?;
+        let all = nodes.len();
+        (None, nodes, all)
+    } else {
+        let lookup = context::Lookup { refresh_ami };
+        let ctx = context::context(&aws, &manifest, account.clone(), push, lookup).await?;
+        for note in &ctx.notes {
+            progress.info(note);
+        }
+        let mut nodes = stack::desired(&manifest, &ctx);
+        let wanted = nodes.len();
+        let owned = inventory::owned(&aws, &manifest, &account).await?;
+        nodes.extend(inventory::unwanted(&nodes, owned));
+        (Some(ctx), nodes, wanted)
     };
-    let ctx = context::context(&aws, &manifest, account, push, lookup).await?;
-    for note in &ctx.notes {
-        progress.info(note);
-    }
-    let nodes = stack::desired(&manifest, &ctx);
     plan::check_graph(&nodes).map_err(|e| Error::Usage {
         message: format!("internal: the stack's resource graph is broken: {e}"),
         hint: Some("this is a bug in deployer: please report it with the manifest".into()),
     })?;
     let stack = manifest.name.as_str();
     let seen = engine::observe(&aws, stack, &nodes).await?;
+    // What `up` plans: the desired resources reconciled, then the unwanted deleted
+    // (buckets with objects kept unless told otherwise).
+    let up_plan = |adopt: bool, delete_buckets: bool| {
+        Plan::up(stack, &nodes[..wanted], &seen[..wanted], adopt).remove_unwanted(
+            &nodes,
+            &seen,
+            wanted,
+            kept_by_down(delete_buckets),
+        )
+    };
 
     match cli.command {
         Command::Validate
@@ -411,7 +436,7 @@ async fn run_stack(cli: Cli, file: PathBuf, manifest: &Manifest) -> Result<u8, E
             let plan = if destroy {
                 Plan::down(stack, &nodes, &seen, kept_by_down(delete_buckets))
             } else {
-                Plan::up(stack, &nodes, &seen, false)
+                up_plan(false, delete_buckets)
             };
             print(
                 cli.output,
@@ -427,9 +452,12 @@ async fn run_stack(cli: Cli, file: PathBuf, manifest: &Manifest) -> Result<u8, E
         Command::Up { yes, .. } | Command::Down { yes, .. } => {
             let (plan, command, runtime) = match cli.command {
                 Command::Up {
-                    adopt, no_runtime, ..
+                    adopt,
+                    no_runtime,
+                    delete_buckets,
+                    ..
                 } => (
-                    Plan::up(stack, &nodes, &seen, adopt),
+                    up_plan(adopt, delete_buckets),
                     "up",
                     !no_runtime && local::applies(&manifest),
                 ),
@@ -477,7 +505,9 @@ async fn run_stack(cli: Cli, file: PathBuf, manifest: &Manifest) -> Result<u8, E
             if runtime && failed == 0 {
                 progress
                     .info("starting the local runtime (both targets as processes on this machine)");
-                let digest = ctx.image.uri.split_once('@').map(|(_, d)| d);
+                let digest = ctx
+                    .as_ref()
+                    .and_then(|c| c.image.uri.split_once('@').map(|(_, d)| d));
                 let state = local::start(&manifest, &file, digest, LOCAL_READY)
                     .await
                     .map_err(Error::Local)?;
@@ -505,11 +535,16 @@ async fn run_stack(cli: Cli, file: PathBuf, manifest: &Manifest) -> Result<u8, E
             Ok(0)
         }
         Command::Status => {
+            // What the manifest asks for, then what the stack owns and no longer wants
+            // (what the next `up` deletes).
             let rows: Vec<StatusRow> = seen
                 .iter()
-                .map(|o| StatusRow {
+                .enumerate()
+                .filter(|(i, o)| *i < wanted || (o.exists && o.owned))
+                .map(|(i, o)| StatusRow {
                     id: o.id.clone(),
                     state: match (o.exists, o.owned, o.diff.is_empty()) {
+                        _ if i >= wanted => "unwanted",
                         (false, _, _) => "missing",
                         (true, false, _) => "foreign",
                         (true, true, false) => "drifted",

@@ -194,6 +194,8 @@ pub fn plan_text(plan: &Plan) -> String {
         for c in &plan.changes {
             let kept = if c.action == Action::Empty {
                 " (emptied, kept)"
+            } else if c.unwanted {
+                " (no longer in the manifest)"
             } else {
                 ""
             };
@@ -207,6 +209,12 @@ pub fn plan_text(plan: &Plan) -> String {
         out.push_str(&format!(
             "  ! {} exists but is not tagged `deployer:stack = {}`: left alone\n",
             f.id, plan.stack
+        ));
+    }
+    for k in &plan.kept {
+        out.push_str(&format!(
+            "  ! {} is no longer in the manifest and holds objects: kept (`--delete-buckets` deletes it)\n",
+            k.id
         ));
     }
     out

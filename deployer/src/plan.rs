@@ -28,6 +28,10 @@ pub struct Change {
     /// Changes in this plan that must finish first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<Id>,
+    /// A deletion by `up`: the stack owns the resource and its manifest no longer asks
+    /// for it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unwanted: bool,
     /// Index of the resource in the stack's node list.
     #[serde(skip)]
     pub node: usize,
@@ -92,6 +96,10 @@ pub struct Plan {
     /// Resources in the way that this tool will not touch.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub foreign: Vec<Foreign>,
+    /// Resources the stack owns and no longer wants that hold data (a renamed bucket
+    /// with objects in it): kept, unless the command is told to delete them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<Foreign>,
 }
 
 impl Plan {
@@ -121,6 +129,7 @@ impl Plan {
                     Vec::new()
                 },
                 after: Vec::new(),
+                unwanted: false,
                 node: i,
             });
         }
@@ -136,6 +145,7 @@ impl Plan {
             stack: stack.to_string(),
             changes,
             foreign,
+            kept: Vec::new(),
         }
     }
 
@@ -162,6 +172,7 @@ impl Plan {
                 action,
                 fields: Vec::new(),
                 after: Vec::new(),
+                unwanted: false,
                 node: i,
             });
         }
@@ -178,7 +189,53 @@ impl Plan {
             stack: stack.to_string(),
             changes,
             foreign,
+            kept: Vec::new(),
         }
+    }
+
+    /// Adds to an `up` plan the deletion of what the stack owns and no longer wants:
+    /// `nodes[from..]` that exist with the stack's tag. Each goes after whatever of them
+    /// depends on it, and after every create and update of the plan: the stack moves to
+    /// what it wants before what it leaves goes (the service runs the new image before
+    /// the old repository is deleted). Those of the `keep` kinds that hold data are kept
+    /// and named in `kept`.
+    pub fn remove_unwanted(
+        mut self,
+        nodes: &[Box<dyn Node>],
+        seen: &[Observation],
+        from: usize,
+        keep: &[Kind],
+    ) -> Plan {
+        let moves: Vec<Id> = self.changes.iter().map(|c| c.id.clone()).collect();
+        let mut deletes = Vec::new();
+        for (i, (node, obs)) in nodes.iter().zip(seen).enumerate().skip(from).rev() {
+            if !(obs.exists && obs.owned) {
+                continue;
+            }
+            if obs.holds_data && keep.contains(&node.id().kind) {
+                self.kept.push(Foreign { id: node.id() });
+                continue;
+            }
+            deletes.push(Change {
+                id: node.id(),
+                action: Action::Delete,
+                fields: Vec::new(),
+                after: Vec::new(),
+                unwanted: true,
+                node: i,
+            });
+        }
+        let planned: BTreeSet<Id> = deletes.iter().map(|c| c.id.clone()).collect();
+        for c in &mut deletes {
+            c.after = nodes[from..]
+                .iter()
+                .filter(|n| n.depends_on().contains(&c.id) && planned.contains(&n.id()))
+                .map(|n| n.id())
+                .chain(moves.iter().cloned())
+                .collect();
+        }
+        self.changes.extend(deletes);
+        self
     }
 
     pub fn is_empty(&self) -> bool {

@@ -279,6 +279,28 @@ pub fn desired(m: &Manifest, ctx: &Context) -> Vec<Box<dyn Node>> {
     nodes
 }
 
+/// Every resource the stack's names can denote, whatever the manifest enables now:
+/// the manifest with both targets on, built without the facts only creating needs (no
+/// network, AMI or image looked up). Each is found by name as `up` finds it; this is
+/// what `down` deletes and what `up` compares with what it wants.
+pub fn shape(m: &Manifest, account: &Account) -> Vec<Box<dyn Node>> {
+    let mut all = m.clone();
+    all.serverful.enabled = true;
+    all.serverless.enabled = true;
+    let ctx = Context {
+        account: account.clone(),
+        image: Image {
+            uri: String::new(),
+            architecture: String::new(),
+        },
+        network: Some(Network::default()),
+        ami: Some(String::new()),
+        notes: Vec::new(),
+        push: None,
+    };
+    desired(&all, &ctx)
+}
+
 /// The ECS on EC2 half: security groups, instances, cluster, load balancer, service.
 fn serverful(
     m: &Manifest,
@@ -413,10 +435,11 @@ fn serverful(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn context() -> Context {
+    /// A context as the lookups would give it, for tests that build the stack.
+    pub(crate) fn context() -> Context {
         Context {
             account: Account {
                 id: "123456789012".into(),

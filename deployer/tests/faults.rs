@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::inventory::held as everything;
 use common::{
     Moto, deployer, deployer_command, fake_digest, moto_host, mutating, pinned_manifest, via,
 };
@@ -23,182 +24,6 @@ fn manifest() -> String {
 }
 
 const BUCKETS: [&str; 2] = ["yolo-local-input", "yolo-local-results"];
-
-/// Everything moto holds that a stack could have made, as `kind name`, found by
-/// listing (not through the deployer's finders, which stop at the first of a name):
-/// the same name twice is a duplicate. Sub-resources are named by their parent
-/// (`route <api>/<key>`, `integration <api>`, `listener <lb>/<port>`).
-async fn inventory(moto: &Moto) -> Vec<String> {
-    let conf = moto.sdk().await;
-    let mut all = Vec::new();
-    let s3 = moto.s3().await;
-    for b in s3.list_buckets().send().await.unwrap().buckets() {
-        all.push(format!("bucket {}", b.name().unwrap()));
-    }
-    let ecr = aws_sdk_ecr::Client::new(&conf);
-    for r in ecr
-        .describe_repositories()
-        .send()
-        .await
-        .unwrap()
-        .repositories()
-    {
-        all.push(format!("ecr {}", r.repository_name().unwrap()));
-    }
-    let iam = aws_sdk_iam::Client::new(&conf);
-    for r in iam.list_roles().send().await.unwrap().roles() {
-        // The account's service-linked roles are not the stack's.
-        if !r.path().starts_with("/aws-service-role/") {
-            all.push(format!("role {}", r.role_name()));
-        }
-    }
-    for p in iam
-        .list_instance_profiles()
-        .send()
-        .await
-        .unwrap()
-        .instance_profiles()
-    {
-        all.push(format!("profile {}", p.instance_profile_name()));
-    }
-    let logs = aws_sdk_cloudwatchlogs::Client::new(&conf);
-    for g in logs
-        .describe_log_groups()
-        .send()
-        .await
-        .unwrap()
-        .log_groups()
-    {
-        all.push(format!("log {}", g.log_group_name().unwrap()));
-    }
-    let lambda = aws_sdk_lambda::Client::new(&conf);
-    for f in lambda.list_functions().send().await.unwrap().functions() {
-        let name = f.function_name().unwrap();
-        all.push(format!("function {name}"));
-        let aliases = lambda.list_aliases().function_name(name).send().await;
-        for a in aliases.iter().flat_map(|a| a.aliases()) {
-            all.push(format!("alias {name}/{}", a.name().unwrap()));
-        }
-    }
-    let apigw = aws_sdk_apigatewayv2::Client::new(&conf);
-    for api in apigw.get_apis().send().await.unwrap().items() {
-        let (name, id) = (api.name().unwrap(), api.api_id().unwrap());
-        all.push(format!("api {name}"));
-        let integrations = apigw.get_integrations().api_id(id).send().await.unwrap();
-        for _ in integrations.items() {
-            all.push(format!("integration {name}"));
-        }
-        for r in apigw.get_routes().api_id(id).send().await.unwrap().items() {
-            all.push(format!("route {name}/{}", r.route_key().unwrap()));
-        }
-        for s in apigw.get_stages().api_id(id).send().await.unwrap().items() {
-            all.push(format!("stage {name}/{}", s.stage_name().unwrap()));
-        }
-    }
-    let ec2 = aws_sdk_ec2::Client::new(&conf);
-    for g in ec2
-        .describe_security_groups()
-        .send()
-        .await
-        .unwrap()
-        .security_groups()
-    {
-        if g.group_name() != Some("default") {
-            all.push(format!("sg {}", g.group_name().unwrap()));
-        }
-    }
-    for t in ec2
-        .describe_launch_templates()
-        .send()
-        .await
-        .unwrap()
-        .launch_templates()
-    {
-        all.push(format!("template {}", t.launch_template_name().unwrap()));
-    }
-    let asg = aws_sdk_autoscaling::Client::new(&conf);
-    for g in asg
-        .describe_auto_scaling_groups()
-        .send()
-        .await
-        .unwrap()
-        .auto_scaling_groups()
-    {
-        all.push(format!("asg {}", g.auto_scaling_group_name().unwrap()));
-    }
-    let ecs = aws_sdk_ecs::Client::new(&conf);
-    let arns = ecs
-        .list_clusters()
-        .send()
-        .await
-        .unwrap()
-        .cluster_arns()
-        .to_vec();
-    if !arns.is_empty() {
-        let clusters = ecs
-            .describe_clusters()
-            .set_clusters(Some(arns))
-            .send()
-            .await
-            .unwrap();
-        for c in clusters.clusters() {
-            if c.status() != Some("ACTIVE") {
-                continue;
-            }
-            let name = c.cluster_name().unwrap();
-            all.push(format!("cluster {name}"));
-            let services = ecs.list_services().cluster(name).send().await.unwrap();
-            for s in services.service_arns() {
-                all.push(format!("service {name}/{}", s.rsplit('/').next().unwrap()));
-            }
-        }
-    }
-    // moto answers 500 to a describe without names.
-    for p in ecs
-        .describe_capacity_providers()
-        .capacity_providers("yolo-local-capacity")
-        .send()
-        .await
-        .unwrap()
-        .capacity_providers()
-    {
-        let name = p.name().unwrap();
-        if p.status().is_none_or(|s| s.as_str() != "INACTIVE") && !name.starts_with("FARGATE") {
-            all.push(format!("capacity {name}"));
-        }
-    }
-    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&conf);
-    for lb in elb
-        .describe_load_balancers()
-        .send()
-        .await
-        .unwrap()
-        .load_balancers()
-    {
-        let name = lb.load_balancer_name().unwrap();
-        all.push(format!("lb {name}"));
-        let listeners = elb
-            .describe_listeners()
-            .load_balancer_arn(lb.load_balancer_arn().unwrap())
-            .send()
-            .await
-            .unwrap();
-        for l in listeners.listeners() {
-            all.push(format!("listener {name}/{}", l.port().unwrap_or_default()));
-        }
-    }
-    for tg in elb
-        .describe_target_groups()
-        .send()
-        .await
-        .unwrap()
-        .target_groups()
-    {
-        all.push(format!("tg {}", tg.target_group_name().unwrap()));
-    }
-    all.sort();
-    all
-}
 
 /// What `inventory` holds more than once.
 fn duplicates(inventory: &[String]) -> Vec<String> {
@@ -216,7 +41,7 @@ fn duplicates(inventory: &[String]) -> Vec<String> {
 /// Asserts a converged stack: nothing twice, every kind there, and the plan (read
 /// straight from moto, no faults) empty.
 async fn assert_converged(moto: &Moto, m: &str, what: &str) -> Vec<String> {
-    let held = inventory(moto).await;
+    let held = everything(moto).await;
     assert_eq!(duplicates(&held), Vec::<String>::new(), "{what}: {held:#?}");
     for kind in [
         "api ",
@@ -244,7 +69,7 @@ async fn assert_converged(moto: &Moto, m: &str, what: &str) -> Vec<String> {
 /// Asserts that nothing of the stack is left (the service-linked role is the
 /// account's).
 async fn assert_empty(moto: &Moto, what: &str) {
-    assert_eq!(inventory(moto).await, Vec::<String>::new(), "{what}");
+    assert_eq!(everything(moto).await, Vec::<String>::new(), "{what}");
 }
 
 /// 20 % of the calls get a fault (a fifth each: throttling, 500 before, 500 after the
@@ -318,7 +143,7 @@ async fn deleted_bucket_names(moto: &Moto, proxy: &Proxy, m: &str) -> (usize, us
     proxy.set(window);
     via(proxy, &["-f", m, "up"]).expect(0);
     via(proxy, &["-f", m, "down"]).expect(0);
-    let held = inventory(moto).await;
+    let held = everything(moto).await;
     assert_eq!(
         held,
         BUCKETS.map(|b| format!("bucket {b}")),
@@ -364,7 +189,7 @@ async fn deleted_bucket_names(moto: &Moto, proxy: &Proxy, m: &str) -> (usize, us
         "{}",
         refused.stderr
     );
-    let held = inventory(moto).await;
+    let held = everything(moto).await;
     assert!(
         !held.iter().any(|h| h.starts_with("bucket ")) && held.iter().any(|h| h.starts_with("lb ")),
         "what does not need the buckets is created: {held:#?}"

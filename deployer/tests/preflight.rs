@@ -336,6 +336,8 @@ fn call_of(v: &serde_json::Value) -> Option<Call> {
     let service = scope.split('/').nth(3)?.to_string();
     let prefix = match service.as_str() {
         "monitoring" => "cloudwatch".to_string(),
+        // The Resource Groups Tagging API signs as `tagging`; IAM calls its actions `tag:`.
+        "tagging" => "tag".to_string(),
         s => s.to_string(),
     };
     let method = v["method"].as_str()?.to_string();

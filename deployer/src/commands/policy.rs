@@ -58,8 +58,14 @@ fn with_condition(mut s: Value, condition: Value) -> Value {
     s
 }
 
-/// The policy document for `m` in `account`.
+/// The policy document for `m` in `account`. It covers both targets whatever the
+/// manifest enables: `up` deletes a target switched off, and `down` everything the
+/// stack owns, so each needs to read and delete what the other target would create.
 pub fn document(m: &Manifest, account: &Account) -> Value {
+    let mut shape = m.clone();
+    shape.serverful.enabled = true;
+    shape.serverless.enabled = true;
+    let m = &shape;
     let n = m.names();
     let (p, r, a) = (&account.partition, &account.region, &account.id);
     let any = || vec!["*".to_string()];
@@ -107,6 +113,14 @@ pub fn document(m: &Manifest, account: &Account) -> Value {
         reads.push("cloudwatch:GetMetricData");
     }
     statements.push(statement("ReadsAwsScopesToAll", &reads, any()));
+    // The stack's inventory: its buckets by tag (one call for the region), and every
+    // repository's tags (ECR has no tag filter), for what a renamed setting left behind.
+    statements.push(statement("InventoryByTag", &["tag:GetResources"], any()));
+    statements.push(statement(
+        "InventoryOfRepositories",
+        &["ecr:DescribeRepositories", "ecr:ListTagsForResource"],
+        vec![format!("arn:{p}:ecr:{r}:{a}:repository/*")],
+    ));
 
     // The image repository and its registry.
     let repository = format!("arn:{p}:ecr:{r}:{a}:repository/{}", n.repository);
@@ -534,7 +548,7 @@ mod tests {
     }
 
     #[test]
-    fn a_disabled_target_needs_none_of_its_permissions() {
+    fn a_disabled_target_keeps_its_permissions_so_up_can_delete_what_it_left() {
         let m = Manifest::parse(
             std::path::Path::new("t.yaml"),
             "name: s\nregion: cn-north-1\nserverful: {enabled: false}\n",
@@ -543,10 +557,16 @@ mod tests {
         let doc = document(&m, &account());
         let all = actions(&doc);
         assert!(all.iter().any(|a| a == "lambda:CreateFunction"));
-        assert!(!all.iter().any(|a| a.starts_with("ec2:")
-            || a.starts_with("ecs:")
-            || a.starts_with("elasticloadbalancing:")
-            || a.starts_with("autoscaling:")));
+        // The serverful target is off, and `up` deletes what it left running.
+        for action in [
+            "ecs:DeleteService",
+            "elasticloadbalancing:DeleteLoadBalancer",
+            "autoscaling:DeleteAutoScalingGroup",
+            "ec2:DeleteSecurityGroup",
+            "tag:GetResources",
+        ] {
+            assert!(all.iter().any(|a| a == action), "{action}");
+        }
         // Every ARN is in the stack's partition and account.
         for s in doc["Statement"].as_array().unwrap() {
             for r in s["Resource"].as_array().unwrap() {

@@ -15,10 +15,13 @@ use aws_sdk_ec2::types::{
 
 use super::{Field, Id, Kind, Resource, Tags, tag_diff};
 use crate::aws::{Aws, AwsError, FoundExt, Service, error};
+use crate::manifest::OWNER_TAG;
 use crate::wait;
 
-/// The VPC and subnets the load balancer and instances use.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The VPC and subnets the load balancer and instances use. The default, with no VPC,
+/// is a network not looked up (`down`, the stack's inventory): the security groups are
+/// then found by name and the stack's tag, in whichever VPC they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Network {
     pub vpc_id: String,
     /// The load balancer's: every subnet given, or the default ones.
@@ -175,8 +178,7 @@ pub async fn group_id(aws: &Aws, vpc: &str, name: &str) -> Result<Option<String>
     let out = aws
         .ec2
         .describe_security_groups()
-        .filters(Filter::builder().name("vpc-id").values(vpc).build())
-        .filters(Filter::builder().name("group-name").values(name).build())
+        .set_filters(Some(group_filters(vpc, name, None)))
         .send()
         .await
         .map_err(error("ec2:DescribeSecurityGroups"))?;
@@ -185,6 +187,24 @@ pub async fn group_id(aws: &Aws, vpc: &str, name: &str) -> Result<Option<String>
         .first()
         .and_then(|g| g.group_id())
         .map(str::to_string))
+}
+
+/// Filters for a security group by name: in `vpc`, or where `vpc` is unknown (`down`
+/// and the stack's inventory read no network), in any VPC, carrying `owner` when given.
+fn group_filters(vpc: &str, name: &str, owner: Option<(&str, &str)>) -> Vec<Filter> {
+    let mut filters = vec![Filter::builder().name("group-name").values(name).build()];
+    if !vpc.is_empty() {
+        filters.push(Filter::builder().name("vpc-id").values(vpc).build());
+    }
+    if let Some((key, value)) = owner {
+        filters.push(
+            Filter::builder()
+                .name(format!("tag:{key}"))
+                .values(value)
+                .build(),
+        );
+    }
+    filters
 }
 
 async fn require_group(aws: &Aws, vpc: &str, name: &str) -> Result<String, AwsError> {
@@ -297,21 +317,17 @@ impl Resource for SecurityGroup {
     }
 
     async fn find(&self, aws: &Aws) -> Result<Option<GroupObserved>, AwsError> {
+        // Without a VPC, only the stack's own group of that name is the one meant.
+        let owner = self
+            .vpc_id
+            .is_empty()
+            .then(|| self.tags.get_key_value(OWNER_TAG))
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.as_str()));
         let out = aws
             .ec2
             .describe_security_groups()
-            .filters(
-                Filter::builder()
-                    .name("vpc-id")
-                    .values(&self.vpc_id)
-                    .build(),
-            )
-            .filters(
-                Filter::builder()
-                    .name("group-name")
-                    .values(&self.name)
-                    .build(),
-            )
+            .set_filters(Some(group_filters(&self.vpc_id, &self.name, owner)))
             .send()
             .await
             .map_err(error("ec2:DescribeSecurityGroups"))?;

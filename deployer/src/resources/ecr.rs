@@ -5,7 +5,7 @@
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
 use serde_json::{Value, json};
 
-use super::{Field, Kind, Resource, Tags, tag_diff};
+use super::{Field, Kind, Resource, Tags, owned_by, tag_diff};
 use crate::aws::{Aws, AwsError, FoundExt, Service, error};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +86,40 @@ impl Repository {
     }
 }
 
+async fn tags_of(aws: &Aws, arn: &str) -> Result<Tags, AwsError> {
+    Ok(aws
+        .ecr
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .map_err(error("ecr:ListTagsForResource"))?
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect())
+}
+
+/// The names of the repositories that carry `stack`'s ownership tag, for the stack's
+/// inventory (a repository the manifest renamed is still the stack's). ECR has no tag
+/// filter of its own: each repository's tags are read.
+pub async fn owned(aws: &Aws, stack: &str) -> Result<Vec<String>, AwsError> {
+    let mut names = Vec::new();
+    let mut pages = aws.ecr.describe_repositories().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(error("ecr:DescribeRepositories"))?;
+        for repo in page.repositories() {
+            let (Some(name), Some(arn)) = (repo.repository_name(), repo.repository_arn()) else {
+                continue;
+            };
+            if owned_by(&tags_of(aws, arn).await?, stack) {
+                names.push(name.to_string());
+            }
+        }
+    }
+    Ok(names)
+}
+
 impl Resource for Repository {
     type Observed = Observed;
     const KIND: Kind = Kind::EcrRepository;
@@ -109,17 +143,7 @@ impl Resource for Repository {
             return Ok(None);
         };
         let arn = repo.repository_arn().unwrap_or_default().to_string();
-        let tags = aws
-            .ecr
-            .list_tags_for_resource()
-            .resource_arn(&arn)
-            .send()
-            .await
-            .map_err(error("ecr:ListTagsForResource"))?
-            .tags()
-            .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect();
+        let tags = tags_of(aws, &arn).await?;
         let lifecycle = aws
             .ecr
             .get_lifecycle_policy()

@@ -508,6 +508,30 @@ pub struct ListenerObserved {
     pub tags: Tags,
 }
 
+/// The ports `load_balancer` listens on, for the stack's inventory (a listener on a
+/// port the manifest no longer names is the stack's to delete). None when it does not
+/// exist.
+pub async fn listener_ports(aws: &Aws, load_balancer: &str) -> Result<Vec<u16>, AwsError> {
+    let Some(arn) = find_load_balancer(aws, load_balancer)
+        .await?
+        .and_then(|l| l.load_balancer_arn)
+    else {
+        return Ok(Vec::new());
+    };
+    let listeners = aws
+        .elb
+        .describe_listeners()
+        .load_balancer_arn(arn)
+        .send()
+        .await
+        .map_err(error("elasticloadbalancing:DescribeListeners"))?;
+    Ok(listeners
+        .listeners()
+        .iter()
+        .filter_map(|l| l.port().and_then(|p| u16::try_from(p).ok()))
+        .collect())
+}
+
 impl Listener {
     fn forward(target_group_arn: &str) -> Action {
         Action::builder()

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use super::{Field, Kind, Resource, Tags, tag_diff};
 use crate::aws::{Aws, AwsError, FoundExt, Service, error};
+use crate::manifest::OWNER_TAG;
 
 /// The lifecycle rule this tool owns on a bucket.
 const EXPIRY_RULE: &str = "deployer-expire-results";
@@ -333,6 +334,31 @@ impl Bucket {
                 .map_err(error("s3:DeleteObjects"))?;
         }
     }
+}
+
+/// The names of the buckets in the region that carry `stack`'s ownership tag, for the
+/// stack's inventory (a bucket the manifest renamed is still the stack's): one question
+/// to the Resource Groups Tagging API rather than every bucket's tags.
+pub async fn owned(aws: &Aws, stack: &str) -> Result<Vec<String>, AwsError> {
+    use aws_sdk_resourcegroupstagging::types::TagFilter;
+    let mut names = Vec::new();
+    let mut pages = aws
+        .tagging
+        .get_resources()
+        .tag_filters(TagFilter::builder().key(OWNER_TAG).values(stack).build())
+        .resource_type_filters("s3:bucket")
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(error("tag:GetResources"))?;
+        for r in page.resource_tag_mapping_list() {
+            // `arn:<partition>:s3:::<name>`
+            if let Some((_, name)) = r.resource_arn().and_then(|a| a.split_once(":::")) {
+                names.push(name.to_string());
+            }
+        }
+    }
+    Ok(names)
 }
 
 impl Resource for Bucket {

@@ -2,6 +2,8 @@
 //! `testkit::Moto` server.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod inventory;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
