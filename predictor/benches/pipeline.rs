@@ -112,12 +112,11 @@ fn main() {
         let decode = time(runs, || decode::decode(&bytes, u64::MAX).unwrap());
         let image = decode::decode(&bytes, u64::MAX).unwrap().pixels;
         let mut input = Vec::new();
-        let pre = time(runs, || {
-            preprocess::letterbox_into(&image, w, h, &mut input)
-        });
-        let letterbox = preprocess::letterbox_into(&image, w, h, &mut input);
-        let infer = time(runs, || engine.run(&input).unwrap());
-        let output = engine.run(&input).unwrap();
+        let rect = engine.rect();
+        let pre = time(runs, || preprocess::prepare(&image, w, h, rect, &mut input));
+        let (letterbox, iw, ih) = preprocess::prepare(&image, w, h, rect, &mut input);
+        let infer = time(runs, || engine.run(&input, iw, ih).unwrap());
+        let output = engine.run(&input, iw, ih).unwrap();
         let thresholds = postprocess::Thresholds::default();
         let post = time(runs, || {
             postprocess::detections(&output, &thresholds, &letterbox).unwrap()

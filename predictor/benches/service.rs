@@ -44,11 +44,11 @@ fn main() {
     let mut input = Vec::new();
     let (w, h) = engine.input_size();
     predictor::preprocess::letterbox_into(&image, w, h, &mut input);
-    engine.run(&input).unwrap();
+    engine.run(&input, w, h).unwrap();
     let started = Instant::now();
     let mut n = 0;
     while started.elapsed() < Duration::from_secs(5) {
-        engine.run(&input).unwrap();
+        engine.run(&input, w, h).unwrap();
         n += 1;
     }
     let engine_rate = n as f64 / started.elapsed().as_secs_f64();

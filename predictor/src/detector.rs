@@ -150,7 +150,7 @@ impl Detector {
     pub fn new(engine: Box<dyn Engine>, settings: Settings) -> Result<Self, DetectError> {
         let (w, h) = engine.input_size();
         let started = Instant::now();
-        let warm = engine.run(&vec![0.0; 3 * (w * h) as usize])?;
+        let warm = engine.run(&vec![0.0; 3 * (w * h) as usize], w, h)?;
         tracing::info!("warm-up inference in {:.0} ms", ms_since(started));
         let classes = postprocess::Layout::from_shape(&warm.shape)?.classes();
         let names = labels::resolve(engine.class_names(), classes);
@@ -186,10 +186,10 @@ impl Detector {
         let (w, h) = self.engine.input_size();
         let (letterbox, output) = INPUT.with_borrow_mut(|input| {
             let stage = Instant::now();
-            let letterbox = preprocess::letterbox_into(&image, w, h, input);
+            let (letterbox, w, h) = preprocess::prepare(&image, w, h, self.engine.rect(), input);
             t.preprocess = ms_since(stage);
             let stage = Instant::now();
-            let output = self.engine.run(input);
+            let output = self.engine.run(input, w, h);
             t.infer = ms_since(stage);
             output.map(|o| (letterbox, o))
         })?;

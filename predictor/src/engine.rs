@@ -20,12 +20,18 @@ pub struct Tensor {
 
 /// Runs a detection model on a letterboxed NCHW float input.
 pub trait Engine: Send + Sync {
-    /// Input width and height the model expects.
+    /// Input width and height the model expects; for a model with dynamic height and
+    /// width, the largest (the size it was exported for).
     fn input_size(&self) -> (u32, u32);
+    /// Whether the model takes any height and width that are multiples of 32: a photo is
+    /// then letterboxed to the smallest such rectangle ("rect" mode) instead of the square.
+    fn rect(&self) -> bool {
+        false
+    }
     /// Class names from the model's metadata, when it carries them.
     fn class_names(&self) -> Option<Vec<String>>;
-    /// Runs one inference on `input` (3 x height x width floats).
-    fn run(&self, input: &[f32]) -> Result<Tensor, EngineError>;
+    /// Runs one inference on `input` (3 x `height` x `width` floats).
+    fn run(&self, input: &[f32], width: u32, height: u32) -> Result<Tensor, EngineError>;
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -39,11 +45,17 @@ pub enum EngineError {
     RuntimeLoad { path: PathBuf, message: String },
     #[error("loading model `{path}`: {message}")]
     Model { path: PathBuf, message: String },
-    #[error("model input must be a float tensor [1, 3, H, W] with fixed H and W, found {0}")]
+    #[error(
+        "model input must be a float tensor [1, 3, H, W] with H and W both fixed or both dynamic, found {0}"
+    )]
     UnsupportedInput(String),
     #[error("inference failed: {0}")]
     Run(String),
 }
+
+/// The long side a model with dynamic height and width is letterboxed to (what it was
+/// exported and trained for).
+pub const RECT_LONG_SIDE: u32 = 640;
 
 /// How ONNX Runtime should use the CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -122,6 +134,7 @@ fn runtime() -> Result<&'static ort::environment::Environment, EngineError> {
 pub struct OrtEngine {
     session: Mutex<Session>,
     input_size: (u32, u32),
+    rect: bool,
     names: Option<Vec<String>>,
 }
 
@@ -153,15 +166,16 @@ impl OrtEngine {
             .and_then(|mut b| b.commit_from_file(model))
             .map_err(|e| model_err(&e))?;
 
-        let input_size = match session.inputs().first().map(|i| i.dtype()) {
+        let (input_size, rect) = match session.inputs().first().map(|i| i.dtype()) {
             Some(ValueType::Tensor { shape, .. })
-                if shape.len() == 4
-                    && shape[0] <= 1
-                    && shape[1] == 3
-                    && shape[2] > 0
-                    && shape[3] > 0 =>
+                if shape.len() == 4 && shape[0] <= 1 && shape[1] == 3 =>
             {
-                (shape[3] as u32, shape[2] as u32)
+                match (shape[2], shape[3]) {
+                    (h, w) if h > 0 && w > 0 => ((w as u32, h as u32), false),
+                    // Dynamic: `scripts/export-rect.py`'s model, exported for 640.
+                    (h, w) if h < 0 && w < 0 => ((RECT_LONG_SIDE, RECT_LONG_SIDE), true),
+                    _ => return Err(EngineError::UnsupportedInput(format!("{shape:?}"))),
+                }
             }
             other => return Err(EngineError::UnsupportedInput(format!("{other:?}"))),
         };
@@ -178,6 +192,7 @@ impl OrtEngine {
         Ok(OrtEngine {
             session: Mutex::new(session),
             input_size,
+            rect,
             names,
         })
     }
@@ -188,12 +203,15 @@ impl Engine for OrtEngine {
         self.input_size
     }
 
+    fn rect(&self) -> bool {
+        self.rect
+    }
+
     fn class_names(&self) -> Option<Vec<String>> {
         self.names.clone()
     }
 
-    fn run(&self, input: &[f32]) -> Result<Tensor, EngineError> {
-        let (w, h) = self.input_size;
+    fn run(&self, input: &[f32], w: u32, h: u32) -> Result<Tensor, EngineError> {
         let shape = [1usize, 3, h as usize, w as usize];
         let tensor = TensorRef::from_array_view((shape, input))
             .map_err(|e| EngineError::Run(e.to_string()))?;

@@ -39,6 +39,28 @@ impl Letterbox {
         }
     }
 
+    /// The smallest input a model with dynamic height and width takes for an image of
+    /// `width`x`height` ("rect" mode, Ultralytics' `LetterBox(auto=True)`): the long side
+    /// scaled to `long`, each side then padded up to a multiple of `stride`. A 1280x720
+    /// photo becomes 640x384 instead of 640x640. Returns the geometry and the input size.
+    pub fn rect(width: u32, height: u32, long: u32, stride: u32) -> (Self, u32, u32) {
+        let scale = (long as f32 / width as f32).min(long as f32 / height as f32);
+        let new_w = ((width as f32 * scale).round() as u32).clamp(1, long);
+        let new_h = ((height as f32 * scale).round() as u32).clamp(1, long);
+        let (dst_w, dst_h) = (
+            new_w + (long - new_w) % stride,
+            new_h + (long - new_h) % stride,
+        );
+        let lb = Letterbox {
+            scale,
+            pad_x: ((dst_w - new_w) as f32 / 2.0 - 0.1).round().max(0.0),
+            pad_y: ((dst_h - new_h) as f32 / 2.0 - 0.1).round().max(0.0),
+            width,
+            height,
+        };
+        (lb, dst_w, dst_h)
+    }
+
     fn resized(&self) -> (u32, u32) {
         let w = (self.width as f32 * self.scale).round() as u32;
         let h = (self.height as f32 * self.scale).round() as u32;
@@ -69,6 +91,31 @@ thread_local! {
 /// `out` is written exactly once.
 pub fn letterbox_into(image: &RgbImage, dst_w: u32, dst_h: u32, out: &mut Vec<f32>) -> Letterbox {
     let lb = Letterbox::fit(image.width(), image.height(), dst_w, dst_h);
+    place_into(image, &lb, dst_w, dst_h, out);
+    lb
+}
+
+/// The model's input for `image`: letterboxed into the `width`x`height` square, or, for a
+/// model in rect mode, into the smallest rectangle of its long side and stride 32.
+/// Returns the geometry and the input's width and height.
+pub fn prepare(
+    image: &RgbImage,
+    width: u32,
+    height: u32,
+    rect: bool,
+    out: &mut Vec<f32>,
+) -> (Letterbox, u32, u32) {
+    if rect {
+        let (lb, w, h) = Letterbox::rect(image.width(), image.height(), width.max(height), 32);
+        place_into(image, &lb, w, h, out);
+        (lb, w, h)
+    } else {
+        (letterbox_into(image, width, height, out), width, height)
+    }
+}
+
+/// Writes `image` into `out` with the geometry `lb` on a `dst_w`x`dst_h` input.
+pub fn place_into(image: &RgbImage, lb: &Letterbox, dst_w: u32, dst_h: u32, out: &mut Vec<f32>) {
     let (new_w, new_h) = lb.resized();
     RESIZER.with_borrow_mut(|(resizer, resized)| {
         resized.resize((new_w * new_h * 3) as usize, 0);
@@ -88,13 +135,12 @@ pub fn letterbox_into(image: &RgbImage, dst_w: u32, dst_h: u32, out: &mut Vec<f3
         spread(
             resized,
             new_w as usize,
-            &lb,
+            lb,
             dst_w as usize,
             dst_h as usize,
             out,
         );
     });
-    lb
 }
 
 /// Interleaved RGB rows (`width` wide) into the NCHW float planes at the letterbox offset,
@@ -148,6 +194,19 @@ fn spread(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rect_mode_pads_the_short_side_to_the_stride_only() {
+        let (lb, w, h) = Letterbox::rect(1280, 720, 640, 32);
+        assert_eq!((w, h), (640, 384));
+        assert_eq!((lb.scale, lb.pad_x, lb.pad_y), (0.5, 0.0, 12.0));
+        let (_, w, h) = Letterbox::rect(810, 1080, 640, 32);
+        assert_eq!((w, h), (480, 640));
+        // Square stays square; a thin strip keeps one stride.
+        assert_eq!(Letterbox::rect(512, 512, 640, 32).1, 640);
+        let (_, w, h) = Letterbox::rect(2000, 10, 640, 32);
+        assert_eq!((w, h), (640, 32));
+    }
+
     use super::*;
 
     #[test]

@@ -166,3 +166,64 @@ fn cli_reports_bad_files_and_still_processes_good_ones() {
     assert!(dir.join("out/bus.jpg").is_file());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The rect-mode model (`scripts/export-rect.py`) against onnxruntime's detections with
+/// the same model and preprocessing (`scripts/rect-agreement.py`, two decimals), and its
+/// boxes against the square model's reference: the same objects, each box where the
+/// square model puts it.
+#[test]
+fn rect_mode_matches_its_reference_and_finds_the_square_modes_objects() {
+    #[derive(Deserialize)]
+    struct Rect {
+        image: String,
+        detections: Vec<RectDetection>,
+    }
+    #[derive(Deserialize)]
+    struct RectDetection {
+        label: String,
+        score: f32,
+    }
+    let rect = Detector::load(
+        &here("models/yolo11n-rect.onnx"),
+        Threading::default(),
+        Settings::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(rect.engine().rect());
+    let refs: Vec<Rect> = serde_json::from_str(
+        &std::fs::read_to_string(here("tests/fixtures/reference-rect.json")).unwrap(),
+    )
+    .unwrap();
+    let square: Vec<Reference> = serde_json::from_str(
+        &std::fs::read_to_string(here("tests/fixtures/reference.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(refs.len(), 6);
+    for r in refs {
+        let bytes = std::fs::read(here(&format!("tests/images/{}", r.image))).unwrap();
+        let got = rect.detect(&bytes).unwrap();
+        let labels: Vec<&str> = got.detections.iter().map(|d| d.label.as_str()).collect();
+        let want: Vec<&str> = r.detections.iter().map(|d| d.label.as_str()).collect();
+        assert_eq!(labels, want, "{}: labels", r.image);
+        for (g, w) in got.detections.iter().zip(&r.detections) {
+            assert!(
+                (g.score - w.score).abs() <= 0.02,
+                "{}: {} score {} vs {}",
+                r.image,
+                w.label,
+                g.score,
+                w.score
+            );
+        }
+        let sq = square.iter().find(|s| s.image == r.image).unwrap();
+        for s in &sq.detections {
+            let best = got
+                .detections
+                .iter()
+                .filter(|g| g.label == s.label)
+                .map(|g| iou(&g.bbox, &s.bbox))
+                .fold(0.0, f32::max);
+            assert!(best >= 0.85, "{}: {} best IoU {best}", r.image, s.label);
+        }
+    }
+}
