@@ -69,7 +69,8 @@ fn throughput(detector: &Detector, bytes: &[u8], threads: usize, window: Duratio
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let model = root.join("models/yolo11n.onnx");
+    // `BENCH_MODEL=models/yolo11n-rect.onnx` times rect mode (or any other model).
+    let model = root.join(std::env::var("BENCH_MODEL").unwrap_or("models/yolo11n.onnx".into()));
     let runs: usize = std::env::var("BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
