@@ -42,6 +42,25 @@ struct RefDetection {
     bbox: [f32; 4],
 }
 
+/// The detections' labels in order equal the reference's, each score within 0.02.
+fn same_labels_and_scores<'a>(
+    image: &str,
+    got: &[predictor::detector::Found],
+    want: impl Iterator<Item = (&'a str, f32)>,
+) {
+    let want: Vec<(&str, f32)> = want.collect();
+    let labels: Vec<&str> = got.iter().map(|d| d.label.as_str()).collect();
+    let wanted: Vec<&str> = want.iter().map(|(l, _)| *l).collect();
+    assert_eq!(labels, wanted, "{image}: labels");
+    for (g, (label, score)) in got.iter().zip(&want) {
+        assert!(
+            (g.score - score).abs() <= 0.02,
+            "{image}: {label} score {} vs {score}",
+            g.score
+        );
+    }
+}
+
 #[test]
 fn six_photographs_match_the_onnxruntime_reference() {
     let refs: Vec<Reference> = serde_json::from_str(
@@ -53,18 +72,12 @@ fn six_photographs_match_the_onnxruntime_reference() {
         let bytes = std::fs::read(here(&format!("tests/images/{}", r.image))).unwrap();
         let got = detector().detect(&bytes).unwrap();
         assert_eq!((got.width, got.height), (r.width, r.height), "{}", r.image);
-        let labels: Vec<&str> = got.detections.iter().map(|d| d.label.as_str()).collect();
-        let want: Vec<&str> = r.detections.iter().map(|d| d.label.as_str()).collect();
-        assert_eq!(labels, want, "{}: labels", r.image);
+        same_labels_and_scores(
+            &r.image,
+            &got.detections,
+            r.detections.iter().map(|d| (d.label.as_str(), d.score)),
+        );
         for (g, w) in got.detections.iter().zip(&r.detections) {
-            assert!(
-                (g.score - w.score).abs() <= 0.02,
-                "{}: {} score {} vs {}",
-                r.image,
-                w.label,
-                g.score,
-                w.score
-            );
             let overlap = iou(&g.bbox, &w.bbox);
             assert!(
                 overlap >= 0.9,
@@ -202,19 +215,11 @@ fn rect_mode_matches_its_reference_and_finds_the_square_modes_objects() {
     for r in refs {
         let bytes = std::fs::read(here(&format!("tests/images/{}", r.image))).unwrap();
         let got = rect.detect(&bytes).unwrap();
-        let labels: Vec<&str> = got.detections.iter().map(|d| d.label.as_str()).collect();
-        let want: Vec<&str> = r.detections.iter().map(|d| d.label.as_str()).collect();
-        assert_eq!(labels, want, "{}: labels", r.image);
-        for (g, w) in got.detections.iter().zip(&r.detections) {
-            assert!(
-                (g.score - w.score).abs() <= 0.02,
-                "{}: {} score {} vs {}",
-                r.image,
-                w.label,
-                g.score,
-                w.score
-            );
-        }
+        same_labels_and_scores(
+            &r.image,
+            &got.detections,
+            r.detections.iter().map(|d| (d.label.as_str(), d.score)),
+        );
         let sq = square.iter().find(|s| s.image == r.image).unwrap();
         for s in &sq.detections {
             let best = got
