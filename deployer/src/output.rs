@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::aws::AwsError;
 use crate::engine::{Applied, Outcome};
 use crate::plan::{Action, Change, Plan};
-use crate::resources::{Field, Id};
+use crate::resources::Id;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -160,17 +160,6 @@ fn symbol(a: Action) -> &'static str {
     }
 }
 
-fn field_text(f: &Field) -> String {
-    let show = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    match &f.from {
-        Some(from) => format!("{}: {} → {}", f.name, show(from), show(&f.to)),
-        None => format!("{}: (none) → {}", f.name, show(&f.to)),
-    }
-}
-
 /// A plan as text: one line per change, the differing fields under updates.
 pub fn plan_text(plan: &Plan) -> String {
     let mut out = String::new();
@@ -201,7 +190,7 @@ pub fn plan_text(plan: &Plan) -> String {
             };
             out.push_str(&format!("  {} {}{kept}\n", symbol(c.action), c.id));
             for f in &c.fields {
-                out.push_str(&format!("      {}\n", field_text(f)));
+                out.push_str(&format!("      {f}\n"));
             }
         }
     }

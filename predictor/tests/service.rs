@@ -502,6 +502,19 @@ fn every_documented_route_exists_and_answers_as_documented() {
 }
 
 #[test]
+fn readiness_names_the_model_being_served() {
+    let rect = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/yolo11n-rect.onnx");
+    let server = Server::start(
+        "http://127.0.0.1:9",
+        &[("MODEL_PATH", rect.to_str().unwrap())],
+    );
+    assert_eq!(
+        server.get("/readyz").unwrap().json()["model"],
+        "yolo11n-rect"
+    );
+}
+
+#[test]
 fn sigterm_lets_the_requests_in_flight_finish() {
     let mut server = Server::start("http://127.0.0.1:9", &[]);
     let url = format!("{}/predict?annotate=false", server.base);
@@ -555,8 +568,8 @@ mod lambda {
 
     async fn state() -> AppState {
         let storage = Storage::connect(Some("http://127.0.0.1:9".into())).await;
-        let mut state = AppState::new(Config::default(), storage);
         let model = predictor::detector::bundled_model().unwrap();
+        let state = AppState::new(Config::default(), storage, &model);
         tokio::task::block_in_place(|| state.load(model)).unwrap();
         state
     }

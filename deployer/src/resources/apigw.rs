@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use aws_sdk_apigatewayv2::types::{IntegrationType, ProtocolType};
 use serde_json::Value;
 
-use super::{Field, Id, Kind, Resource, Tags, tag_diff};
+use super::{Field, Id, Kind, Resource, Tags, tag_field};
 use crate::aws::{Aws, AwsError, FoundExt, Service, create_once, error};
 use crate::manifest::OWNER_TAG;
 
@@ -380,6 +380,7 @@ pub fn statement_source_arn(policy: &str, sid: &str) -> Option<String> {
 
 impl Resource for HttpApi {
     type Observed = Observed;
+    type Change = Field;
     const KIND: Kind = Kind::HttpApi;
 
     fn name(&self) -> &str {
@@ -500,7 +501,7 @@ impl Resource for HttpApi {
         if o.permission.as_deref() != Some(want.as_str()) {
             d.push(Field::new("permission", o.permission.as_ref(), want));
         }
-        d.extend(tag_diff(&o.tags, &self.tags));
+        d.extend(tag_field(&o.tags, &self.tags));
         d
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
 
-use super::{Field, Id, Kind, Resource, Tags, iam, tag_diff};
+use super::{Field, Id, Kind, Resource, Tags, iam, tag_field};
 use crate::aws::{Aws, AwsError, error};
 use crate::wait::{self, Poll};
 
@@ -115,6 +115,7 @@ impl Group {
 
 impl Resource for Group {
     type Observed = Observed;
+    type Change = Field;
     const KIND: Kind = Kind::AutoScalingGroup;
 
     fn name(&self) -> &str {
@@ -237,7 +238,7 @@ impl Resource for Group {
                 "none: ECS managed scaling drives the group",
             ));
         }
-        d.extend(tag_diff(&o.tags, &self.tags));
+        d.extend(tag_field(&o.tags, &self.tags));
         d
     }
 

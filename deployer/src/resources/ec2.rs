@@ -13,7 +13,7 @@ use aws_sdk_ec2::types::{
     Tag, TagSpecification, UserIdGroupPair,
 };
 
-use super::{Field, Id, Kind, Resource, Tags, tag_diff};
+use super::{Field, Id, Kind, Resource, Tags, tag_field};
 use crate::aws::{Aws, AwsError, FoundExt, Service, error};
 use crate::manifest::OWNER_TAG;
 use crate::wait;
@@ -300,6 +300,7 @@ impl SecurityGroup {
 
 impl Resource for SecurityGroup {
     type Observed = GroupObserved;
+    type Change = Field;
     const KIND: Kind = Kind::SecurityGroup;
 
     fn name(&self) -> &str {
@@ -367,7 +368,7 @@ impl Resource for SecurityGroup {
         if o.ingress != want {
             d.push(Field::new("ingress", Some(&o.ingress), &want));
         }
-        d.extend(tag_diff(&o.tags, &self.tags));
+        d.extend(tag_field(&o.tags, &self.tags));
         d
     }
 
@@ -700,6 +701,7 @@ impl LaunchTemplate {
 
 impl Resource for LaunchTemplate {
     type Observed = TemplateObserved;
+    type Change = Field;
     const KIND: Kind = Kind::LaunchTemplate;
 
     fn name(&self) -> &str {
@@ -763,7 +765,7 @@ impl Resource for LaunchTemplate {
         if !have.imdsv2_required {
             field("imdsv2", "optional", "required");
         }
-        d.extend(tag_diff(&o.tags, &self.tags));
+        d.extend(tag_field(&o.tags, &self.tags));
         d
     }
 

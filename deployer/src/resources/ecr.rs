@@ -5,7 +5,7 @@
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
 use serde_json::{Value, json};
 
-use super::{Field, Kind, Resource, Tags, owned_by, tag_diff};
+use super::{Field, Kind, Resource, TagChange, Tags, owned_by, tag_diff};
 use crate::aws::{Aws, AwsError, FoundExt, Service, error};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +32,38 @@ pub struct Observed {
     pub lifecycle: Option<Value>,
     pub policy: Option<Value>,
     pub tags: Tags,
+}
+
+/// What `up` can change on a repository.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    ScanOnPush {
+        from: bool,
+        to: bool,
+    },
+    /// Tags were made immutable: `deployer` moves its tag to each new image.
+    TagsMutable,
+    Lifecycle {
+        from: Option<Value>,
+        to: Value,
+    },
+    Policy {
+        from: Option<Value>,
+        to: Value,
+    },
+    Tags(TagChange),
+}
+
+impl super::Change for Change {
+    fn field(&self) -> Field {
+        match self {
+            Change::ScanOnPush { from, to } => Field::new("scan_on_push", Some(from), to),
+            Change::TagsMutable => Field::new("image_tag_mutability", Some("IMMUTABLE"), "MUTABLE"),
+            Change::Lifecycle { from, to } => Field::new("lifecycle_policy", Some(from), to),
+            Change::Policy { from, to } => Field::new("repository_policy", Some(from), to),
+            Change::Tags(t) => t.field(),
+        }
+    }
 }
 
 impl Repository {
@@ -122,6 +154,7 @@ pub async fn owned(aws: &Aws, stack: &str) -> Result<Vec<String>, AwsError> {
 
 impl Resource for Repository {
     type Observed = Observed;
+    type Change = Change;
     const KIND: Kind = Kind::EcrRepository;
 
     fn name(&self) -> &str {
@@ -180,35 +213,33 @@ impl Resource for Repository {
         &observed.tags
     }
 
-    fn diff(&self, o: &Observed) -> Vec<Field> {
+    fn diff(&self, o: &Observed) -> Vec<Change> {
         let mut d = Vec::new();
         if o.scan_on_push != self.scan_on_push {
-            d.push(Field::new(
-                "scan_on_push",
-                Some(o.scan_on_push),
-                self.scan_on_push,
-            ));
+            d.push(Change::ScanOnPush {
+                from: o.scan_on_push,
+                to: self.scan_on_push,
+            });
         }
         if !o.mutable {
-            d.push(Field::new(
-                "image_tag_mutability",
-                Some("IMMUTABLE"),
-                "MUTABLE",
-            ));
+            d.push(Change::TagsMutable);
         }
-        if o.lifecycle.as_ref() != Some(&self.lifecycle()) {
-            d.push(Field::new(
-                "lifecycle_policy",
-                o.lifecycle.as_ref(),
-                self.lifecycle(),
-            ));
+        let lifecycle = self.lifecycle();
+        if o.lifecycle.as_ref() != Some(&lifecycle) {
+            d.push(Change::Lifecycle {
+                from: o.lifecycle.clone(),
+                to: lifecycle,
+            });
         }
         if let Some(policy) = self.policy()
             && o.policy.as_ref() != Some(&policy)
         {
-            d.push(Field::new("repository_policy", o.policy.as_ref(), policy));
+            d.push(Change::Policy {
+                from: o.policy.clone(),
+                to: policy,
+            });
         }
-        d.extend(tag_diff(&o.tags, &self.tags));
+        d.extend(tag_diff(&o.tags, &self.tags).map(Change::Tags));
         d
     }
 
@@ -216,7 +247,7 @@ impl Resource for Repository {
         &self,
         aws: &Aws,
         observed: Option<&Observed>,
-        diff: &[Field],
+        changes: &[Change],
     ) -> Result<(), AwsError> {
         let scanning = ImageScanningConfiguration::builder()
             .scan_on_push(self.scan_on_push)
@@ -237,9 +268,9 @@ impl Resource for Repository {
             }
             return Ok(());
         };
-        for field in diff {
-            match field.name {
-                "scan_on_push" => {
+        for change in changes {
+            match change {
+                Change::ScanOnPush { .. } => {
                     aws.ecr
                         .put_image_scanning_configuration()
                         .repository_name(&self.name)
@@ -248,7 +279,7 @@ impl Resource for Repository {
                         .await
                         .map_err(error("ecr:PutImageScanningConfiguration"))?;
                 }
-                "image_tag_mutability" => {
+                Change::TagsMutable => {
                     aws.ecr
                         .put_image_tag_mutability()
                         .repository_name(&self.name)
@@ -257,13 +288,9 @@ impl Resource for Repository {
                         .await
                         .map_err(error("ecr:PutImageTagMutability"))?;
                 }
-                "lifecycle_policy" => self.put_lifecycle(aws).await?,
-                "repository_policy" => {
-                    if let Some(policy) = self.policy() {
-                        self.put_policy(aws, &policy).await?;
-                    }
-                }
-                "tags" => {
+                Change::Lifecycle { .. } => self.put_lifecycle(aws).await?,
+                Change::Policy { to, .. } => self.put_policy(aws, to).await?,
+                Change::Tags(_) => {
                     aws.ecr
                         .tag_resource()
                         .resource_arn(&o.arn)
@@ -272,7 +299,6 @@ impl Resource for Repository {
                         .await
                         .map_err(error("ecr:TagResource"))?;
                 }
-                _ => {}
             }
         }
         Ok(())
@@ -297,6 +323,7 @@ impl Resource for Repository {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::Change as _;
 
     fn desired() -> Repository {
         Repository {
@@ -333,14 +360,17 @@ mod tests {
         o.scan_on_push = false;
         o.mutable = false;
         o.lifecycle = None;
-        let names: Vec<&str> = r.diff(&o).iter().map(|f| f.name).collect();
+        let names: Vec<&str> = r.diff(&o).iter().map(|c| c.name()).collect();
         assert_eq!(
             names,
             ["scan_on_push", "image_tag_mutability", "lifecycle_policy"]
         );
         let mut longer = r.clone();
         longer.keep_last = 20;
-        assert_eq!(longer.diff(&in_sync(&r))[0].name, "lifecycle_policy");
+        assert!(matches!(
+            longer.diff(&in_sync(&r))[..],
+            [Change::Lifecycle { .. }]
+        ));
     }
 
     #[test]
@@ -349,8 +379,10 @@ mod tests {
         let mut o = in_sync(&r);
         o.policy = None;
         let d = r.diff(&o);
-        assert_eq!(d[0].name, "repository_policy");
-        let statement = &d[0].to["Statement"][0];
+        let [Change::Policy { to, .. }] = &d[..] else {
+            panic!("{d:?}")
+        };
+        let statement = &to["Statement"][0];
         assert_eq!(statement["Principal"]["Service"], "lambda.amazonaws.com");
         assert_eq!(
             statement["Action"],

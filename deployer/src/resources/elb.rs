@@ -9,7 +9,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
     TargetGroupAttribute, TargetTypeEnum,
 };
 
-use super::{Field, Id, Kind, Resource, Tags, tag_diff};
+use super::{Field, Id, Kind, Resource, Tags, tag_field};
 use crate::aws::{Aws, AwsError, FoundExt, Service, create_once, error};
 use crate::resources::ec2;
 use crate::wait::{self, Poll};
@@ -116,6 +116,7 @@ pub struct BalancerObserved {
 
 impl Resource for LoadBalancer {
     type Observed = BalancerObserved;
+    type Change = Field;
     const KIND: Kind = Kind::LoadBalancer;
 
     fn name(&self) -> &str {
@@ -171,7 +172,7 @@ impl Resource for LoadBalancer {
                 [group],
             ));
         }
-        d.extend(tag_diff(&o.tags, &self.tags));
+        d.extend(tag_field(&o.tags, &self.tags));
         d
     }
 
@@ -326,6 +327,7 @@ impl TargetGroup {
 
 impl Resource for TargetGroup {
     type Observed = GroupObserved;
+    type Change = Field;
     const KIND: Kind = Kind::TargetGroup;
 
     fn name(&self) -> &str {
@@ -408,7 +410,7 @@ impl Resource for TargetGroup {
                 want.deregistration_delay_s,
             ));
         }
-        d.extend(tag_diff(&o.tags, &self.tags));
+        d.extend(tag_field(&o.tags, &self.tags));
         d
     }
 
@@ -543,6 +545,7 @@ impl Listener {
 
 impl Resource for Listener {
     type Observed = ListenerObserved;
+    type Change = Field;
     const KIND: Kind = Kind::Listener;
 
     fn name(&self) -> &str {
@@ -602,7 +605,7 @@ impl Resource for Listener {
                 &self.target_group,
             ));
         }
-        d.extend(tag_diff(&o.tags, &self.tags));
+        d.extend(tag_field(&o.tags, &self.tags));
         d
     }
 

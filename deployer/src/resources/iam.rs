@@ -14,7 +14,7 @@ use std::time::Duration;
 use aws_sdk_iam::types::Tag;
 use serde_json::{Value, json};
 
-use super::{Field, Id, Kind, Resource, Tags, tag_diff};
+use super::{Field, Id, Kind, Resource, Tags, tag_field};
 use crate::aws::{Aws, AwsError, FoundExt, Service, error};
 use crate::wait;
 
@@ -169,6 +169,7 @@ impl Role {
 
 impl Resource for Role {
     type Observed = ObservedRole;
+    type Change = Field;
     const KIND: Kind = Kind::IamRole;
 
     fn name(&self) -> &str {
@@ -251,7 +252,7 @@ impl Resource for Role {
                 &self.managed,
             ));
         }
-        d.extend(tag_diff(&o.tags, &self.tags));
+        d.extend(tag_field(&o.tags, &self.tags));
         d
     }
 
@@ -384,6 +385,7 @@ pub struct ObservedProfile {
 
 impl Resource for InstanceProfile {
     type Observed = ObservedProfile;
+    type Change = Field;
     const KIND: Kind = Kind::IamInstanceProfile;
 
     fn name(&self) -> &str {
@@ -434,7 +436,7 @@ impl Resource for InstanceProfile {
         if o.roles != [self.role.clone()] {
             d.push(Field::new("roles", Some(&o.roles), [&self.role]));
         }
-        d.extend(tag_diff(&o.tags, &self.tags));
+        d.extend(tag_field(&o.tags, &self.tags));
         d
     }
 

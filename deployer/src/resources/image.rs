@@ -43,12 +43,27 @@ impl Image {
     }
 }
 
+/// What `up` can change on the image: the digest the tag points at (by pushing).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Digest { from: String, to: String },
+}
+
+impl super::Change for Change {
+    fn field(&self) -> Field {
+        match self {
+            Change::Digest { from, to } => Field::new("digest", Some(from), to),
+        }
+    }
+}
+
 fn megabytes(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 impl Resource for Image {
     type Observed = Observed;
+    type Change = Change;
     const KIND: Kind = Kind::Image;
 
     fn name(&self) -> &str {
@@ -81,16 +96,18 @@ impl Resource for Image {
         &o.tags
     }
 
-    fn diff(&self, o: &Observed) -> Vec<Field> {
+    fn diff(&self, o: &Observed) -> Vec<Change> {
         match &self.built {
-            Some(b) if b.digest != o.digest => {
-                vec![Field::new("digest", Some(&o.digest), &b.digest)]
-            }
+            Some(b) if b.digest != o.digest => vec![Change::Digest {
+                from: o.digest.clone(),
+                to: b.digest.clone(),
+            }],
             _ => Vec::new(),
         }
     }
 
-    async fn apply(&self, aws: &Aws, _: Option<&Observed>, _: &[Field]) -> Result<(), AwsError> {
+    /// Creating and changing the digest are one thing: pushing the image built.
+    async fn apply(&self, aws: &Aws, _: Option<&Observed>, _: &[Change]) -> Result<(), AwsError> {
         let Some(built) = &self.built else {
             return Err(AwsError::new(
                 "registry:Push",

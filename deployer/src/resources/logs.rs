@@ -1,7 +1,7 @@
 //! CloudWatch Logs log group with a retention period, created by the stack (so the
 //! Lambda and ECS logs do not live forever in a group nobody owns).
 
-use super::{Field, Kind, Resource, Tags, tag_diff};
+use super::{Field, Kind, Resource, TagChange, Tags, tag_diff};
 use crate::aws::{Aws, AwsError, FoundExt, Service, error};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +16,22 @@ pub struct Observed {
     pub arn: String,
     pub retention_days: Option<i32>,
     pub tags: Tags,
+}
+
+/// What `up` can change on a log group.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Retention { from: Option<i32>, to: u32 },
+    Tags(TagChange),
+}
+
+impl super::Change for Change {
+    fn field(&self) -> Field {
+        match self {
+            Change::Retention { from, to } => Field::new("retention_days", Some(from), to),
+            Change::Tags(t) => t.field(),
+        }
+    }
 }
 
 impl LogGroup {
@@ -33,6 +49,7 @@ impl LogGroup {
 
 impl Resource for LogGroup {
     type Observed = Observed;
+    type Change = Change;
     const KIND: Kind = Kind::LogGroup;
 
     fn name(&self) -> &str {
@@ -85,16 +102,15 @@ impl Resource for LogGroup {
         &observed.tags
     }
 
-    fn diff(&self, o: &Observed) -> Vec<Field> {
+    fn diff(&self, o: &Observed) -> Vec<Change> {
         let mut d = Vec::new();
         if o.retention_days != Some(self.retention_days as i32) {
-            d.push(Field::new(
-                "retention_days",
-                o.retention_days,
-                self.retention_days,
-            ));
+            d.push(Change::Retention {
+                from: o.retention_days,
+                to: self.retention_days,
+            });
         }
-        d.extend(tag_diff(&o.tags, &self.tags));
+        d.extend(tag_diff(&o.tags, &self.tags).map(Change::Tags));
         d
     }
 
@@ -102,7 +118,7 @@ impl Resource for LogGroup {
         &self,
         aws: &Aws,
         observed: Option<&Observed>,
-        diff: &[Field],
+        changes: &[Change],
     ) -> Result<(), AwsError> {
         let Some(o) = observed else {
             aws.logs
@@ -114,10 +130,10 @@ impl Resource for LogGroup {
                 .map_err(error("logs:CreateLogGroup"))?;
             return self.put_retention(aws).await;
         };
-        for field in diff {
-            match field.name {
-                "retention_days" => self.put_retention(aws).await?,
-                "tags" => {
+        for change in changes {
+            match change {
+                Change::Retention { .. } => self.put_retention(aws).await?,
+                Change::Tags(_) => {
                     aws.logs
                         .tag_resource()
                         .resource_arn(&o.arn)
@@ -126,7 +142,6 @@ impl Resource for LogGroup {
                         .await
                         .map_err(error("logs:TagResource"))?;
                 }
-                _ => {}
             }
         }
         Ok(())
@@ -171,6 +186,6 @@ mod tests {
             retention_days: None,
             ..o
         };
-        assert_eq!(g.diff(&o)[0].name, "retention_days");
+        assert_eq!(g.diff(&o), [Change::Retention { from: None, to: 14 }]);
     }
 }

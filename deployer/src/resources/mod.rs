@@ -102,7 +102,9 @@ impl fmt::Display for Id {
     }
 }
 
-/// One property that differs: its name, what AWS has (`None`: nothing), what is wanted.
+/// One setting that differs, as the plan shows it: its name, what AWS has (`None`:
+/// nothing), what is wanted. Resources never carry these: they carry their own typed
+/// [`Change`]s and render them as fields for the plan.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Field {
     pub name: &'static str,
@@ -120,21 +122,78 @@ impl Field {
     }
 }
 
-/// The tags in `want` that `have` lacks or holds with another value. Tags others put on
-/// a resource are left alone.
-pub fn tag_diff(have: &Tags, want: &Tags) -> Option<Field> {
-    let missing: Tags = want
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn show(v: &serde_json::Value) -> String {
+            match v {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => "(none)".into(),
+                other => other.to_string(),
+            }
+        }
+        let from = self.from.as_ref().map_or("(none)".into(), show);
+        write!(f, "{}: {from} → {}", self.name, show(&self.to))
+    }
+}
+
+/// One setting of a resource that differs from the manifest: each resource kind has its
+/// own enum, `diff` returns them, `apply` matches them exhaustively (a setting added to
+/// the enum and forgotten in `apply` does not compile), and the plan shows each as a
+/// [`Field`].
+pub trait Change: fmt::Debug + Clone + PartialEq + 'static {
+    /// The change as the plan shows it, in text and JSON.
+    fn field(&self) -> Field;
+    /// The setting's name in the plan (what tests compare).
+    #[cfg(test)]
+    fn name(&self) -> &'static str {
+        self.field().name
+    }
+}
+
+/// The stack's tags that a resource lacks or holds with another value: `from` is what
+/// it holds under those keys, `to` what it gets. Tags others put on it are left alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TagChange {
+    pub from: Tags,
+    pub to: Tags,
+}
+
+impl TagChange {
+    pub fn field(&self) -> Field {
+        Field::new(
+            "tags",
+            (!self.from.is_empty()).then_some(&self.from),
+            &self.to,
+        )
+    }
+}
+
+/// The tags in `want` that `have` lacks or holds with another value.
+pub fn tag_diff(have: &Tags, want: &Tags) -> Option<TagChange> {
+    let to: Tags = want
         .iter()
         .filter(|(k, v)| have.get(*k) != Some(*v))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    (!missing.is_empty()).then(|| {
-        let before: Tags = missing
+    (!to.is_empty()).then(|| TagChange {
+        from: to
             .keys()
             .filter_map(|k| have.get(k).map(|v| (k.clone(), v.clone())))
-            .collect();
-        Field::new("tags", (!before.is_empty()).then_some(before), missing)
+            .collect(),
+        to,
     })
+}
+
+// TRANSITION (removed once every resource has its own `Change` enum).
+impl Change for Field {
+    fn field(&self) -> Field {
+        self.clone()
+    }
+}
+
+// TRANSITION (removed with the above).
+pub fn tag_field(have: &Tags, want: &Tags) -> Option<Field> {
+    tag_diff(have, want).map(|c| c.field())
 }
 
 /// Whether `tags` mark a resource as belonging to `stack`.
@@ -147,6 +206,8 @@ pub fn owned_by(tags: &Tags, stack: &str) -> bool {
 pub trait Resource: 'static {
     /// What `find` learns about the resource in AWS.
     type Observed: fmt::Debug + 'static;
+    /// One setting that can differ; see [`Change`].
+    type Change: Change;
     const KIND: Kind;
 
     fn name(&self) -> &str;
@@ -159,13 +220,13 @@ pub trait Resource: 'static {
     /// The resource's tags, for the ownership check.
     fn tags(observed: &Self::Observed) -> &Tags;
     /// What differs between this desired state and `observed`; empty when in sync.
-    fn diff(&self, observed: &Self::Observed) -> Vec<Field>;
-    /// Creates the resource (`observed` is `None`) or updates the fields in `diff`.
+    fn diff(&self, observed: &Self::Observed) -> Vec<Self::Change>;
+    /// Creates the resource (`observed` is `None`) or makes exactly the `changes`.
     async fn apply(
         &self,
         aws: &Aws,
         observed: Option<&Self::Observed>,
-        diff: &[Field],
+        changes: &[Self::Change],
     ) -> Result<(), AwsError>;
     /// Deletes the resource and whatever must go first (a bucket's objects).
     async fn delete(&self, aws: &Aws, observed: &Self::Observed) -> Result<(), AwsError>;
@@ -186,10 +247,13 @@ pub trait Resource: 'static {
 pub struct Observation {
     pub id: Id,
     state: Option<Box<dyn Any>>,
+    /// The resource's typed changes (`Vec<R::Change>`); `diff` shows them.
+    changes: Option<Box<dyn Any>>,
     pub exists: bool,
     pub owned: bool,
     /// Whether it holds data (a bucket's objects).
     pub holds_data: bool,
+    /// What differs, as the plan shows it.
     pub diff: Vec<Field>,
     pub detail: String,
 }
@@ -202,11 +266,20 @@ impl Observation {
             .and_then(|s| s.downcast_ref::<R::Observed>())
     }
 
+    /// The typed changes `diff` found, as the resource's own type.
+    fn changes<R: Resource>(&self) -> &[R::Change] {
+        self.changes
+            .as_ref()
+            .and_then(|c| c.downcast_ref::<Vec<R::Change>>())
+            .map_or(&[], Vec::as_slice)
+    }
+
     /// A resource that does not exist.
     pub fn missing(id: Id) -> Observation {
         Observation {
             id,
             state: None,
+            changes: None,
             exists: false,
             owned: false,
             holds_data: false,
@@ -262,15 +335,19 @@ impl<R: Resource> Node for R {
             let id = Node::id(self);
             Ok(match found {
                 None => Observation::missing(id),
-                Some(state) => Observation {
-                    id,
-                    exists: true,
-                    owned: owned_by(R::tags(&state), stack),
-                    holds_data: R::holds_data(&state),
-                    diff: self.diff(&state),
-                    detail: R::detail(&state),
-                    state: Some(Box::new(state)),
-                },
+                Some(state) => {
+                    let changes = self.diff(&state);
+                    Observation {
+                        id,
+                        exists: true,
+                        owned: owned_by(R::tags(&state), stack),
+                        holds_data: R::holds_data(&state),
+                        diff: changes.iter().map(Change::field).collect(),
+                        detail: R::detail(&state),
+                        state: Some(Box::new(state)),
+                        changes: Some(Box::new(changes)),
+                    }
+                }
             })
         })
     }
@@ -280,7 +357,9 @@ impl<R: Resource> Node for R {
         aws: &'a Aws,
         seen: &'a Observation,
     ) -> LocalFuture<'a, Result<(), AwsError>> {
-        Box::pin(async move { Resource::apply(self, aws, seen.state::<R>(), &seen.diff).await })
+        Box::pin(
+            async move { Resource::apply(self, aws, seen.state::<R>(), seen.changes::<R>()).await },
+        )
     }
 
     fn delete<'a>(
@@ -328,9 +407,22 @@ mod tests {
             tag_diff(&have, &tags(&[("deployer:stack", "s"), ("team", "ml")])),
             None
         );
-        let f = tag_diff(&have, &tags(&[("team", "vision"), ("cost", "1")])).unwrap();
+        let c = tag_diff(&have, &tags(&[("team", "vision"), ("cost", "1")])).unwrap();
+        assert_eq!(c.from, tags(&[("team", "ml")]));
+        assert_eq!(c.to, tags(&[("team", "vision"), ("cost", "1")]));
+        let f = c.field();
         assert_eq!(f.from, Some(serde_json::json!({"team": "ml"})));
         assert_eq!(f.to, serde_json::json!({"team": "vision", "cost": "1"}));
+    }
+
+    #[test]
+    fn a_field_reads_as_values_not_as_rust() {
+        let f = Field::new("target_cpu", Some(Some(70)), 60);
+        assert_eq!(f.to_string(), "target_cpu: 70 → 60");
+        let f = Field::new("role", None::<String>, "arn:aws:iam::1:role/r");
+        assert_eq!(f.to_string(), "role: (none) → arn:aws:iam::1:role/r");
+        let f = Field::new("retention_days", Some(None::<i32>), 14);
+        assert_eq!(f.to_string(), "retention_days: (none) → 14");
     }
 
     #[test]

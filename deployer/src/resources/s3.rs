@@ -17,7 +17,7 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{Field, Kind, Resource, Tags, tag_diff};
+use super::{Field, Kind, Resource, Tags, tag_field};
 use crate::aws::{Aws, AwsError, FoundExt, Service, error};
 use crate::manifest::OWNER_TAG;
 
@@ -363,6 +363,7 @@ pub async fn owned(aws: &Aws, stack: &str) -> Result<Vec<String>, AwsError> {
 
 impl Resource for Bucket {
     type Observed = Observed;
+    type Change = Field;
     const KIND: Kind = Kind::S3Bucket;
 
     fn name(&self) -> &str {
@@ -488,7 +489,7 @@ impl Resource for Bucket {
         if o.policy != self.policy() {
             d.push(Field::new("policy", o.policy.as_ref(), self.policy()));
         }
-        d.extend(tag_diff(&o.tags, &self.tags));
+        d.extend(tag_field(&o.tags, &self.tags));
         d
     }
 

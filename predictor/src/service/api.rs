@@ -405,6 +405,7 @@ mod tests {
         let state = AppState::new(
             Config::default(),
             Storage::connect(Some("http://127.0.0.1:9".into())).await,
+            std::path::Path::new("yolo11n.onnx"),
         );
         let app = Router::new()
             .route("/boom", get(boom))

@@ -8,7 +8,7 @@ pub mod metrics;
 pub mod pool;
 pub mod storage;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -80,20 +80,24 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, storage: Storage) -> AppState {
+    /// The state of a service that will serve `model` (loaded later by [`AppState::load`]).
+    /// The model's name is known now, so every clone of the state (the router's) has it.
+    pub fn new(config: Config, storage: Storage, model: &Path) -> AppState {
         AppState {
             config: Arc::new(config),
             pool: Arc::new(OnceLock::new()),
             storage,
             metrics: Arc::new(Metrics::default()),
             instance: Arc::new(Instance::new()),
-            model_name: "yolo11n".into(),
+            model_name: model
+                .file_stem()
+                .map_or("model".into(), |s| s.to_string_lossy().into_owned()),
         }
     }
 
     /// Loads the detector (blocking: call it from a blocking thread or before serving)
     /// and makes the service ready.
-    pub fn load(&mut self, model: PathBuf) -> Result<(), detector::DetectError> {
+    pub fn load(&self, model: PathBuf) -> Result<(), detector::DetectError> {
         let c = &self.config;
         let mut threading = Threading {
             spinning: c.spinning,
@@ -112,9 +116,6 @@ impl AppState {
             ..Settings::default()
         };
         let detector = Detector::load(&model, threading, settings)?;
-        self.model_name = model
-            .file_stem()
-            .map_or("model".into(), |s| s.to_string_lossy().into_owned());
         let _ = self
             .pool
             .set(Pool::new(detector, c.max_inflight, c.queue_depth));
@@ -177,7 +178,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let storage = Storage::from_env().await;
     let listener = tokio::net::TcpListener::bind((config.bind, config.port)).await?;
     let model = resolve_model(&config, &storage).await?;
-    let mut state = AppState::new(config, storage);
+    let state = AppState::new(config, storage, &model);
     let router = app(state.clone());
     eprintln!("listening on http://{}", listener.local_addr()?);
 
@@ -222,7 +223,7 @@ async fn shutdown_signal() {
 pub async fn lambda(config: Config) -> anyhow::Result<()> {
     let storage = Storage::from_env().await;
     let model = resolve_model(&config, &storage).await?;
-    let mut state = AppState::new(config, storage);
+    let state = AppState::new(config, storage, &model);
     let started = state.instance.started;
     state.load(model)?;
     eprintln!("ready in {:.0} ms", started.elapsed().as_secs_f64() * 1e3);

@@ -15,7 +15,7 @@ use super::{
     SERVICE_LINKED_ROLE_PROPAGATION, sdk_tags, strategy, tag, tags_of, with_service_linked_role,
 };
 use crate::aws::{Aws, AwsError, FoundExt, Service as Svc, error};
-use crate::resources::{Field, Id, Kind, Resource, Tags, tag_diff};
+use crate::resources::{Field, Id, Kind, Resource, Tags, tag_field};
 use crate::wait::{self, Poll};
 
 /// How long a new capacity provider may take to become ACTIVE.
@@ -49,6 +49,7 @@ pub struct ProviderObserved {
 
 impl Resource for CapacityProvider {
     type Observed = ProviderObserved;
+    type Change = Field;
     const KIND: Kind = Kind::CapacityProvider;
 
     fn name(&self) -> &str {
@@ -127,7 +128,7 @@ impl Resource for CapacityProvider {
         if o.group_min != Some(self.group_min) {
             d.push(Field::new("group_min", o.group_min, self.group_min));
         }
-        d.extend(tag_diff(&o.tags, &self.tags));
+        d.extend(tag_field(&o.tags, &self.tags));
         d
     }
 

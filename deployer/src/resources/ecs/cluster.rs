@@ -7,7 +7,7 @@ use aws_sdk_ecs::types::{ClusterField, ClusterSetting, ClusterSettingName};
 
 use super::{SERVICE_LINKED_ROLE_PROPAGATION, sdk_tags, tag, tags_of, with_service_linked_role};
 use crate::aws::{Aws, AwsError, FoundExt, Service as Svc, error};
-use crate::resources::{Field, Kind, Resource, Tags, iam, tag_diff};
+use crate::resources::{Field, Kind, Resource, Tags, iam, tag_field};
 use crate::wait;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +28,7 @@ pub struct ClusterObserved {
 
 impl Resource for Cluster {
     type Observed = ClusterObserved;
+    type Change = Field;
     const KIND: Kind = Kind::EcsCluster;
 
     fn name(&self) -> &str {
@@ -63,7 +64,7 @@ impl Resource for Cluster {
                 self.container_insights,
             ));
         }
-        d.extend(tag_diff(&o.tags, &self.tags));
+        d.extend(tag_field(&o.tags, &self.tags));
         d
     }
 

@@ -17,7 +17,7 @@ use super::{
     with_service_linked_role,
 };
 use crate::aws::{Aws, AwsError, FoundExt, Service as Svc, error};
-use crate::resources::{Field, Id, Kind, Resource, Tags, elb, tag_diff};
+use crate::resources::{Field, Id, Kind, Resource, Tags, elb, tag_field};
 use crate::wait::{self, Poll};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +60,7 @@ pub struct ServiceObserved {
 
 impl Resource for Service {
     type Observed = ServiceObserved;
+    type Change = Field;
     const KIND: Kind = Kind::EcsService;
 
     fn name(&self) -> &str {
@@ -176,7 +177,7 @@ impl Resource for Service {
         if o.circuit_breaker == Some(false) {
             d.push(Field::new("circuit_breaker", Some(false), true));
         }
-        d.extend(tag_diff(&o.tags, &self.tags));
+        d.extend(tag_field(&o.tags, &self.tags));
         d
     }
 

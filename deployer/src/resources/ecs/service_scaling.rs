@@ -39,6 +39,7 @@ pub struct ScalingObserved {
 
 impl Resource for ServiceScaling {
     type Observed = ScalingObserved;
+    type Change = Field;
     const KIND: Kind = Kind::ServiceScaling;
 
     fn name(&self) -> &str {

@@ -12,7 +12,7 @@ use super::ALIAS;
 use super::cold_start::last_init_duration;
 use super::provisioned_concurrency::find_alias;
 use crate::aws::{Aws, AwsError, FoundExt, Service, error};
-use crate::resources::{Field, Id, Kind, Resource, Tags, tag_diff};
+use crate::resources::{Field, Id, Kind, Resource, Tags, tag_field};
 use crate::wait::{self, Poll};
 
 /// How long a create or update may take to settle (image functions optimise the image
@@ -67,6 +67,7 @@ pub struct Observed {
 
 impl Resource for Function {
     type Observed = Observed;
+    type Change = Field;
     const KIND: Kind = Kind::LambdaFunction;
 
     fn name(&self) -> &str {
@@ -182,7 +183,7 @@ impl Resource for Function {
                 self.provisioned_concurrency,
             ));
         }
-        d.extend(tag_diff(&o.tags, &self.tags));
+        d.extend(tag_field(&o.tags, &self.tags));
         d
     }
 
