@@ -11,6 +11,7 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use crate::aws::AwsError;
 use crate::image::BuildError;
 use crate::manifest::{Manifest, ManifestError};
+use crate::plan::Action;
 use crate::resources::Id;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,8 +33,15 @@ pub enum Error {
     Build(#[from] BuildError),
     #[error("{} exist without the tag `deployer:stack = {stack}`; refusing to modify them", list(.ids))]
     Foreign { stack: String, ids: Vec<Id> },
-    #[error("{failed} of {total} changes failed")]
-    Failed { failed: usize, total: usize },
+    /// Changes of `up` or `down` failed: their root causes, each told last (the changes
+    /// skipped because of them are not causes).
+    #[error("{}", failed_message(.command, *.total, *.skipped, .causes))]
+    Failed {
+        command: &'static str,
+        total: usize,
+        skipped: usize,
+        causes: Vec<Cause>,
+    },
     #[error("cancelled: nothing was changed")]
     Cancelled,
     /// The local runtime could not start or serve.
@@ -115,6 +123,44 @@ fn principal_text(principal: Option<&str>) -> String {
 
 fn resource_text(resource: Option<&str>) -> String {
     resource.map_or_else(String::new, |r| format!(" on `{r}`"))
+}
+
+/// One root cause of a failed `up` or `down`: the change and AWS's answer to it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Cause {
+    #[serde(flatten)]
+    pub id: Id,
+    pub action: Action,
+    /// The operation, AWS's error code and its message.
+    pub error: String,
+    pub code: Option<String>,
+    pub hint: Option<String>,
+}
+
+/// The summary, then each cause in its own paragraph, its hint on its own line: the
+/// last lines a user reads are what went wrong and what to do.
+fn failed_message(command: &str, total: usize, skipped: usize, causes: &[Cause]) -> String {
+    let mut out = format!("`{command}` failed: {} of {total} changes", causes.len());
+    if skipped > 0 {
+        out.push_str(&format!(
+            " failed and {skipped} were skipped because of them"
+        ));
+    } else {
+        out.push_str(" failed");
+    }
+    for c in causes {
+        let doing = match c.action {
+            Action::Create => "creating",
+            Action::Update => "updating",
+            Action::Delete => "deleting",
+            Action::Empty => "emptying",
+        };
+        out.push_str(&format!("\n\n{doing} {}: {}", c.id, c.error));
+        if let Some(h) = &c.hint {
+            out.push_str(&format!("\n\nhint: {h}"));
+        }
+    }
+    out
 }
 
 fn list(ids: &[Id]) -> String {

@@ -29,7 +29,7 @@ use clap::{ArgAction, Parser, Subcommand};
 
 use crate::aws::Aws;
 use crate::engine::Outcome;
-use crate::error::Error;
+use crate::error::{Cause, Error};
 use crate::manifest::Manifest;
 use crate::output::{Endpoint, Format, Progress, Report, StatusRow};
 use crate::plan::Plan;
@@ -197,10 +197,13 @@ fn main() -> ExitCode {
                     }
                 }
                 // The data a script reads is on stdout: the error too.
-                Format::Json => println!(
-                    "{}",
-                    serde_json::json!({"error": {"code": e.code(), "message": e.to_string(), "hint": e.hint()}})
-                ),
+                Format::Json => {
+                    let mut error = serde_json::json!({"code": e.code(), "message": e.to_string(), "hint": e.hint()});
+                    if let Error::Failed { causes, .. } = &e {
+                        error["causes"] = serde_json::json!(causes);
+                    }
+                    println!("{}", serde_json::json!({ "error": error }));
+                }
             }
             // With --detailed-exitcode, 2 means "changes": every error is 1.
             ExitCode::from(if detailed { 1 } else { e.exit_code() })
@@ -528,8 +531,25 @@ async fn run_stack(cli: Cli, file: PathBuf, manifest: &Manifest) -> Result<u8, E
             );
             if failed > 0 {
                 return Err(Error::Failed {
-                    failed,
+                    command,
                     total: applied.len(),
+                    skipped: applied
+                        .iter()
+                        .filter(|a| matches!(a.outcome, Outcome::Skipped { .. }))
+                        .count(),
+                    causes: applied
+                        .iter()
+                        .filter_map(|a| match &a.outcome {
+                            Outcome::Failed { error, code, hint } => Some(Cause {
+                                id: a.change.id.clone(),
+                                action: a.change.action,
+                                error: error.clone(),
+                                code: code.clone(),
+                                hint: hint.clone(),
+                            }),
+                            _ => None,
+                        })
+                        .collect(),
                 });
             }
             Ok(0)

@@ -285,11 +285,6 @@ pub fn report_text(r: &Report) -> String {
             r.seconds
         )
     };
-    for a in failed {
-        if let Outcome::Failed { error, .. } = &a.outcome {
-            out.push_str(&format!("error: {}: {error}\n", a.change.id));
-        }
-    }
     for e in &r.endpoints {
         out.push_str(&format!("{:<10}  POST {}\n", e.target, e.url));
     }

@@ -176,6 +176,27 @@ async fn deleted_bucket_names(moto: &Moto, proxy: &Proxy, m: &str) -> (usize, us
         ]
     );
     assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    // The root causes come last on stderr, one paragraph each with its hint; stdout has
+    // the report's data only.
+    let (_, causes) = refused
+        .stderr
+        .split_once("error: `up` failed: 2 of ")
+        .unwrap_or_else(|| panic!("no summary of the failure last: {}", refused.stderr));
+    assert_eq!(
+        causes.matches("creating s3 bucket `").count(),
+        2,
+        "{causes}"
+    );
+    assert!(
+        causes
+            .trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("hint: "),
+        "{causes}"
+    );
+    assert!(!refused.stdout.contains("error"), "{}", refused.stdout);
     for b in BUCKETS {
         let line = format!("bucket `{b}` was deleted recently");
         assert!(refused.stderr.contains(&line), "{}", refused.stderr);
