@@ -56,8 +56,16 @@ pub async fn execute(
     seen: &[Observation],
     progress: &Progress,
 ) -> Vec<Applied> {
-    let mut outcomes: BTreeMap<usize, Outcome> = BTreeMap::new();
-    let mut started: BTreeSet<usize> = BTreeSet::new();
+    // A replaced resource is created from nothing once its old self is gone.
+    let gone: BTreeMap<usize, Observation> = plan
+        .changes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.action == Action::Replace)
+        .map(|(i, c)| (i, Observation::missing(c.id.clone())))
+        .collect();
+    let mut outcomes = delete_replaced(aws, plan, nodes, seen, progress).await;
+    let mut started: BTreeSet<usize> = outcomes.keys().copied().collect();
     let mut running = FuturesUnordered::new();
     let index: BTreeMap<&Id, usize> = plan
         .changes
@@ -97,13 +105,18 @@ pub async fn execute(
                     .all(|d| matches!(outcomes.get(d), Some(Outcome::Done { .. })))
                 {
                     started.insert(i);
-                    progress.started(change);
+                    if change.action != Action::Replace {
+                        progress.started(change);
+                    }
                     let node = &nodes[change.node];
-                    let obs = &seen[change.node];
+                    let obs = gone.get(&i).unwrap_or(&seen[change.node]);
                     running.push(async move {
                         let t = Instant::now();
                         let result = match change.action {
-                            Action::Create | Action::Update => {
+                            Action::Update if change.follows.is_some() => {
+                                recheck(aws, &plan.stack, node.as_ref()).await
+                            }
+                            Action::Create | Action::Update | Action::Replace => {
                                 apply(aws, &plan.stack, node.as_ref(), obs).await
                             }
                             Action::Delete => node.delete(aws, obs).await,
@@ -145,6 +158,69 @@ pub async fn execute(
             }),
         })
         .collect()
+}
+
+/// Deletes what the plan replaces, before anything else runs, one at a time, each
+/// after the replaced resources that depend on it. Returns the outcomes of those whose
+/// deletion failed (or was skipped because a dependent's failed): they are not created.
+async fn delete_replaced(
+    aws: &Aws,
+    plan: &Plan,
+    nodes: &[Box<dyn Node>],
+    seen: &[Observation],
+    progress: &Progress,
+) -> BTreeMap<usize, Outcome> {
+    let mut outcomes = BTreeMap::new();
+    let mut left: Vec<usize> = (0..plan.changes.len())
+        .filter(|&i| plan.changes[i].action == Action::Replace)
+        .collect();
+    let needs = |i: usize, j: usize| {
+        nodes[plan.changes[j].node]
+            .depends_on()
+            .contains(&plan.changes[i].id)
+    };
+    while !left.is_empty() {
+        // One that no replaced resource still standing depends on (the graph is acyclic).
+        let at = left
+            .iter()
+            .position(|&i| !left.iter().any(|&j| j != i && needs(i, j)))
+            .unwrap_or(0);
+        let i = left.remove(at);
+        let change = &plan.changes[i];
+        progress.started(change);
+        let failed_dependent = plan
+            .changes
+            .iter()
+            .enumerate()
+            .find(|(j, _)| needs(i, *j) && outcomes.contains_key(j))
+            .map(|(_, c)| c.id.clone());
+        if let Some(because) = failed_dependent {
+            progress.skipped(&change.id, &because);
+            outcomes.insert(i, Outcome::Skipped { because });
+            continue;
+        }
+        if let Err(e) = nodes[change.node].delete(aws, &seen[change.node]).await {
+            progress.failed(change, &e);
+            outcomes.insert(
+                i,
+                Outcome::Failed {
+                    error: e.to_string(),
+                    code: e.code.clone(),
+                    hint: e.hint.clone(),
+                },
+            );
+        }
+    }
+    outcomes
+}
+
+/// Looks at a resource again (one it depends on was replaced) and makes what now differs.
+async fn recheck(aws: &Aws, stack: &str, node: &dyn Node) -> Result<(), AwsError> {
+    let now = node.observe(aws, stack).await?;
+    if now.exists && now.diff.is_empty() {
+        return Ok(());
+    }
+    apply(aws, stack, node, &now).await
 }
 
 /// Answers meaning "what you asked to make is there already". AWS sometimes answers a
@@ -211,7 +287,7 @@ mod tests {
     use super::*;
     use crate::manifest::Manifest;
     use crate::plan::Plan;
-    use crate::resources::{Kind, LocalFuture};
+    use crate::resources::{Follow, Kind, LocalFuture};
 
     /// A node that records when it starts and ends, and fails on request. It stands in
     /// for a resource so the scheduling can be tested alone; nothing here talks to AWS.
@@ -219,6 +295,8 @@ mod tests {
         name: &'static str,
         deps: Vec<&'static str>,
         fail: bool,
+        /// The dependencies it is replaced with (the others it rechecks).
+        replace_with: &'static [&'static str],
         log: Rc<RefCell<Vec<String>>>,
     }
 
@@ -229,6 +307,13 @@ mod tests {
     impl Node for Probe {
         fn id(&self) -> Id {
             id(self.name)
+        }
+        fn follows(&self, dependency: &Id) -> Follow {
+            if self.replace_with.contains(&dependency.name.as_str()) {
+                Follow::Replace
+            } else {
+                Follow::Recheck
+            }
         }
         fn depends_on(&self) -> Vec<Id> {
             self.deps.iter().map(|d| id(d)).collect()
@@ -258,10 +343,13 @@ mod tests {
         }
         fn delete<'a>(
             &'a self,
-            aws: &'a Aws,
-            seen: &'a Observation,
+            _: &'a Aws,
+            _: &'a Observation,
         ) -> LocalFuture<'a, Result<(), AwsError>> {
-            self.apply(aws, seen)
+            Box::pin(async move {
+                self.log.borrow_mut().push(format!("delete {}", self.name));
+                Ok(())
+            })
         }
         fn empty<'a>(
             &'a self,
@@ -287,6 +375,7 @@ mod tests {
                     name,
                     deps: deps.to_vec(),
                     fail: *fail,
+                    replace_with: &[],
                     log: log.clone(),
                 }) as Box<dyn Node>
             })
@@ -308,6 +397,7 @@ mod tests {
                         name,
                         deps: deps.to_vec(),
                         fail: false,
+                        replace_with: &[],
                         log: log.clone(),
                     }) as Box<dyn Node>
                 })
@@ -390,6 +480,9 @@ mod tests {
     impl Node for AlreadyThere {
         fn id(&self) -> Id {
             id("racer")
+        }
+        fn follows(&self, _: &Id) -> Follow {
+            Follow::Recheck
         }
         fn depends_on(&self) -> Vec<Id> {
             Vec::new()
@@ -476,6 +569,7 @@ mod tests {
             name,
             deps: vec![],
             fail: false,
+            replace_with: &[],
             log: log.clone(),
         };
         let nodes: Vec<Box<dyn Node>> = vec![Box::new(probe("full")), Box::new(probe("bare"))];
@@ -515,6 +609,7 @@ mod tests {
                 name,
                 deps: deps.to_vec(),
                 fail: false,
+                replace_with: &[],
                 log: log.clone(),
             })
         };
@@ -581,12 +676,14 @@ mod tests {
                 name: "role",
                 deps: vec![],
                 fail: false,
+                replace_with: &[],
                 log: log.clone(),
             }),
             Box::new(Probe {
                 name: "profile",
                 deps: vec!["role"],
                 fail: false,
+                replace_with: &[],
                 log,
             }),
         ];
@@ -606,6 +703,80 @@ mod tests {
                 .unwrap()
                 .after
                 .is_empty()
+        );
+    }
+
+    /// A target group whose port changed: its listener goes and comes back with it, the
+    /// service is looked at again once both exist, the rest is untouched.
+    #[tokio::test]
+    async fn a_replacement_deletes_dependents_first_then_recreates_and_rechecks() {
+        let manifest = Manifest::parse(
+            "t.yaml".as_ref(),
+            "name: t\nregion: us-east-1\nendpoint: http://127.0.0.1:9\n",
+        )
+        .unwrap();
+        let aws = Aws::connect(&manifest).await;
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let probe = |name, deps: &[&'static str], replace_with| -> Box<dyn Node> {
+            Box::new(Probe {
+                name,
+                deps: deps.to_vec(),
+                fail: false,
+                replace_with,
+                log: log.clone(),
+            })
+        };
+        let nodes = vec![
+            probe("lb", &[], &[]),
+            probe("tg", &[], &[]),
+            probe("listener", &["lb", "tg"], &["tg"]),
+            probe("service", &["listener", "tg"], &[]),
+            probe("scaling", &["service"], &[]),
+        ];
+        let mut seen: Vec<Observation> =
+            nodes.iter().map(|n| Observation::missing(n.id())).collect();
+        for s in &mut seen {
+            s.exists = true;
+            s.owned = true;
+        }
+        seen[1].replace = true;
+        let plan = Plan::up("t", &nodes, &seen, false);
+        let planned: Vec<(&str, Action, Option<&str>)> = plan
+            .changes
+            .iter()
+            .map(|c| {
+                let follows = c.follows.as_ref().map(|f| f.name.as_str());
+                (c.id.name.as_str(), c.action, follows)
+            })
+            .collect();
+        assert_eq!(
+            planned,
+            [
+                ("tg", Action::Replace, None),
+                ("listener", Action::Replace, Some("tg")),
+                ("service", Action::Update, Some("listener")),
+            ]
+        );
+        let applied = execute(&aws, &plan, &nodes, &seen, &Progress::new()).await;
+        assert!(
+            applied
+                .iter()
+                .all(|a| matches!(a.outcome, Outcome::Done { .. }))
+        );
+        let log = log.borrow().clone();
+        let at = |e: &str| {
+            log.iter()
+                .position(|l| l == e)
+                .unwrap_or_else(|| panic!("{e}: {log:?}"))
+        };
+        assert!(at("delete listener") < at("delete tg"), "{log:?}");
+        assert!(at("delete tg") < at("start tg"), "{log:?}");
+        assert!(at("end tg") < at("start listener"), "{log:?}");
+        assert!(at("end listener") < at("start service"), "{log:?}");
+        assert!(
+            !log.iter()
+                .any(|l| l.ends_with(" lb") || l.ends_with(" scaling")),
+            "{log:?}"
         );
     }
 }

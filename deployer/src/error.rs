@@ -152,6 +152,7 @@ fn failed_message(command: &str, total: usize, skipped: usize, causes: &[Cause])
         let doing = match c.action {
             Action::Create => "creating",
             Action::Update => "updating",
+            Action::Replace => "replacing",
             Action::Delete => "deleting",
             Action::Empty => "emptying",
         };

@@ -81,6 +81,7 @@ impl Progress {
         let verb = match c.action {
             Action::Create => "creating",
             Action::Update => "updating",
+            Action::Replace => "replacing",
             Action::Delete => "deleting",
             Action::Empty => "emptying",
         };
@@ -105,6 +106,7 @@ impl Progress {
         let verb = match c.action {
             Action::Create => "created",
             Action::Update => "updated",
+            Action::Replace => "replaced",
             Action::Delete => "deleted",
             Action::Empty => "emptied",
         };
@@ -155,6 +157,7 @@ fn symbol(a: Action) -> &'static str {
     match a {
         Action::Create => "+",
         Action::Update => "~",
+        Action::Replace => "-/+",
         Action::Delete => "-",
         Action::Empty => "0",
     }
@@ -170,10 +173,14 @@ pub fn plan_text(plan: &Plan) -> String {
         ));
     } else {
         out.push_str(&format!(
-            "Plan for stack `{}`: {} to create, {} to update, {} to delete{}.\n\n",
+            "Plan for stack `{}`: {} to create, {} to update, {}{} to delete{}.\n\n",
             plan.stack,
             plan.count(Action::Create),
             plan.count(Action::Update),
+            match plan.count(Action::Replace) {
+                0 => String::new(),
+                n => format!("{n} to replace, "),
+            },
             plan.count(Action::Delete),
             match plan.count(Action::Empty) {
                 0 => String::new(),
@@ -181,12 +188,13 @@ pub fn plan_text(plan: &Plan) -> String {
             }
         ));
         for c in &plan.changes {
-            let kept = if c.action == Action::Empty {
-                " (emptied, kept)"
-            } else if c.unwanted {
-                " (no longer in the manifest)"
-            } else {
-                ""
+            let kept = match (&c.follows, c.action) {
+                (_, Action::Empty) => " (emptied, kept)".to_string(),
+                _ if c.unwanted => " (no longer in the manifest)".to_string(),
+                (Some(r), Action::Replace) => format!(" (goes with {r})"),
+                (Some(r), _) => format!(" (looked at again once {r} is replaced)"),
+                (None, Action::Replace) => " (cannot change in place)".to_string(),
+                (None, _) => String::new(),
             };
             out.push_str(&format!("  {} {}{kept}\n", symbol(c.action), c.id));
             for f in &c.fields {
@@ -220,6 +228,7 @@ struct PlanJson<'a> {
 struct Summary {
     create: usize,
     update: usize,
+    replace: usize,
     delete: usize,
     empty: usize,
 }
@@ -228,6 +237,7 @@ pub fn plan_json(plan: &Plan) -> String {
     let summary = Summary {
         create: plan.count(Action::Create),
         update: plan.count(Action::Update),
+        replace: plan.count(Action::Replace),
         delete: plan.count(Action::Delete),
         empty: plan.count(Action::Empty),
     };

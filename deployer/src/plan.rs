@@ -5,13 +5,18 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::resources::{Field, Id, Kind, Node, Observation};
+use std::collections::BTreeMap;
+
+use crate::resources::{Field, Follow, Id, Kind, Node, Observation};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Create,
     Update,
+    /// Delete, then create: AWS cannot make the change in place. Every replacement's
+    /// deletion runs before the rest of the plan, dependents first.
+    Replace,
     Delete,
     /// Remove what the resource holds and keep it (`down` keeps the buckets).
     Empty,
@@ -32,6 +37,10 @@ pub struct Change {
     /// for it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub unwanted: bool,
+    /// The replaced resource this change follows: replaced with it, or (an update) looked
+    /// at again once the replacement exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follows: Option<Id>,
     /// Index of the resource in the stack's node list.
     #[serde(skip)]
     pub node: usize,
@@ -82,6 +91,54 @@ pub fn check_graph(nodes: &[Box<dyn Node>]) -> Result<(), String> {
     }
 }
 
+/// What an `up` replaces, and what it looks at again afterwards, by node index, each with
+/// the replaced resource it follows (`None`: replaced for its own changes). Replacing
+/// spreads to the dependents that must go with it ([`Follow::Replace`]); the others
+/// are rechecked. Only what exists and is the stack's is replaced or rechecked.
+type Replacements = (BTreeMap<usize, Option<Id>>, BTreeMap<usize, Id>);
+
+fn replacements(nodes: &[Box<dyn Node>], seen: &[Observation]) -> Replacements {
+    let ours = |i: usize| seen[i].exists && seen[i].owned;
+    let mut replaced: BTreeMap<usize, Option<Id>> = (0..nodes.len())
+        .filter(|&i| ours(i) && seen[i].replace)
+        .map(|i| (i, None))
+        .collect();
+    let mut rechecked: BTreeMap<usize, Id> = BTreeMap::new();
+    let ids: Vec<Id> = nodes.iter().map(|n| n.id()).collect();
+    // Until nothing more follows (the graph is acyclic: at most one round per node).
+    for _ in 0..=nodes.len() {
+        let mut grew = false;
+        for (j, node) in nodes.iter().enumerate() {
+            if !ours(j) || replaced.contains_key(&j) {
+                continue;
+            }
+            for d in node.depends_on() {
+                let Some(k) = ids.iter().position(|id| *id == d) else {
+                    continue;
+                };
+                if !replaced.contains_key(&k) {
+                    continue;
+                }
+                match node.follows(&d) {
+                    Follow::Replace => {
+                        rechecked.remove(&j);
+                        replaced.insert(j, Some(d));
+                        grew = true;
+                        break;
+                    }
+                    Follow::Recheck => {
+                        rechecked.entry(j).or_insert(d);
+                    }
+                }
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+    (replaced, rechecked)
+}
+
 /// A resource that exists under the stack's name but without its ownership tag.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Foreign {
@@ -103,10 +160,12 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// What `up` must do: create what is missing, update what drifted. A resource that
-    /// exists but is not ours is reported as foreign and left alone, unless `adopt`
-    /// (the user's explicit claim) makes it ours: it then gets the tag and is reconciled.
+    /// What `up` must do: create what is missing, update what drifted, replace what
+    /// cannot change in place (with what must follow it). A resource that exists but is
+    /// not ours is reported as foreign and left alone, unless `adopt` (the user's
+    /// explicit claim) makes it ours: it then gets the tag and is reconciled.
     pub fn up(stack: &str, nodes: &[Box<dyn Node>], seen: &[Observation], adopt: bool) -> Plan {
+        let (replaced, rechecked) = replacements(nodes, seen);
         let mut changes = Vec::new();
         let mut foreign = Vec::new();
         for (i, (node, obs)) in nodes.iter().zip(seen).enumerate() {
@@ -117,19 +176,27 @@ impl Plan {
                     foreign.push(Foreign { id: node.id() });
                     continue;
                 }
-                (true, true) if !obs.diff.is_empty() => Action::Update,
+                (true, true) if replaced.contains_key(&i) => Action::Replace,
+                (true, true) if !obs.diff.is_empty() || rechecked.contains_key(&i) => {
+                    Action::Update
+                }
                 (true, true) => continue,
             };
             changes.push(Change {
                 id: node.id(),
                 action,
-                fields: if action == Action::Update {
-                    obs.diff.clone()
-                } else {
+                fields: if action == Action::Create {
                     Vec::new()
+                } else {
+                    obs.diff.clone()
                 },
                 after: Vec::new(),
                 unwanted: false,
+                follows: replaced
+                    .get(&i)
+                    .cloned()
+                    .flatten()
+                    .or_else(|| rechecked.get(&i).cloned()),
                 node: i,
             });
         }
@@ -173,6 +240,7 @@ impl Plan {
                 fields: Vec::new(),
                 after: Vec::new(),
                 unwanted: false,
+                follows: None,
                 node: i,
             });
         }
@@ -222,6 +290,7 @@ impl Plan {
                 fields: Vec::new(),
                 after: Vec::new(),
                 unwanted: true,
+                follows: None,
                 node: i,
             });
         }

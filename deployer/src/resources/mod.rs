@@ -143,6 +143,11 @@ impl fmt::Display for Field {
 pub trait Change: fmt::Debug + Clone + PartialEq + 'static {
     /// The change as the plan shows it, in text and JSON.
     fn field(&self) -> Field;
+    /// Whether AWS cannot make this change in place: the resource is deleted and created
+    /// again (a target group's port).
+    fn replaces(&self) -> bool {
+        false
+    }
     /// The setting's name in the plan (what tests compare).
     #[cfg(test)]
     fn name(&self) -> &'static str {
@@ -201,6 +206,17 @@ pub fn owned_by(tags: &Tags, stack: &str) -> bool {
     tags.get(OWNER_TAG).is_some_and(|v| v == stack)
 }
 
+/// What a resource must do when one it depends on is replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    /// Look again once the replacement exists and make what then differs (an ECS
+    /// service pointed at the new target group's ARN).
+    Recheck,
+    /// Go and come back with it: AWS refuses to delete what it holds on to (a listener
+    /// forwarding to the target group).
+    Replace,
+}
+
 /// A kind of AWS resource, as a reconciler sees it.
 #[allow(async_fn_in_trait)] // the engine drives these on one task; no Send bound needed
 pub trait Resource: 'static {
@@ -214,6 +230,11 @@ pub trait Resource: 'static {
     /// Resources that must exist before this one (and be deleted after it).
     fn depends_on(&self) -> Vec<Id> {
         Vec::new()
+    }
+    /// What this resource does when `dependency` (one of [`Resource::depends_on`]) is
+    /// replaced.
+    fn follows(&self, _dependency: &Id) -> Follow {
+        Follow::Recheck
     }
     /// Observes the resource; `Ok(None)` when it does not exist.
     async fn find(&self, aws: &Aws) -> Result<Option<Self::Observed>, AwsError>;
@@ -255,6 +276,8 @@ pub struct Observation {
     pub holds_data: bool,
     /// What differs, as the plan shows it.
     pub diff: Vec<Field>,
+    /// Whether a difference cannot be made in place (see [`Change::replaces`]).
+    pub replace: bool,
     pub detail: String,
 }
 
@@ -284,6 +307,7 @@ impl Observation {
             owned: false,
             holds_data: false,
             diff: Vec::new(),
+            replace: false,
             detail: String::new(),
         }
     }
@@ -294,6 +318,7 @@ pub type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 pub trait Node {
     fn id(&self) -> Id;
     fn depends_on(&self) -> Vec<Id>;
+    fn follows(&self, dependency: &Id) -> Follow;
     fn observe<'a>(
         &'a self,
         aws: &'a Aws,
@@ -325,6 +350,10 @@ impl<R: Resource> Node for R {
         Resource::depends_on(self)
     }
 
+    fn follows(&self, dependency: &Id) -> Follow {
+        Resource::follows(self, dependency)
+    }
+
     fn observe<'a>(
         &'a self,
         aws: &'a Aws,
@@ -343,6 +372,7 @@ impl<R: Resource> Node for R {
                         owned: owned_by(R::tags(&state), stack),
                         holds_data: R::holds_data(&state),
                         diff: changes.iter().map(Change::field).collect(),
+                        replace: changes.iter().any(Change::replaces),
                         detail: R::detail(&state),
                         state: Some(Box::new(state)),
                         changes: Some(Box::new(changes)),
