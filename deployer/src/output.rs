@@ -408,3 +408,11 @@ fn short(digest: &str) -> &str {
     let hex = digest.trim_start_matches("sha256:");
     &hex[..hex.len().min(12)]
 }
+
+/// Prints a command's data on stdout, as text or JSON.
+pub fn print(format: Format, text: String, json: String) {
+    match format {
+        Format::Text => print!("{text}"),
+        Format::Json => println!("{json}"),
+    }
+}

@@ -387,7 +387,7 @@ async fn resolve(aws: &Aws, m: &Manifest, o: &Options) -> Result<Vec<(String, St
             continue;
         }
         if endpoints.is_none() {
-            endpoints = Some(crate::live_endpoints(aws, m).await?);
+            endpoints = Some(crate::endpoints::live_endpoints(aws, m).await?);
         }
         let url = endpoints
             .iter()
