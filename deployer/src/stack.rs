@@ -67,23 +67,26 @@ pub fn predictor_env(m: &Manifest) -> BTreeMap<String, String> {
     let n = m.names();
     let p = &m.predictor;
     let mut env: BTreeMap<String, String> = [
-        ("INPUT_BUCKET", n.input_bucket.clone()),
-        ("OUTPUT_BUCKET", n.output_bucket.clone()),
-        ("OUTPUT_PUBLIC", m.buckets.output.public.to_string()),
-        ("URL_EXPIRY_S", m.buckets.output.url_expiry_s.to_string()),
-        ("CONF", p.confidence.to_string()),
-        ("IOU", p.iou.to_string()),
-        ("MAX_BODY_BYTES", p.max_body_bytes.to_string()),
-        ("MAX_PIXELS", p.max_pixels.to_string()),
-        ("MAX_INFLIGHT", p.max_inflight.to_string()),
-        ("QUEUE_DEPTH", p.queue_depth.to_string()),
-        ("DEADLINE_MS", p.deadline_ms.to_string()),
+        (contract::INPUT_BUCKET, n.input_bucket.clone()),
+        (contract::OUTPUT_BUCKET, n.output_bucket.clone()),
+        (contract::OUTPUT_PUBLIC, m.buckets.output.public.to_string()),
+        (
+            contract::URL_EXPIRY_S,
+            m.buckets.output.url_expiry_s.to_string(),
+        ),
+        (contract::CONF, p.confidence.to_string()),
+        (contract::IOU, p.iou.to_string()),
+        (contract::MAX_BODY_BYTES, p.max_body_bytes.to_string()),
+        (contract::MAX_PIXELS, p.max_pixels.to_string()),
+        (contract::MAX_INFLIGHT, p.max_inflight.to_string()),
+        (contract::QUEUE_DEPTH, p.queue_depth.to_string()),
+        (contract::DEADLINE_MS, p.deadline_ms.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     if m.model.s3().is_some() {
-        env.insert("MODEL_S3_URI".into(), m.model.source.clone());
+        env.insert(contract::MODEL_S3_URI.into(), m.model.source.clone());
     }
     env
 }
@@ -437,6 +440,17 @@ fn serverful(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// Every variable of the contract is set, and nothing else: the predictor reads
+    /// exactly these (its own test checks it reads each).
+    #[test]
+    fn the_predictor_gets_exactly_the_contracts_variables() {
+        let m = Manifest::parse("m.yaml".as_ref(), "name: s\nregion: us-east-1\n").unwrap();
+        let set: Vec<String> = predictor_env(&m).into_keys().collect();
+        let mut want: Vec<&str> = contract::SET_BY_DEPLOYER.to_vec();
+        want.sort();
+        assert_eq!(set, want);
+    }
 
     /// A context as the lookups would give it, for tests that build the stack.
     pub(crate) fn context() -> Context {

@@ -155,7 +155,7 @@ impl Default for OutputBucket {
         OutputBucket {
             name: None,
             public: false,
-            url_expiry_s: 3600,
+            url_expiry_s: contract::defaults::URL_EXPIRY_S,
             expire_after_days: 7,
         }
     }
@@ -331,14 +331,14 @@ pub struct Predictor {
 impl Default for Predictor {
     fn default() -> Self {
         Predictor {
-            confidence: 0.25,
-            iou: 0.45,
+            confidence: contract::defaults::CONFIDENCE,
+            iou: contract::defaults::IOU,
             // The same limit on both targets: the serverless side's.
             max_body_bytes: SERVERLESS_BINARY_BODY_BYTES,
-            max_pixels: 40_000_000,
-            max_inflight: 1,
-            queue_depth: 16,
-            deadline_ms: 25_000,
+            max_pixels: contract::defaults::MAX_PIXELS,
+            max_inflight: contract::defaults::MAX_INFLIGHT,
+            queue_depth: contract::defaults::QUEUE_DEPTH,
+            deadline_ms: contract::defaults::DEADLINE_MS,
         }
     }
 }

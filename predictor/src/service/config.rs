@@ -49,15 +49,16 @@ impl Default for Config {
             output_bucket: None,
             allowed_buckets: Vec::new(),
             output_public: false,
-            url_expiry_s: 3600,
+            url_expiry_s: contract::defaults::URL_EXPIRY_S.into(),
             model: None,
-            confidence: 0.25,
-            iou: 0.45,
+            confidence: contract::defaults::CONFIDENCE,
+            iou: contract::defaults::IOU,
+            // Lambda's event limit; the deployer sets the serverless one on both targets.
             max_body_bytes: 6 * 1024 * 1024,
-            max_pixels: 40_000_000,
-            max_inflight: 2,
-            queue_depth: 16,
-            deadline_ms: 25_000,
+            max_pixels: contract::defaults::MAX_PIXELS,
+            max_inflight: contract::defaults::MAX_INFLIGHT as usize,
+            queue_depth: contract::defaults::QUEUE_DEPTH as usize,
+            deadline_ms: contract::defaults::DEADLINE_MS.into(),
             threads: None,
             spinning: true,
         }
@@ -103,8 +104,8 @@ impl Config {
         if let Some(v) = var("PORT") {
             c.port = parse(v, |_| true, "a port number 0..=65535")?;
         }
-        c.input_bucket = var("INPUT_BUCKET").map(|(_, v)| v);
-        c.output_bucket = var("OUTPUT_BUCKET").map(|(_, v)| v);
+        c.input_bucket = var(contract::INPUT_BUCKET).map(|(_, v)| v);
+        c.output_bucket = var(contract::OUTPUT_BUCKET).map(|(_, v)| v);
         c.allowed_buckets = var("ALLOWED_BUCKETS")
             .map(|(_, v)| {
                 v.split(',')
@@ -113,13 +114,13 @@ impl Config {
                     .collect()
             })
             .unwrap_or_default();
-        if let Some(v) = var("OUTPUT_PUBLIC") {
+        if let Some(v) = var(contract::OUTPUT_PUBLIC) {
             c.output_public = parse(v, |_| true, "true or false")?;
         }
-        if let Some(v) = var("URL_EXPIRY_S") {
+        if let Some(v) = var(contract::URL_EXPIRY_S) {
             c.url_expiry_s = parse(v, |s| (1..=604_800).contains(s), "seconds in 1..=604800")?;
         }
-        c.model = match (var("MODEL_PATH"), var("MODEL_S3_URI")) {
+        c.model = match (var("MODEL_PATH"), var(contract::MODEL_S3_URI)) {
             (Some(_), Some((name, value))) => {
                 return Err(ConfigError {
                     var: name,
@@ -149,29 +150,29 @@ impl Config {
             (None, None) => None,
         };
         let unit = |v: &f32| (0.0..=1.0).contains(v);
-        if let Some(v) = var("CONF") {
+        if let Some(v) = var(contract::CONF) {
             c.confidence = parse(v, unit, "a number in 0..=1")?;
         }
-        if let Some(v) = var("IOU") {
+        if let Some(v) = var(contract::IOU) {
             c.iou = parse(v, unit, "a number in 0..=1")?;
         }
-        if let Some(v) = var("MAX_BODY_BYTES") {
+        if let Some(v) = var(contract::MAX_BODY_BYTES) {
             c.max_body_bytes = parse(v, |b| *b > 0, "a positive number of bytes")?;
         }
-        if let Some(v) = var("MAX_PIXELS") {
+        if let Some(v) = var(contract::MAX_PIXELS) {
             c.max_pixels = parse(v, |p| *p > 0, "a positive number of pixels")?;
         }
-        if let Some(v) = var("MAX_INFLIGHT") {
+        if let Some(v) = var(contract::MAX_INFLIGHT) {
             c.max_inflight = parse(
                 v,
                 |n| (1..=256).contains(n),
                 "1..=256 concurrent detections",
             )?;
         }
-        if let Some(v) = var("QUEUE_DEPTH") {
+        if let Some(v) = var(contract::QUEUE_DEPTH) {
             c.queue_depth = parse(v, |n| *n <= 100_000, "0..=100000 waiting requests")?;
         }
-        if let Some(v) = var("DEADLINE_MS") {
+        if let Some(v) = var(contract::DEADLINE_MS) {
             c.deadline_ms = parse(
                 v,
                 |d| (1..=900_000).contains(d),
@@ -259,5 +260,23 @@ mod tests {
             from(&[("MAX_INFLIGHT", "0")]).unwrap_err().var,
             "MAX_INFLIGHT"
         );
+    }
+
+    /// The deployer sets these on both targets (`contract`): each must be read, so a
+    /// value the predictor cannot take is refused naming it, and one it can changes the
+    /// configuration.
+    #[test]
+    fn every_variable_the_deployer_sets_is_read() {
+        for name in contract::SET_BY_DEPLOYER
+            .iter()
+            .chain([&contract::MODEL_S3_URI])
+        {
+            let read = from(&[(name, "not-a-value")]);
+            assert!(
+                read.as_ref().is_err_and(|e| e.var == *name)
+                    || read.as_ref().is_ok_and(|c| *c != Config::default()),
+                "{name} is not read: {read:?}"
+            );
+        }
     }
 }
