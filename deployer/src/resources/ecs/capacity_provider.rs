@@ -1,25 +1,20 @@
 //! The capacity provider on the Auto Scaling group: managed scaling at the manifest's
 //! target capacity and managed termination protection, attached to the cluster as its
-//! default strategy. The group is created empty; its minimum is set only once the
-//! provider is attached.
+//! default strategy (`cluster_capacity_providers`). The group is created empty; its
+//! minimum is set only once the provider is attached.
 
 use std::time::Duration;
 
 use aws_sdk_ecs::types::{
-    AutoScalingGroupProvider, CapacityProviderField, ManagedScaling, ManagedScalingStatus,
-    ManagedTerminationProtection,
+    AutoScalingGroupProvider, AutoScalingGroupProviderUpdate, CapacityProviderField,
+    ManagedScaling, ManagedScalingStatus, ManagedTerminationProtection,
 };
 
-use super::cluster::describe_cluster;
-use super::{
-    SERVICE_LINKED_ROLE_PROPAGATION, sdk_tags, strategy, tag, tags_of, with_service_linked_role,
-};
+use super::cluster::find_cluster;
+use super::{sdk_tags, tag, tags_of};
 use crate::aws::{Aws, AwsError, FoundExt, Service as Svc, error};
-use crate::resources::{Field, Id, Kind, Resource, Tags, tag_field};
+use crate::resources::{Field, Id, Kind, Resource, TagChange, Tags, tag_diff};
 use crate::wait::{self, Poll};
-
-/// How long a new capacity provider may take to become ACTIVE.
-pub const PROVIDER_ACTIVE: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CapacityProvider {
@@ -47,9 +42,140 @@ pub struct ProviderObserved {
     pub tags: Tags,
 }
 
+/// Managed scaling as a capacity provider has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scaling {
+    /// Percent of instance capacity kept in use; `None` when managed scaling is off.
+    pub target_capacity: Option<i32>,
+    pub termination_protection: bool,
+}
+
+/// What `up` can change on a capacity provider.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Managed scaling at target `to` %, with managed termination protection on.
+    ManagedScaling {
+        from: Scaling,
+        to: i32,
+    },
+    /// The provider is not attached to cluster `to`.
+    Cluster {
+        to: String,
+    },
+    /// The Auto Scaling group's minimum (`from`: `None` when the group is missing).
+    GroupMin {
+        from: Option<u32>,
+        to: u32,
+    },
+    Tags(TagChange),
+}
+
+impl crate::resources::Change for Change {
+    fn field(&self) -> Field {
+        match self {
+            Change::ManagedScaling { from, to } => {
+                let protection = if from.termination_protection {
+                    "on"
+                } else {
+                    "off"
+                };
+                Field::new(
+                    "managed_scaling",
+                    Some(format!(
+                        "target {}, termination protection {protection}",
+                        from.target_capacity
+                            .map_or("off".to_string(), |t| format!("{t} %")),
+                    )),
+                    format!("target {to} %, termination protection on"),
+                )
+            }
+            Change::Cluster { to } => Field::new("cluster", None::<String>, to),
+            Change::GroupMin { from, to } => Field::new("group_min", *from, to),
+            Change::Tags(t) => t.field(),
+        }
+    }
+}
+
+impl CapacityProvider {
+    /// Creates the provider on the (existing) Auto Scaling group.
+    async fn create(&self, aws: &Aws) -> Result<(), AwsError> {
+        let asg = aws
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(&self.auto_scaling_group)
+            .send()
+            .await
+            .map_err(error("autoscaling:DescribeAutoScalingGroups"))?
+            .auto_scaling_groups()
+            .first()
+            .and_then(|g| g.auto_scaling_group_arn())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                AwsError::new(
+                    "ecs:CreateCapacityProvider",
+                    format!(
+                        "auto scaling group `{}` does not exist",
+                        self.auto_scaling_group
+                    ),
+                )
+            })?;
+        aws.ecs
+            .create_capacity_provider()
+            .name(&self.name)
+            .auto_scaling_group_provider(
+                AutoScalingGroupProvider::builder()
+                    .auto_scaling_group_arn(asg)
+                    .managed_scaling(self.managed_scaling())
+                    .managed_termination_protection(ManagedTerminationProtection::Enabled)
+                    .build()
+                    .map_err(|e| AwsError::new("ecs:CreateCapacityProvider", e.to_string()))?,
+            )
+            .set_tags(Some(sdk_tags(&self.tags)))
+            .send()
+            .await
+            .map_err(error("ecs:CreateCapacityProvider"))?;
+        Ok(())
+    }
+
+    async fn update_managed_scaling(&self, aws: &Aws) -> Result<(), AwsError> {
+        aws.ecs
+            .update_capacity_provider()
+            .name(&self.name)
+            .auto_scaling_group_provider(
+                AutoScalingGroupProviderUpdate::builder()
+                    .managed_scaling(self.managed_scaling())
+                    .managed_termination_protection(ManagedTerminationProtection::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(error("ecs:UpdateCapacityProvider"))?;
+        Ok(())
+    }
+
+    fn managed_scaling(&self) -> ManagedScaling {
+        ManagedScaling::builder()
+            .status(ManagedScalingStatus::Enabled)
+            .target_capacity(self.target_capacity)
+            .build()
+    }
+
+    /// Raises (or lowers) the group's minimum to the manifest's.
+    async fn set_group_min(&self, aws: &Aws) -> Result<(), AwsError> {
+        aws.autoscaling
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(&self.auto_scaling_group)
+            .min_size(self.group_min as i32)
+            .send()
+            .await
+            .map_err(error("autoscaling:UpdateAutoScalingGroup"))?;
+        Ok(())
+    }
+}
+
 impl Resource for CapacityProvider {
     type Observed = ProviderObserved;
-    type Change = Field;
+    type Change = Change;
     const KIND: Kind = Kind::CapacityProvider;
 
     fn name(&self) -> &str {
@@ -64,11 +190,11 @@ impl Resource for CapacityProvider {
     }
 
     async fn find(&self, aws: &Aws) -> Result<Option<ProviderObserved>, AwsError> {
-        let Some(cp) = self.describe(aws).await? else {
+        let Some(cp) = find_capacity_provider(aws, &self.name).await? else {
             return Ok(None);
         };
         let asg = cp.auto_scaling_group_provider();
-        let associated = describe_cluster(aws, &self.cluster)
+        let associated = find_cluster(aws, &self.cluster)
             .await?
             .is_some_and(|c| c.capacity_providers().contains(&self.name));
         let group_min = aws
@@ -104,31 +230,29 @@ impl Resource for CapacityProvider {
         &o.tags
     }
 
-    fn diff(&self, o: &ProviderObserved) -> Vec<Field> {
+    fn diff(&self, o: &ProviderObserved) -> Vec<Change> {
         let mut d = Vec::new();
-        if o.target_capacity != Some(self.target_capacity) || !o.termination_protection {
-            let protection = |on: bool| if on { "on" } else { "off" };
-            d.push(Field::new(
-                "managed_scaling",
-                Some(format!(
-                    "target {}, termination protection {}",
-                    o.target_capacity
-                        .map_or("off".to_string(), |t| format!("{t} %")),
-                    protection(o.termination_protection)
-                )),
-                format!(
-                    "target {} %, termination protection on",
-                    self.target_capacity
-                ),
-            ));
+        if self.needs_managed_scaling_update(o) {
+            d.push(Change::ManagedScaling {
+                from: Scaling {
+                    target_capacity: o.target_capacity,
+                    termination_protection: o.termination_protection,
+                },
+                to: self.target_capacity,
+            });
         }
         if !o.associated {
-            d.push(Field::new("cluster", None::<String>, &self.cluster));
+            d.push(Change::Cluster {
+                to: self.cluster.clone(),
+            });
         }
         if o.group_min != Some(self.group_min) {
-            d.push(Field::new("group_min", o.group_min, self.group_min));
+            d.push(Change::GroupMin {
+                from: o.group_min,
+                to: self.group_min,
+            });
         }
-        d.extend(tag_field(&o.tags, &self.tags));
+        d.extend(tag_diff(&o.tags, &self.tags).map(Change::Tags));
         d
     }
 
@@ -136,76 +260,35 @@ impl Resource for CapacityProvider {
         &self,
         aws: &Aws,
         observed: Option<&ProviderObserved>,
-        diff: &[Field],
+        changes: &[Change],
     ) -> Result<(), AwsError> {
-        let changed = |name: &str| observed.is_none() || diff.iter().any(|f| f.name == name);
-        match observed {
-            None => {
-                let asg = aws
-                    .autoscaling
-                    .describe_auto_scaling_groups()
-                    .auto_scaling_group_names(&self.auto_scaling_group)
-                    .send()
-                    .await
-                    .map_err(error("autoscaling:DescribeAutoScalingGroups"))?
-                    .auto_scaling_groups()
-                    .first()
-                    .and_then(|g| g.auto_scaling_group_arn())
-                    .map(str::to_string)
-                    .ok_or_else(|| {
-                        AwsError::new(
-                            "ecs:CreateCapacityProvider",
-                            format!(
-                                "auto scaling group `{}` does not exist",
-                                self.auto_scaling_group
-                            ),
-                        )
-                    })?;
-                aws.ecs
-                    .create_capacity_provider()
-                    .name(&self.name)
-                    .auto_scaling_group_provider(
-                        AutoScalingGroupProvider::builder()
-                            .auto_scaling_group_arn(asg)
-                            .managed_scaling(self.managed_scaling())
-                            .managed_termination_protection(ManagedTerminationProtection::Enabled)
-                            .build()
-                            .map_err(|e| {
-                                AwsError::new("ecs:CreateCapacityProvider", e.to_string())
-                            })?,
-                    )
-                    .set_tags(Some(sdk_tags(&self.tags)))
-                    .send()
-                    .await
-                    .map_err(error("ecs:CreateCapacityProvider"))?;
+        // A new provider is attached and the group's minimum set, as for those changes.
+        let (mut scaling, mut attach, mut group_min, mut retag) =
+            (false, observed.is_none(), observed.is_none(), false);
+        for change in changes {
+            match change {
+                Change::ManagedScaling { .. } => scaling = true,
+                Change::Cluster { .. } => attach = true,
+                Change::GroupMin { .. } => group_min = true,
+                Change::Tags(_) => retag = true,
             }
+        }
+        match observed {
+            None => self.create(aws).await?,
             Some(o) => {
-                if changed("managed_scaling") {
-                    aws.ecs
-                        .update_capacity_provider()
-                        .name(&self.name)
-                        .auto_scaling_group_provider(
-                            aws_sdk_ecs::types::AutoScalingGroupProviderUpdate::builder()
-                                .managed_scaling(self.managed_scaling())
-                                .managed_termination_protection(
-                                    ManagedTerminationProtection::Enabled,
-                                )
-                                .build(),
-                        )
-                        .send()
-                        .await
-                        .map_err(error("ecs:UpdateCapacityProvider"))?;
+                if scaling {
+                    self.update_managed_scaling(aws).await?;
                 }
-                if changed("tags") {
+                if retag {
                     tag(aws, &o.arn, &self.tags).await?;
                 }
             }
         }
-        if changed("cluster") {
+        if attach {
             self.associate(aws, vec![self.name.clone()]).await?;
         }
         // Only now that the provider is attached may instances come.
-        if changed("group_min") {
+        if group_min {
             self.set_group_min(aws).await?;
         }
         Ok(())
@@ -221,21 +304,7 @@ impl Resource for CapacityProvider {
             .send()
             .await
             .found(Svc::Ecs, "ecs:DeleteCapacityProvider")?;
-        wait::until(
-            "ecs:DeleteCapacityProvider",
-            Duration::from_secs(300),
-            Duration::from_secs(2),
-            || async {
-                Ok(match self.describe(aws).await? {
-                    None => Poll::Ready(()),
-                    Some(cp) => Poll::Pending(format!(
-                        "capacity provider {}",
-                        cp.update_status().map_or("deleting", |s| s.as_str())
-                    )),
-                })
-            },
-        )
-        .await
+        self.wait_deleted(aws, Duration::from_secs(300)).await
     }
 
     fn detail(o: &ProviderObserved) -> String {
@@ -250,112 +319,114 @@ impl Resource for CapacityProvider {
     }
 }
 
-impl CapacityProvider {
-    async fn describe(
-        &self,
-        aws: &Aws,
-    ) -> Result<Option<aws_sdk_ecs::types::CapacityProvider>, AwsError> {
-        let out = aws
-            .ecs
-            .describe_capacity_providers()
-            .capacity_providers(&self.name)
-            .include(CapacityProviderField::Tags)
-            .send()
-            .await
-            .found(Svc::Ecs, "ecs:DescribeCapacityProviders")?;
-        // A deleted provider lingers as INACTIVE; every other status (PROVISIONING,
-        // ACTIVE, DEPROVISIONING, and any AWS adds) is a provider that exists.
-        Ok(out.and_then(|o| {
-            o.capacity_providers()
-                .iter()
-                .find(|c| c.status().is_none_or(|s| s.as_str() != "INACTIVE"))
-                .cloned()
-        }))
-    }
-}
-
-/// Whether a capacity provider with this status can be attached to a cluster.
-fn activity(status: Option<&str>, update: Option<&str>, reason: Option<&str>) -> Poll<()> {
-    match (status, update) {
-        (_, Some(failed @ ("CREATE_FAILED" | "UPDATE_FAILED"))) => Poll::Failed(format!(
-            "capacity provider {failed}: {}",
-            reason.unwrap_or("no reason given")
-        )),
-        (Some("ACTIVE"), _) => Poll::Ready(()),
-        (status, _) => Poll::Pending(format!(
-            "capacity provider {}",
-            status.unwrap_or("without a status")
-        )),
-    }
+/// The capacity provider named `name`; `None` when there is none (or only its INACTIVE
+/// remains).
+pub(super) async fn find_capacity_provider(
+    aws: &Aws,
+    name: &str,
+) -> Result<Option<aws_sdk_ecs::types::CapacityProvider>, AwsError> {
+    let out = aws
+        .ecs
+        .describe_capacity_providers()
+        .capacity_providers(name)
+        .include(CapacityProviderField::Tags)
+        .send()
+        .await
+        .found(Svc::Ecs, "ecs:DescribeCapacityProviders")?;
+    // A deleted provider lingers as INACTIVE; every other status (PROVISIONING,
+    // ACTIVE, DEPROVISIONING, and any AWS adds) is a provider that exists.
+    Ok(out.and_then(|o| {
+        o.capacity_providers()
+            .iter()
+            .find(|c| c.status().is_none_or(|s| s.as_str() != "INACTIVE"))
+            .cloned()
+    }))
 }
 
 impl CapacityProvider {
-    /// Waits, up to `limit`, until the provider is ACTIVE (a new one is PROVISIONING
-    /// for a while: terraform-provider-aws #42943, PR #45567).
-    pub async fn wait_active(&self, aws: &Aws, limit: Duration) -> Result<(), AwsError> {
+    /// Waits, up to `limit`, until the deleted provider is gone.
+    async fn wait_deleted(&self, aws: &Aws, limit: Duration) -> Result<(), AwsError> {
         wait::until(
-            "ecs:DescribeCapacityProviders",
+            "ecs:DeleteCapacityProvider",
             limit,
-            Duration::from_secs(1),
+            Duration::from_secs(2),
             || async {
-                let Some(cp) = self.describe(aws).await? else {
-                    return Ok(Poll::Failed(format!(
-                        "capacity provider `{}` disappeared",
-                        self.name
-                    )));
-                };
-                Ok(activity(
-                    cp.status().map(|s| s.as_str()),
-                    cp.update_status().map(|s| s.as_str()),
-                    cp.update_status_reason(),
-                ))
+                Ok(match find_capacity_provider(aws, &self.name).await? {
+                    None => Poll::Ready(()),
+                    Some(cp) => Poll::Pending(format!(
+                        "capacity provider {}",
+                        cp.update_status().map_or("deleting", |s| s.as_str())
+                    )),
+                })
             },
         )
         .await
     }
 
-    fn managed_scaling(&self) -> ManagedScaling {
-        ManagedScaling::builder()
-            .status(ManagedScalingStatus::Enabled)
-            .target_capacity(self.target_capacity)
-            .build()
+    /// Whether managed scaling is off, at another target, or without termination
+    /// protection.
+    fn needs_managed_scaling_update(&self, o: &ProviderObserved) -> bool {
+        o.target_capacity != Some(self.target_capacity) || !o.termination_protection
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::Change as _;
+
+    fn provider() -> CapacityProvider {
+        CapacityProvider {
+            name: "s-capacity".into(),
+            cluster: "s-cluster".into(),
+            auto_scaling_group: "s-instances".into(),
+            target_capacity: 100,
+            group_min: 1,
+            tags: [("deployer:stack".to_string(), "s".to_string())].into(),
+        }
     }
 
-    async fn associate(&self, aws: &Aws, providers: Vec<String>) -> Result<(), AwsError> {
-        let strategy = if providers.is_empty() {
-            Vec::new()
-        } else {
-            // ECS refuses a provider that is not ACTIVE yet.
-            self.wait_active(aws, PROVIDER_ACTIVE).await?;
-            vec![strategy(&self.name)]
-        };
-        with_service_linked_role(
-            "ecs:PutClusterCapacityProviders",
-            SERVICE_LINKED_ROLE_PROPAGATION,
-            || async {
-                aws.ecs
-                    .put_cluster_capacity_providers()
-                    .cluster(&self.cluster)
-                    .set_capacity_providers(Some(providers.clone()))
-                    .set_default_capacity_provider_strategy(Some(strategy.clone()))
-                    .send()
-                    .await
-                    .map_err(error("ecs:PutClusterCapacityProviders"))
-            },
-        )
-        .await?;
-        Ok(())
+    fn in_sync() -> ProviderObserved {
+        ProviderObserved {
+            arn: "arn:cp".into(),
+            auto_scaling_group_arn: "arn:asg/s-instances".into(),
+            target_capacity: Some(100),
+            termination_protection: true,
+            associated: true,
+            group_min: Some(1),
+            tags: provider().tags,
+        }
     }
 
-    /// Raises (or lowers) the group's minimum to the manifest's.
-    async fn set_group_min(&self, aws: &Aws) -> Result<(), AwsError> {
-        aws.autoscaling
-            .update_auto_scaling_group()
-            .auto_scaling_group_name(&self.auto_scaling_group)
-            .min_size(self.group_min as i32)
-            .send()
-            .await
-            .map_err(error("autoscaling:UpdateAutoScalingGroup"))?;
-        Ok(())
+    #[test]
+    fn in_sync_provider_has_no_diff() {
+        assert_eq!(provider().diff(&in_sync()), []);
+    }
+
+    #[test]
+    fn each_drift_is_named_and_reads_as_text() {
+        let mut o = in_sync();
+        o.target_capacity = None;
+        o.termination_protection = false;
+        o.associated = false;
+        o.group_min = Some(0);
+        o.tags = Tags::new();
+        let d = provider().diff(&o);
+        let names: Vec<&str> = d.iter().map(|c| c.name()).collect();
+        assert_eq!(names, ["managed_scaling", "cluster", "group_min", "tags"]);
+        assert_eq!(
+            d[0].field().to_string(),
+            "managed_scaling: target off, termination protection off → target 100 %, \
+             termination protection on"
+        );
+        assert_eq!(d[1].field().to_string(), "cluster: (none) → s-cluster");
+        assert_eq!(d[2].field().to_string(), "group_min: 0 → 1");
+        // Termination protection alone is drift too: `up` turns it on.
+        let mut o = in_sync();
+        o.termination_protection = false;
+        assert!(matches!(
+            provider().diff(&o)[..],
+            [Change::ManagedScaling { to: 100, .. }]
+        ));
     }
 }

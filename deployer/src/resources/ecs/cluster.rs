@@ -7,7 +7,7 @@ use aws_sdk_ecs::types::{ClusterField, ClusterSetting, ClusterSettingName};
 
 use super::{SERVICE_LINKED_ROLE_PROPAGATION, sdk_tags, tag, tags_of, with_service_linked_role};
 use crate::aws::{Aws, AwsError, FoundExt, Service as Svc, error};
-use crate::resources::{Field, Kind, Resource, Tags, iam, tag_field};
+use crate::resources::{Field, Kind, Resource, TagChange, Tags, iam, tag_diff};
 use crate::wait;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -26,9 +26,40 @@ pub struct ClusterObserved {
     pub tags: Tags,
 }
 
+/// What `up` can change on a cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    ContainerInsights { from: bool, to: bool },
+    Tags(TagChange),
+}
+
+impl crate::resources::Change for Change {
+    fn field(&self) -> Field {
+        match self {
+            Change::ContainerInsights { from, to } => {
+                Field::new("container_insights", Some(from), to)
+            }
+            Change::Tags(t) => t.field(),
+        }
+    }
+}
+
+impl Cluster {
+    fn setting(&self) -> ClusterSetting {
+        ClusterSetting::builder()
+            .name(ClusterSettingName::ContainerInsights)
+            .value(if self.container_insights {
+                "enabled"
+            } else {
+                "disabled"
+            })
+            .build()
+    }
+}
+
 impl Resource for Cluster {
     type Observed = ClusterObserved;
-    type Change = Field;
+    type Change = Change;
     const KIND: Kind = Kind::EcsCluster;
 
     fn name(&self) -> &str {
@@ -36,7 +67,7 @@ impl Resource for Cluster {
     }
 
     async fn find(&self, aws: &Aws) -> Result<Option<ClusterObserved>, AwsError> {
-        let Some(c) = describe_cluster(aws, &self.name).await? else {
+        let Some(c) = find_cluster(aws, &self.name).await? else {
             return Ok(None);
         };
         Ok(Some(ClusterObserved {
@@ -55,16 +86,15 @@ impl Resource for Cluster {
         &o.tags
     }
 
-    fn diff(&self, o: &ClusterObserved) -> Vec<Field> {
+    fn diff(&self, o: &ClusterObserved) -> Vec<Change> {
         let mut d = Vec::new();
         if o.container_insights != self.container_insights {
-            d.push(Field::new(
-                "container_insights",
-                Some(o.container_insights),
-                self.container_insights,
-            ));
+            d.push(Change::ContainerInsights {
+                from: o.container_insights,
+                to: self.container_insights,
+            });
         }
-        d.extend(tag_field(&o.tags, &self.tags));
+        d.extend(tag_diff(&o.tags, &self.tags).map(Change::Tags));
         d
     }
 
@@ -72,7 +102,7 @@ impl Resource for Cluster {
         &self,
         aws: &Aws,
         observed: Option<&ClusterObserved>,
-        diff: &[Field],
+        changes: &[Change],
     ) -> Result<(), AwsError> {
         let Some(o) = observed else {
             // An account that never used ECS has no service-linked role, and every
@@ -98,9 +128,9 @@ impl Resource for Cluster {
             .await?;
             return Ok(());
         };
-        for f in diff {
-            match f.name {
-                "container_insights" => {
+        for change in changes {
+            match change {
+                Change::ContainerInsights { .. } => {
                     aws.ecs
                         .update_cluster()
                         .cluster(&self.name)
@@ -109,8 +139,7 @@ impl Resource for Cluster {
                         .await
                         .map_err(error("ecs:UpdateCluster"))?;
                 }
-                "tags" => tag(aws, &o.arn, &self.tags).await?,
-                _ => {}
+                Change::Tags(_) => tag(aws, &o.arn, &self.tags).await?,
             }
         }
         Ok(())
@@ -145,7 +174,7 @@ impl Resource for Cluster {
 }
 
 /// The ACTIVE cluster named `name`; `None` when there is none.
-pub(super) async fn describe_cluster(
+pub(super) async fn find_cluster(
     aws: &Aws,
     name: &str,
 ) -> Result<Option<aws_sdk_ecs::types::Cluster>, AwsError> {
@@ -167,6 +196,7 @@ pub(super) async fn describe_cluster(
     }))
 }
 
+/// Whether the cluster cannot be deleted yet because something still runs in it.
 fn is_still_in_use(e: &AwsError) -> bool {
     matches!(
         e.code.as_deref(),
@@ -180,15 +210,46 @@ fn is_still_in_use(e: &AwsError) -> bool {
     )
 }
 
-impl Cluster {
-    fn setting(&self) -> ClusterSetting {
-        ClusterSetting::builder()
-            .name(ClusterSettingName::ContainerInsights)
-            .value(if self.container_insights {
-                "enabled"
-            } else {
-                "disabled"
-            })
-            .build()
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::Change as _;
+
+    fn tags(stack: &str) -> Tags {
+        [("deployer:stack".to_string(), stack.to_string())].into()
+    }
+
+    #[test]
+    fn container_insights_and_tag_drift_are_named() {
+        let c = Cluster {
+            name: "s-cluster".into(),
+            container_insights: true,
+            tags: tags("s"),
+        };
+        let mut o = ClusterObserved {
+            arn: "arn:cluster".into(),
+            container_insights: true,
+            instances: 1,
+            running_tasks: 1,
+            tags: tags("s"),
+        };
+        assert_eq!(c.diff(&o), []);
+        o.container_insights = false;
+        o.tags = Tags::new();
+        let d = c.diff(&o);
+        assert!(
+            matches!(
+                d[..],
+                [
+                    Change::ContainerInsights {
+                        from: false,
+                        to: true
+                    },
+                    Change::Tags(_)
+                ]
+            ),
+            "{d:?}"
+        );
+        assert_eq!(d[0].field().to_string(), "container_insights: false → true");
     }
 }

@@ -1,10 +1,12 @@
 //! ECS on EC2, one file per resource kind: the cluster (`cluster`), the capacity
 //! provider on the Auto Scaling group with managed scaling and managed termination
-//! protection (`capacity_provider`), the service (`service`) with its task definition
-//! (`task_definition`) and the wait for its rollout (`rollout`), and the service's own
-//! CPU target tracking through Application Auto Scaling (`service_scaling`). What
-//! several of them share lives here: retrying while ECS cannot yet assume its
-//! service-linked role, tagging, and the capacity provider strategy.
+//! protection (`capacity_provider`) and its attachment to the cluster
+//! (`cluster_capacity_providers`), the service (`service`) with its task definition
+//! (`task_definition`), the calls that start its deployments and the waits for them
+//! (`rollout`), and the service's own CPU target tracking through Application Auto
+//! Scaling (`service_scaling`). What several of them share lives here: retrying while
+//! ECS cannot yet assume its service-linked role, tagging, and the capacity provider
+//! strategy.
 //!
 //! Scaling, in one place: the service tracks its average CPU (tasks 1..5 at 70 %); each
 //! task takes a whole instance (host networking on one port, sized to the instance), so
@@ -14,6 +16,7 @@
 
 mod capacity_provider;
 mod cluster;
+mod cluster_capacity_providers;
 mod rollout;
 mod service;
 mod service_scaling;
@@ -23,8 +26,9 @@ mod task_definition;
 // them today.
 #[allow(unused_imports)]
 pub use self::{
-    capacity_provider::{CapacityProvider, PROVIDER_ACTIVE, ProviderObserved},
+    capacity_provider::{CapacityProvider, ProviderObserved},
     cluster::{Cluster, ClusterObserved},
+    cluster_capacity_providers::PROVIDER_ACTIVE,
     rollout::{Rollout, rollout_progress},
     service::{Service, ServiceObserved},
     service_scaling::{ScalingObserved, ServiceScaling},

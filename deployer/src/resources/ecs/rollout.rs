@@ -1,13 +1,21 @@
-//! Waiting for a service's deployment to finish: its deployments as DescribeServices
+//! A service's deployments: the calls that start one (CreateService, UpdateService) with
+//! the placement and deployment configuration they share (one task per instance, the
+//! circuit breaker), and the wait for it to finish: its deployments as DescribeServices
 //! reports them, whether the latest has all its tasks running, and, when it failed, why
-//! its tasks stopped.
+//! its tasks stopped. Also the wait for a deleted service to drain.
 
 use std::time::Duration;
 
-use aws_sdk_ecs::types::DesiredStatus;
+use aws_sdk_ecs::types::{
+    DeploymentCircuitBreaker, DeploymentConfiguration, DesiredStatus, LoadBalancer,
+    PlacementConstraint, PlacementConstraintType, PropagateTags,
+};
 
-use super::Service;
-use crate::aws::{Aws, AwsError, error};
+use super::service::find_service;
+use super::{
+    SERVICE_LINKED_ROLE_PROPAGATION, Service, sdk_tags, strategy, with_service_linked_role,
+};
+use crate::aws::{Aws, AwsError, FoundExt, Service as Svc, error};
 use crate::wait::{self, Poll};
 
 /// One deployment of a service, as DescribeServices reports it.
@@ -49,6 +57,84 @@ pub fn rollout_progress(deployments: &[Rollout], latest_event: Option<&str>) -> 
 }
 
 impl Service {
+    /// How each deployment replaces the tasks: the circuit breaker rolls back one that
+    /// fails.
+    fn deployment_configuration(&self) -> DeploymentConfiguration {
+        DeploymentConfiguration::builder()
+            .deployment_circuit_breaker(
+                DeploymentCircuitBreaker::builder()
+                    .enable(true)
+                    .rollback(true)
+                    .build(),
+            )
+            // One task per instance: a new task needs a new instance, then the old goes.
+            // At full scale that instance is the group's spare (`autoscaling::headroom`).
+            .maximum_percent(200)
+            .minimum_healthy_percent(100)
+            .build()
+    }
+
+    /// Creates the service on `task_definition`, one task per instance, all of them on the
+    /// capacity provider: its first deployment.
+    pub(super) async fn create(
+        &self,
+        aws: &Aws,
+        task_definition: &str,
+        load_balancer: &LoadBalancer,
+    ) -> Result<(), AwsError> {
+        with_service_linked_role(
+            "ecs:CreateService",
+            SERVICE_LINKED_ROLE_PROPAGATION,
+            || async {
+                aws.ecs
+                    .create_service()
+                    .cluster(&self.cluster)
+                    .service_name(&self.name)
+                    .task_definition(task_definition)
+                    .desired_count(self.initial_count)
+                    .capacity_provider_strategy(strategy(&self.capacity_provider))
+                    .load_balancers(load_balancer.clone())
+                    .health_check_grace_period_seconds(60)
+                    .deployment_configuration(self.deployment_configuration())
+                    .placement_constraints(
+                        PlacementConstraint::builder()
+                            .r#type(PlacementConstraintType::DistinctInstance)
+                            .build(),
+                    )
+                    .enable_ecs_managed_tags(true)
+                    .propagate_tags(PropagateTags::Service)
+                    .set_tags(Some(sdk_tags(&self.tags)))
+                    .send()
+                    .await
+                    .map_err(error("ecs:CreateService"))
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Moves the service to `task_definition`, the strategy, the target group and the
+    /// deployment configuration, all at once: one deployment.
+    pub(super) async fn update(
+        &self,
+        aws: &Aws,
+        task_definition: String,
+        load_balancer: LoadBalancer,
+    ) -> Result<(), AwsError> {
+        aws.ecs
+            .update_service()
+            .cluster(&self.cluster)
+            .service(&self.name)
+            .task_definition(task_definition)
+            .capacity_provider_strategy(strategy(&self.capacity_provider))
+            .load_balancers(load_balancer)
+            .deployment_configuration(self.deployment_configuration())
+            .send()
+            .await
+            .map_err(error("ecs:UpdateService"))?;
+        Ok(())
+    }
+
     /// Waits, bounded, until the latest deployment has all its tasks running.
     pub(super) async fn settled(&self, aws: &Aws) -> Result<(), AwsError> {
         if self.wait.is_zero() {
@@ -59,7 +145,7 @@ impl Service {
             self.wait,
             Duration::from_secs(5),
             || async {
-                let Some(s) = self.describe(aws).await? else {
+                let Some(s) = find_service(aws, &self.cluster, &self.name).await? else {
                     return Ok(Poll::Failed(format!("service `{}` disappeared", self.name)));
                 };
                 let deployments: Vec<Rollout> = s
@@ -80,6 +166,36 @@ impl Service {
                         Poll::Failed(format!("{why}{}", self.stopped_reasons(aws).await?))
                     }
                     other => other,
+                })
+            },
+        )
+        .await
+    }
+
+    /// Waits, up to `limit`, until the deleted service has stopped draining.
+    pub(super) async fn wait_drained(&self, aws: &Aws, limit: Duration) -> Result<(), AwsError> {
+        wait::until(
+            "ecs:DeleteService",
+            limit,
+            Duration::from_secs(5),
+            || async {
+                let draining = aws
+                    .ecs
+                    .describe_services()
+                    .cluster(&self.cluster)
+                    .services(&self.name)
+                    .send()
+                    .await
+                    .found(Svc::Ecs, "ecs:DescribeServices")?
+                    .and_then(|o| {
+                        o.services()
+                            .iter()
+                            .find(|s| s.status() == Some("DRAINING"))
+                            .map(|s| s.running_count())
+                    });
+                Ok(match draining {
+                    None => Poll::Ready(()),
+                    Some(n) => Poll::Pending(format!("service draining, {n} task(s) running")),
                 })
             },
         )

@@ -1,24 +1,17 @@
 //! The ECS service: one task per instance (distinct instances), on the capacity
 //! provider's strategy, behind the target group, rolled out with the deployment circuit
-//! breaker. Its task definition is in `task_definition`, the wait for a rollout in
-//! `rollout`.
+//! breaker. Its task definition is in `task_definition`; the calls that start a
+//! deployment (CreateService, UpdateService) and the waits for a rollout and for
+//! draining are in `rollout`.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_sdk_ecs::types::{
-    DeploymentCircuitBreaker, DeploymentConfiguration, LoadBalancer, PlacementConstraint,
-    PlacementConstraintType, PropagateTags, ServiceField,
-};
+use aws_sdk_ecs::types::{LoadBalancer, ServiceField};
 
 use super::task_definition::find_task_spec;
-use super::{
-    SERVICE_LINKED_ROLE_PROPAGATION, TaskSpec, sdk_tags, strategy, tag, tags_of,
-    with_service_linked_role,
-};
-use crate::aws::{Aws, AwsError, FoundExt, Service as Svc, error};
-use crate::resources::{Field, Id, Kind, Resource, Tags, elb, tag_field};
-use crate::wait::{self, Poll};
+use super::{TaskSpec, tag, tags_of};
+use crate::aws::{Aws, AwsError, FoundExt, Service as Svc};
+use crate::resources::{Field, Id, Kind, Resource, TagChange, Tags, elb, tag_diff};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Service {
@@ -58,9 +51,51 @@ pub struct ServiceObserved {
     pub tags: Tags,
 }
 
+/// What `up` can change on a service. All but the tags are made by one UpdateService,
+/// which starts a deployment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// A new task definition revision; `from` is what the service runs (`None`: a task
+    /// definition without the container). Boxed: the specs are large.
+    TaskDefinition {
+        from: Option<Box<TaskSpec>>,
+        to: Box<TaskSpec>,
+    },
+    CapacityProvider {
+        from: String,
+        to: String,
+    },
+    /// The target group: the ARN the service has, the name of the one it gets.
+    LoadBalancer {
+        from: Option<String>,
+        to: String,
+    },
+    /// The deployment circuit breaker (with rollback) is off.
+    CircuitBreaker,
+    Tags(TagChange),
+}
+
+impl crate::resources::Change for Change {
+    fn field(&self) -> Field {
+        match self {
+            Change::TaskDefinition { from, to } => {
+                // Only what differs, so a new image shows as just that.
+                let (before, after) = to.differing(from.as_deref());
+                Field::new("task_definition", before, after)
+            }
+            Change::CapacityProvider { from, to } => {
+                Field::new("capacity_provider", Some(from), to)
+            }
+            Change::LoadBalancer { from, to } => Field::new("load_balancer", from.as_ref(), to),
+            Change::CircuitBreaker => Field::new("circuit_breaker", Some(false), true),
+            Change::Tags(t) => t.field(),
+        }
+    }
+}
+
 impl Resource for Service {
     type Observed = ServiceObserved;
-    type Change = Field;
+    type Change = Change;
     const KIND: Kind = Kind::EcsService;
 
     fn name(&self) -> &str {
@@ -83,7 +118,7 @@ impl Resource for Service {
     }
 
     async fn find(&self, aws: &Aws) -> Result<Option<ServiceObserved>, AwsError> {
-        let Some(s) = self.describe(aws).await? else {
+        let Some(s) = find_service(aws, &self.cluster, &self.name).await? else {
             return Ok(None);
         };
         let task_definition = s.task_definition().unwrap_or_default().to_string();
@@ -131,53 +166,30 @@ impl Resource for Service {
         &o.tags
     }
 
-    fn diff(&self, o: &ServiceObserved) -> Vec<Field> {
+    fn diff(&self, o: &ServiceObserved) -> Vec<Change> {
         let mut d = Vec::new();
         if o.task.as_ref() != Some(&self.task) {
-            // Only what differs, so a new image shows as just that.
-            let have = o
-                .task
-                .as_ref()
-                .map(|t| serde_json::to_value(t).unwrap_or_default());
-            let want = serde_json::to_value(&self.task).unwrap_or_default();
-            let changed: BTreeMap<String, serde_json::Value> = want
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(k, v)| have.as_ref().map(|h| &h[k.as_str()]) != Some(v))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let before: Option<BTreeMap<String, serde_json::Value>> = have.map(|h| {
-                changed
-                    .keys()
-                    .map(|k| (k.clone(), h[k.as_str()].clone()))
-                    .collect()
+            d.push(Change::TaskDefinition {
+                from: o.task.clone().map(Box::new),
+                to: Box::new(self.task.clone()),
             });
-            d.push(Field::new("task_definition", before, changed));
         }
-        // Only a strategy naming another provider is drift: moto keeps no strategy and
-        // reports every service as launch type EC2, which would make every `up` update
-        // the service. (A service placed by launch type on AWS is not switched.)
-        if o.capacity_provider.is_some()
-            && o.capacity_provider.as_deref() != Some(self.capacity_provider.as_str())
-        {
-            d.push(Field::new(
-                "capacity_provider",
-                o.capacity_provider.as_ref(),
-                &self.capacity_provider,
-            ));
+        if let Some(from) = self.other_capacity_provider(o) {
+            d.push(Change::CapacityProvider {
+                from: from.to_string(),
+                to: self.capacity_provider.clone(),
+            });
         }
-        if o.target_group_arn.is_none() || o.target_group_arn != o.wanted_target_group_arn {
-            d.push(Field::new(
-                "load_balancer",
-                o.target_group_arn.as_ref(),
-                &self.target_group,
-            ));
+        if needs_load_balancer_update(o) {
+            d.push(Change::LoadBalancer {
+                from: o.target_group_arn.clone(),
+                to: self.target_group.clone(),
+            });
         }
-        if o.circuit_breaker == Some(false) {
-            d.push(Field::new("circuit_breaker", Some(false), true));
+        if circuit_breaker_off(o) {
+            d.push(Change::CircuitBreaker);
         }
-        d.extend(tag_field(&o.tags, &self.tags));
+        d.extend(tag_diff(&o.tags, &self.tags).map(Change::Tags));
         d
     }
 
@@ -185,76 +197,41 @@ impl Resource for Service {
         &self,
         aws: &Aws,
         observed: Option<&ServiceObserved>,
-        diff: &[Field],
+        changes: &[Change],
     ) -> Result<(), AwsError> {
-        let changed = |name: &str| observed.is_none() || diff.iter().any(|f| f.name == name);
         let tg = elb::target_group_arn(aws, &self.target_group).await?;
         let load_balancer = LoadBalancer::builder()
             .target_group_arn(tg)
             .container_name(&self.container)
             .container_port(self.task.port)
             .build();
-        let strategy = strategy(&self.capacity_provider);
         let Some(o) = observed else {
             let task_definition = self.register(aws).await?;
-            with_service_linked_role(
-                "ecs:CreateService",
-                SERVICE_LINKED_ROLE_PROPAGATION,
-                || async {
-                    aws.ecs
-                        .create_service()
-                        .cluster(&self.cluster)
-                        .service_name(&self.name)
-                        .task_definition(&task_definition)
-                        .desired_count(self.initial_count)
-                        .capacity_provider_strategy(strategy.clone())
-                        .load_balancers(load_balancer.clone())
-                        .health_check_grace_period_seconds(60)
-                        .deployment_configuration(self.deployment_configuration())
-                        .placement_constraints(
-                            PlacementConstraint::builder()
-                                .r#type(PlacementConstraintType::DistinctInstance)
-                                .build(),
-                        )
-                        .enable_ecs_managed_tags(true)
-                        .propagate_tags(PropagateTags::Service)
-                        .set_tags(Some(sdk_tags(&self.tags)))
-                        .send()
-                        .await
-                        .map_err(error("ecs:CreateService"))
-                },
-            )
-            .await?;
+            self.create(aws, &task_definition, &load_balancer).await?;
             return self.settled(aws).await;
         };
-        let rolls = [
-            "task_definition",
-            "capacity_provider",
-            "load_balancer",
-            "circuit_breaker",
-        ];
-        if rolls.iter().any(|f| changed(f)) {
-            let task_definition = if changed("task_definition") {
+        let (mut register, mut update, mut retag) = (false, false, false);
+        for change in changes {
+            match change {
+                Change::TaskDefinition { .. } => (register, update) = (true, true),
+                Change::CapacityProvider { .. }
+                | Change::LoadBalancer { .. }
+                | Change::CircuitBreaker => update = true,
+                Change::Tags(_) => retag = true,
+            }
+        }
+        if update {
+            let task_definition = if register {
                 self.register(aws).await?
             } else {
                 o.task_definition.clone()
             };
-            aws.ecs
-                .update_service()
-                .cluster(&self.cluster)
-                .service(&self.name)
-                .task_definition(task_definition)
-                .capacity_provider_strategy(strategy)
-                .load_balancers(load_balancer)
-                .deployment_configuration(self.deployment_configuration())
-                .send()
-                .await
-                .map_err(error("ecs:UpdateService"))?;
+            self.update(aws, task_definition, load_balancer).await?;
         }
-        if changed("tags") {
+        if retag {
             tag(aws, &o.arn, &self.tags).await?;
         }
-        if rolls.iter().any(|f| changed(f)) {
+        if update {
             self.settled(aws).await?;
         }
         Ok(())
@@ -277,32 +254,7 @@ impl Resource for Service {
             .send()
             .await
             .found(Svc::Ecs, "ecs:DeleteService")?;
-        wait::until(
-            "ecs:DeleteService",
-            Duration::from_secs(600),
-            Duration::from_secs(5),
-            || async {
-                let draining = aws
-                    .ecs
-                    .describe_services()
-                    .cluster(&self.cluster)
-                    .services(&self.name)
-                    .send()
-                    .await
-                    .found(Svc::Ecs, "ecs:DescribeServices")?
-                    .and_then(|o| {
-                        o.services()
-                            .iter()
-                            .find(|s| s.status() == Some("DRAINING"))
-                            .map(|s| s.running_count())
-                    });
-                Ok(match draining {
-                    None => Poll::Ready(()),
-                    Some(n) => Poll::Pending(format!("service draining, {n} task(s) running")),
-                })
-            },
-        )
-        .await?;
+        self.wait_drained(aws, Duration::from_secs(600)).await?;
         // Every revision of the family goes with the service.
         self.deregister_revisions(aws).await?;
         Ok(())
@@ -328,60 +280,57 @@ impl Resource for Service {
     }
 }
 
-impl Service {
-    pub(super) async fn describe(
-        &self,
-        aws: &Aws,
-    ) -> Result<Option<aws_sdk_ecs::types::Service>, AwsError> {
-        let out = aws
-            .ecs
-            .describe_services()
-            .cluster(&self.cluster)
-            .services(&self.name)
-            .include(ServiceField::Tags)
-            .send()
-            .await
-            .found(Svc::Ecs, "ecs:DescribeServices")?;
-        Ok(out.and_then(|o| {
-            o.services()
-                .iter()
-                .find(|s| s.status() == Some("ACTIVE"))
-                .cloned()
-        }))
-    }
+/// The ACTIVE service `name` in `cluster`; `None` when there is none (a deleted one
+/// lingers as DRAINING, then INACTIVE).
+pub(super) async fn find_service(
+    aws: &Aws,
+    cluster: &str,
+    name: &str,
+) -> Result<Option<aws_sdk_ecs::types::Service>, AwsError> {
+    let out = aws
+        .ecs
+        .describe_services()
+        .cluster(cluster)
+        .services(name)
+        .include(ServiceField::Tags)
+        .send()
+        .await
+        .found(Svc::Ecs, "ecs:DescribeServices")?;
+    Ok(out.and_then(|o| {
+        o.services()
+            .iter()
+            .find(|s| s.status() == Some("ACTIVE"))
+            .cloned()
+    }))
+}
 
-    fn deployment_configuration(&self) -> DeploymentConfiguration {
-        DeploymentConfiguration::builder()
-            .deployment_circuit_breaker(
-                DeploymentCircuitBreaker::builder()
-                    .enable(true)
-                    .rollback(true)
-                    .build(),
-            )
-            // One task per instance: a new task needs a new instance, then the old goes.
-            // At full scale that instance is the group's spare (`autoscaling::headroom`).
-            .maximum_percent(200)
-            .minimum_healthy_percent(100)
-            .build()
+impl Service {
+    /// The provider of a strategy that names another one. Only that is drift: moto keeps
+    /// no strategy and reports every service as launch type EC2, which would make every
+    /// `up` update the service. (A service placed by launch type on AWS is not switched.)
+    fn other_capacity_provider<'a>(&self, o: &'a ServiceObserved) -> Option<&'a str> {
+        o.capacity_provider
+            .as_deref()
+            .filter(|p| *p != self.capacity_provider)
     }
+}
+
+/// Whether the service is behind no target group, or not the wanted one.
+fn needs_load_balancer_update(o: &ServiceObserved) -> bool {
+    o.target_group_arn.is_none() || o.target_group_arn != o.wanted_target_group_arn
+}
+
+/// Whether AWS says the circuit breaker is off (moto, which never answers with a
+/// deployment configuration, says nothing).
+fn circuit_breaker_off(o: &ServiceObserved) -> bool {
+    o.circuit_breaker == Some(false)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::task_definition::tests::spec;
     use super::*;
-
-    fn spec() -> TaskSpec {
-        TaskSpec {
-            image: "r/s-predictor@sha256:aa".into(),
-            cpu: 4096,
-            memory_mb: 15000,
-            port: 8080,
-            environment: [("PORT".to_string(), "8080".to_string())].into(),
-            execution_role_arn: "arn:exec".into(),
-            task_role_arn: "arn:task".into(),
-            log_group: "/ecs/s-predictor".into(),
-        }
-    }
+    use crate::resources::Change as _;
 
     fn service() -> Service {
         Service {
@@ -429,15 +378,10 @@ mod tests {
         let mut s = service();
         s.task.image = "r/s-predictor@sha256:bb".into();
         let d = s.diff(&in_sync());
-        assert_eq!(d.len(), 1);
-        assert_eq!(d[0].name, "task_definition");
+        assert!(matches!(d[..], [Change::TaskDefinition { .. }]), "{d:?}");
         assert_eq!(
-            d[0].to,
-            serde_json::json!({"image": "r/s-predictor@sha256:bb"})
-        );
-        assert_eq!(
-            d[0].from,
-            Some(serde_json::json!({"image": "r/s-predictor@sha256:aa"}))
+            d[0].field().to_string(),
+            r#"task_definition: {"image":"r/s-predictor@sha256:aa"} → {"image":"r/s-predictor@sha256:bb"}"#
         );
     }
 
@@ -447,13 +391,26 @@ mod tests {
         o.capacity_provider = Some("other".into());
         o.target_group_arn = Some("arn:other".into());
         o.circuit_breaker = Some(false);
-        let names: Vec<&str> = service().diff(&o).iter().map(|f| f.name).collect();
+        let texts: Vec<String> = service()
+            .diff(&o)
+            .iter()
+            .map(|c| c.field().to_string())
+            .collect();
         assert_eq!(
-            names,
-            ["capacity_provider", "load_balancer", "circuit_breaker"]
+            texts,
+            [
+                "capacity_provider: other → s-capacity",
+                "load_balancer: arn:other → s-tg",
+                "circuit_breaker: false → true"
+            ]
         );
-        // No strategy at all (the emulator's answer): no claim of drift.
+        // No strategy at all (the emulator's answer) and no deployment configuration:
+        // no claim of drift.
         o.capacity_provider = None;
-        assert_eq!(service().diff(&o)[0].name, "load_balancer");
+        o.circuit_breaker = None;
+        assert!(matches!(
+            service().diff(&o)[..],
+            [Change::LoadBalancer { .. }]
+        ));
     }
 }

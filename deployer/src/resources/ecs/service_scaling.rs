@@ -2,6 +2,8 @@
 //! min..max) and a target tracking policy on the service's average CPU. It carries no
 //! tags of its own; the scaled service's decide ownership.
 
+use std::fmt;
+
 use aws_sdk_applicationautoscaling::types::{
     MetricType as AppMetric, PolicyType, PredefinedMetricSpecification as AppMetricSpec,
     ScalableDimension, ServiceNamespace, TargetTrackingScalingPolicyConfiguration,
@@ -37,9 +39,53 @@ pub struct ScalingObserved {
     pub tags: Tags,
 }
 
+/// The target tracking policy's settings that `diff` compares.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TargetTracking {
+    /// The average CPU, in percent, the policy keeps the service at.
+    pub cpu_target: f64,
+    pub scale_in_cooldown_s: Option<i32>,
+}
+
+impl fmt::Display for TargetTracking {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CPU {} %", self.cpu_target)?;
+        match self.scale_in_cooldown_s {
+            Some(cooldown) => write!(f, ", scale-in cooldown {cooldown} s"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What `up` can change on the service's scaling.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// The range of the service's task count, `(min, max)`.
+    Tasks { from: (i32, i32), to: (i32, i32) },
+    /// The CPU target tracking policy (`from`: `None` when there is none).
+    Policy {
+        from: Option<TargetTracking>,
+        to: TargetTracking,
+    },
+}
+
+impl crate::resources::Change for Change {
+    fn field(&self) -> Field {
+        let range = |(min, max): (i32, i32)| format!("{min}..{max}");
+        match self {
+            Change::Tasks { from, to } => Field::new("tasks", Some(range(*from)), range(*to)),
+            Change::Policy { from, to } => Field::new(
+                "policy",
+                Some(from.map_or("none".to_string(), |p| p.to_string())),
+                to.to_string(),
+            ),
+        }
+    }
+}
+
 impl Resource for ServiceScaling {
     type Observed = ScalingObserved;
-    type Change = Field;
+    type Change = Change;
     const KIND: Kind = Kind::ServiceScaling;
 
     fn name(&self) -> &str {
@@ -100,32 +146,27 @@ impl Resource for ServiceScaling {
         &o.tags
     }
 
-    fn diff(&self, o: &ScalingObserved) -> Vec<Field> {
+    fn diff(&self, o: &ScalingObserved) -> Vec<Change> {
         let mut d = Vec::new();
         if (o.min, o.max) != (self.min, self.max) {
-            d.push(Field::new(
-                "tasks",
-                Some(format!("{}..{}", o.min, o.max)),
-                format!("{}..{}", self.min, self.max),
-            ));
+            d.push(Change::Tasks {
+                from: (o.min, o.max),
+                to: (self.min, self.max),
+            });
         }
-        if o.cpu_target != Some(self.cpu_target)
-            || o.scale_in_cooldown_s != Some(self.scale_in_cooldown_s)
-        {
-            d.push(Field::new(
-                "policy",
-                Some(match (o.cpu_target, o.scale_in_cooldown_s) {
-                    (Some(cpu), Some(cooldown)) => {
-                        format!("CPU {cpu} %, scale-in cooldown {cooldown} s")
-                    }
-                    (Some(cpu), None) => format!("CPU {cpu} %"),
-                    (None, _) => "none".to_string(),
-                }),
-                format!(
-                    "CPU {} %, scale-in cooldown {} s",
-                    self.cpu_target, self.scale_in_cooldown_s
-                ),
-            ));
+        let policy = TargetTracking {
+            cpu_target: self.cpu_target,
+            scale_in_cooldown_s: Some(self.scale_in_cooldown_s),
+        };
+        let have = o.cpu_target.map(|cpu_target| TargetTracking {
+            cpu_target,
+            scale_in_cooldown_s: o.scale_in_cooldown_s,
+        });
+        if have != Some(policy) {
+            d.push(Change::Policy {
+                from: have,
+                to: policy,
+            });
         }
         d
     }
@@ -134,10 +175,17 @@ impl Resource for ServiceScaling {
         &self,
         aws: &Aws,
         observed: Option<&ScalingObserved>,
-        diff: &[Field],
+        changes: &[Change],
     ) -> Result<(), AwsError> {
-        let changed = |name: &str| observed.is_none() || diff.iter().any(|f| f.name == name);
-        if changed("tasks") {
+        // A new scaling has both.
+        let (mut target, mut policy) = (observed.is_none(), observed.is_none());
+        for change in changes {
+            match change {
+                Change::Tasks { .. } => target = true,
+                Change::Policy { .. } => policy = true,
+            }
+        }
+        if target {
             aws.appscaling
                 .register_scalable_target()
                 .service_namespace(ServiceNamespace::Ecs)
@@ -149,7 +197,7 @@ impl Resource for ServiceScaling {
                 .await
                 .map_err(error("application-autoscaling:RegisterScalableTarget"))?;
         }
-        if changed("policy") {
+        if policy {
             let metric = AppMetricSpec::builder()
                 .predefined_metric_type(AppMetric::EcsServiceAverageCpuUtilization)
                 .build()
@@ -219,6 +267,7 @@ impl ServiceScaling {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::Change as _;
 
     #[test]
     fn service_scaling_drift_is_named() {
@@ -244,7 +293,35 @@ mod tests {
         assert_eq!(s.diff(&o), []);
         o.max = 3;
         o.cpu_target = Some(50.0);
-        let names: Vec<&str> = s.diff(&o).iter().map(|f| f.name).collect();
+        let names: Vec<&str> = s.diff(&o).iter().map(|c| c.name()).collect();
         assert_eq!(names, ["tasks", "policy"]);
+        let texts: Vec<String> = s.diff(&o).iter().map(|c| c.field().to_string()).collect();
+        assert_eq!(
+            texts,
+            [
+                "tasks: 1..3 → 1..5",
+                "policy: CPU 50 %, scale-in cooldown 60 s → CPU 70 %, scale-in cooldown 60 s"
+            ]
+        );
+        // A policy without a cooldown, and none at all.
+        o = ScalingObserved {
+            max: 5,
+            cpu_target: Some(70.0),
+            scale_in_cooldown_s: None,
+            ..o
+        };
+        assert_eq!(
+            s.diff(&o)[0].field().to_string(),
+            "policy: CPU 70 % → CPU 70 %, scale-in cooldown 60 s"
+        );
+        o.cpu_target = None;
+        assert!(matches!(
+            s.diff(&o)[..],
+            [Change::Policy { from: None, .. }]
+        ));
+        assert_eq!(
+            s.diff(&o)[0].field().to_string(),
+            "policy: none → CPU 70 %, scale-in cooldown 60 s"
+        );
     }
 }

@@ -26,6 +26,32 @@ pub struct TaskSpec {
     pub log_group: String,
 }
 
+impl TaskSpec {
+    /// The settings of `self` that differ from `have`'s, as `have` holds them and as
+    /// `self` wants them (all of them when there is no `have`), for the plan.
+    pub(super) fn differing(&self, have: Option<&TaskSpec>) -> (Option<Settings>, Settings) {
+        let have = have.map(|t| serde_json::to_value(t).unwrap_or_default());
+        let want = serde_json::to_value(self).unwrap_or_default();
+        let changed: Settings = want
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, v)| have.as_ref().map(|h| &h[k.as_str()]) != Some(v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let before = have.map(|h| {
+            changed
+                .keys()
+                .map(|k| (k.clone(), h[k.as_str()].clone()))
+                .collect()
+        });
+        (before, changed)
+    }
+}
+
+/// Some of a task spec's settings, by their names.
+pub(super) type Settings = BTreeMap<String, serde_json::Value>;
+
 /// The managed settings of container `container` in task definition `arn`; `None` when
 /// the task definition has no such container.
 pub(super) async fn find_task_spec(
@@ -151,5 +177,47 @@ impl Service {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A task spec as the stack builds it, for the service's tests too.
+    pub(in crate::resources::ecs) fn spec() -> TaskSpec {
+        TaskSpec {
+            image: "r/s-predictor@sha256:aa".into(),
+            cpu: 4096,
+            memory_mb: 15000,
+            port: 8080,
+            environment: [("PORT".to_string(), "8080".to_string())].into(),
+            execution_role_arn: "arn:exec".into(),
+            task_role_arn: "arn:task".into(),
+            log_group: "/ecs/s-predictor".into(),
+        }
+    }
+
+    #[test]
+    fn only_the_settings_that_differ_are_shown() {
+        let have = spec();
+        let mut want = spec();
+        want.image = "r/s-predictor@sha256:bb".into();
+        want.environment.insert("MODEL".into(), "m".into());
+        let (before, after) = want.differing(Some(&have));
+        assert_eq!(
+            json!(before),
+            json!({"image": "r/s-predictor@sha256:aa", "environment": {"PORT": "8080"}})
+        );
+        assert_eq!(
+            json!(after),
+            json!({"image": "r/s-predictor@sha256:bb",
+                   "environment": {"MODEL": "m", "PORT": "8080"}})
+        );
+        // A revision without the container: every setting is new.
+        let (before, after) = want.differing(None);
+        assert_eq!(before, None);
+        assert_eq!(json!(after), json!(want));
     }
 }
