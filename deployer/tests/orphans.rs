@@ -6,25 +6,8 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::inventory::held;
-use common::{Moto, deployer, fake_digest, mutating, pinned_manifest};
-
-/// The pinned local manifest with `edits` (each `from` → `to`, once) applied.
-fn edited(base: &Path, name: &str, edits: &[(&str, &str)]) -> String {
-    let mut text = std::fs::read_to_string(base).unwrap();
-    for (from, to) in edits {
-        assert!(
-            text.contains(from),
-            "manifests/local.yaml changed: no {from:?}"
-        );
-        text = text.replacen(from, to, 1);
-    }
-    let file = format!("{}.{name}.yaml", base.display());
-    std::fs::write(&file, text).unwrap();
-    file
-}
+use common::{Moto, deployer, edited, fake_digest, mutating, pinned_manifest};
 
 /// `(kind, name)` of the plan's changes with `action`, and whether each is unwanted.
 fn changes(plan: &serde_json::Value, action: &str) -> Vec<(String, String, bool)> {

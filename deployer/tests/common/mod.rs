@@ -52,6 +52,21 @@ pub fn pinned_manifest(digest: &str) -> PathBuf {
     ))
 }
 
+/// The manifest `base` with `edits` (each `from` → `to`, once) applied, written beside it.
+pub fn edited(base: &Path, name: &str, edits: &[(&str, &str)]) -> String {
+    let mut text = std::fs::read_to_string(base).unwrap();
+    for (from, to) in edits {
+        assert!(
+            text.contains(from),
+            "manifests/local.yaml changed: no {from:?}"
+        );
+        text = text.replacen(from, to, 1);
+    }
+    let file = format!("{}.{name}.yaml", base.display());
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
 /// Runs `deployer` with `args` against `moto` (no terminal, the emulator's credentials).
 pub fn deployer(moto: &Moto, args: &[&str]) -> Run {
     deployer_at(&moto.endpoint, args)
