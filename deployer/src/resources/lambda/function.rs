@@ -1,27 +1,17 @@
 //! The function: package type Image deployed by digest, its architecture, memory,
 //! timeout, environment, execution role and reserved concurrency. Creating it retries
-//! while IAM has not yet made the new role assumable; every change waits, bounded, until
-//! the function is ready for the next call.
+//! while IAM has not yet made the new role assumable (`update`); every change waits,
+//! bounded, until the function is ready for the next call (`status`). An update sends
+//! its configuration first, waits, then its code, and waits again.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
-
-use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, PackageType};
 
 use super::ALIAS;
 use super::cold_start::last_init_duration;
 use super::provisioned_concurrency::find_alias;
+use super::update::{Update, needs};
 use crate::aws::{Aws, AwsError, FoundExt, Service, error};
-use crate::resources::{Field, Id, Kind, Resource, Tags, tag_field};
-use crate::wait::{self, Poll};
-
-/// How long a create or update may take to settle (image functions optimise the image
-/// on create: minutes for a large one).
-const SETTLE: Duration = Duration::from_secs(600);
-
-/// How long a new role may take to become assumable by Lambda (IAM is eventually
-/// consistent; usually seconds).
-const ROLE_PROPAGATION: Duration = Duration::from_secs(90);
+use crate::resources::{Field, Id, Kind, Resource, TagChange, Tags, tag_diff};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Function {
@@ -65,9 +55,68 @@ pub struct Observed {
     pub last_init_ms: Option<f64>,
 }
 
+/// What `up` can change on a function.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Image {
+        from: Option<String>,
+        to: String,
+    },
+    Architecture {
+        from: String,
+        to: String,
+    },
+    Memory {
+        from: u32,
+        to: u32,
+    },
+    Timeout {
+        from: u32,
+        to: u32,
+    },
+    Role {
+        from: String,
+        to: String,
+    },
+    Environment {
+        from: BTreeMap<String, String>,
+        to: BTreeMap<String, String>,
+    },
+    ReservedConcurrency {
+        from: Option<u32>,
+        to: Option<u32>,
+    },
+    /// On the alias [`ALIAS`].
+    ProvisionedConcurrency {
+        from: Option<u32>,
+        to: Option<u32>,
+    },
+    Tags(TagChange),
+}
+
+impl crate::resources::Change for Change {
+    fn field(&self) -> Field {
+        match self {
+            Change::Image { from, to } => Field::new("image", from.as_ref(), to),
+            Change::Architecture { from, to } => Field::new("architecture", Some(from), to),
+            Change::Memory { from, to } => Field::new("memory_mb", Some(from), to),
+            Change::Timeout { from, to } => Field::new("timeout_s", Some(from), to),
+            Change::Role { from, to } => Field::new("role", Some(from), to),
+            Change::Environment { from, to } => Field::new("environment", Some(from), to),
+            Change::ReservedConcurrency { from, to } => {
+                Field::new("reserved_concurrency", Some(from), to)
+            }
+            Change::ProvisionedConcurrency { from, to } => {
+                Field::new("provisioned_concurrency", Some(from), to)
+            }
+            Change::Tags(t) => t.field(),
+        }
+    }
+}
+
 impl Resource for Function {
     type Observed = Observed;
-    type Change = Field;
+    type Change = Change;
     const KIND: Kind = Kind::LambdaFunction;
 
     fn name(&self) -> &str {
@@ -141,49 +190,57 @@ impl Resource for Function {
         &observed.tags
     }
 
-    fn diff(&self, o: &Observed) -> Vec<Field> {
+    fn diff(&self, o: &Observed) -> Vec<Change> {
         let mut d = Vec::new();
         if o.image.as_deref() != Some(self.image.as_str()) {
-            d.push(Field::new("image", o.image.as_ref(), &self.image));
+            d.push(Change::Image {
+                from: o.image.clone(),
+                to: self.image.clone(),
+            });
         }
         if o.architecture != self.architecture {
-            d.push(Field::new(
-                "architecture",
-                Some(&o.architecture),
-                &self.architecture,
-            ));
+            d.push(Change::Architecture {
+                from: o.architecture.clone(),
+                to: self.architecture.clone(),
+            });
         }
         if o.memory_mb != self.memory_mb {
-            d.push(Field::new("memory_mb", Some(o.memory_mb), self.memory_mb));
+            d.push(Change::Memory {
+                from: o.memory_mb,
+                to: self.memory_mb,
+            });
         }
         if o.timeout_s != self.timeout_s {
-            d.push(Field::new("timeout_s", Some(o.timeout_s), self.timeout_s));
+            d.push(Change::Timeout {
+                from: o.timeout_s,
+                to: self.timeout_s,
+            });
         }
         if o.role_arn != self.role_arn {
-            d.push(Field::new("role", Some(&o.role_arn), &self.role_arn));
+            d.push(Change::Role {
+                from: o.role_arn.clone(),
+                to: self.role_arn.clone(),
+            });
         }
         if o.environment != self.environment {
-            d.push(Field::new(
-                "environment",
-                Some(&o.environment),
-                &self.environment,
-            ));
+            d.push(Change::Environment {
+                from: o.environment.clone(),
+                to: self.environment.clone(),
+            });
         }
         if o.reserved_concurrency != self.reserved_concurrency {
-            d.push(Field::new(
-                "reserved_concurrency",
-                Some(o.reserved_concurrency),
-                self.reserved_concurrency,
-            ));
+            d.push(Change::ReservedConcurrency {
+                from: o.reserved_concurrency,
+                to: self.reserved_concurrency,
+            });
         }
         if o.provisioned_concurrency != self.provisioned_concurrency {
-            d.push(Field::new(
-                "provisioned_concurrency",
-                Some(o.provisioned_concurrency),
-                self.provisioned_concurrency,
-            ));
+            d.push(Change::ProvisionedConcurrency {
+                from: o.provisioned_concurrency,
+                to: self.provisioned_concurrency,
+            });
         }
-        d.extend(tag_field(&o.tags, &self.tags));
+        d.extend(tag_diff(&o.tags, &self.tags).map(Change::Tags));
         d
     }
 
@@ -191,58 +248,38 @@ impl Resource for Function {
         &self,
         aws: &Aws,
         observed: Option<&Observed>,
-        diff: &[Field],
+        changes: &[Change],
     ) -> Result<(), AwsError> {
         let Some(o) = observed else {
             return self.create(aws).await;
         };
-        let changed = |name: &str| diff.iter().any(|f| f.name == name);
         // A previous update may still be in progress: Lambda refuses another until then.
         self.settled(aws).await?;
-        let configured = changed("memory_mb")
-            || changed("timeout_s")
-            || changed("role")
-            || changed("environment");
-        let coded = changed("image") || changed("architecture");
+        // Configuration first, then code, each waited for: Lambda takes one at a time.
+        let configured = needs(changes, Update::Configuration);
+        let coded = needs(changes, Update::Code);
         if configured {
-            aws.lambda
-                .update_function_configuration()
-                .function_name(&self.name)
-                .memory_size(self.memory_mb as i32)
-                .timeout(self.timeout_s as i32)
-                .role(&self.role_arn)
-                .environment(self.environment())
-                .send()
-                .await
-                .map_err(error("lambda:UpdateFunctionConfiguration"))?;
+            self.update_configuration(aws).await?;
             self.settled(aws).await?;
         }
         if coded {
-            aws.lambda
-                .update_function_code()
-                .function_name(&self.name)
-                .image_uri(&self.image)
-                .architectures(self.architecture())
-                .send()
-                .await
-                .map_err(error("lambda:UpdateFunctionCode"))?;
+            self.update_code(aws).await?;
             self.settled(aws).await?;
         }
-        if changed("reserved_concurrency") {
-            self.put_concurrency(aws).await?;
-        }
-        match self.provisioned_concurrency {
-            // New code or settings reach the warm instances as a new version on the alias.
-            Some(_) if configured || coded || o.alias_version.is_none() => {
-                self.publish_to_alias(aws, o.alias_version.is_some())
-                    .await?;
-                self.put_provisioned(aws).await?;
+        for change in changes {
+            if let Change::ReservedConcurrency { to, .. } = change {
+                self.put_concurrency(aws, *to).await?;
             }
-            Some(_) if changed("provisioned_concurrency") => self.put_provisioned(aws).await?,
-            None if o.alias_version.is_some() => self.drop_provisioned(aws).await?,
-            _ => {}
         }
-        if changed("tags") {
+        let provisioned = needs(changes, Update::ProvisionedConcurrency);
+        self.sync_alias(
+            aws,
+            o.alias_version.is_some(),
+            configured || coded,
+            provisioned,
+        )
+        .await?;
+        if needs(changes, Update::Tags) {
             aws.lambda
                 .tag_resource()
                 .resource(&o.arn)
@@ -285,171 +322,12 @@ impl Resource for Function {
     }
 }
 
-/// Whether a function is ready for the next call, from its `State` and
-/// `LastUpdateStatus` (and their reasons).
-pub fn readiness(
-    state: Option<&str>,
-    state_reason: Option<&str>,
-    last_update: Option<&str>,
-    update_reason: Option<&str>,
-) -> Poll<()> {
-    let reason = |r: Option<&str>| r.unwrap_or("no reason given").to_string();
-    match (
-        state.unwrap_or("Pending"),
-        last_update.unwrap_or("Successful"),
-    ) {
-        ("Failed", _) => Poll::Failed(format!("function state Failed: {}", reason(state_reason))),
-        (_, "Failed") => Poll::Failed(format!("last update Failed: {}", reason(update_reason))),
-        // An idle function is reclaimed to Inactive; an update reactivates it.
-        ("Active" | "Inactive", "Successful") => Poll::Ready(()),
-        (state, update) => Poll::Pending(format!("state {state}, last update {update}")),
-    }
-}
-
-impl Function {
-    async fn settled(&self, aws: &Aws) -> Result<(), AwsError> {
-        wait::until(
-            "lambda:GetFunctionConfiguration",
-            SETTLE,
-            Duration::from_secs(1),
-            || async {
-                let c = aws
-                    .lambda
-                    .get_function_configuration()
-                    .function_name(&self.name)
-                    .send()
-                    .await
-                    .map_err(error("lambda:GetFunctionConfiguration"))?;
-                Ok(readiness(
-                    c.state().map(|s| s.as_str()),
-                    c.state_reason(),
-                    c.last_update_status().map(|s| s.as_str()),
-                    c.last_update_status_reason(),
-                ))
-            },
-        )
-        .await
-    }
-}
-
-/// Whether an error is IAM's eventual consistency: the role exists but Lambda cannot
-/// assume it yet.
-fn role_not_ready(e: &AwsError) -> bool {
-    e.code.as_deref() == Some("InvalidParameterValueException")
-        && e.message.contains("cannot be assumed")
-}
-
-impl Function {
-    fn environment(&self) -> Environment {
-        Environment::builder()
-            .set_variables(Some(self.environment.clone().into_iter().collect()))
-            .build()
-    }
-
-    fn architecture(&self) -> Architecture {
-        Architecture::from(self.architecture.as_str())
-    }
-
-    async fn create(&self, aws: &Aws) -> Result<(), AwsError> {
-        wait::retrying(
-            "lambda:CreateFunction",
-            ROLE_PROPAGATION,
-            Duration::from_secs(2),
-            || async {
-                aws.lambda
-                    .create_function()
-                    .function_name(&self.name)
-                    .package_type(PackageType::Image)
-                    .code(FunctionCode::builder().image_uri(&self.image).build())
-                    .role(&self.role_arn)
-                    .architectures(self.architecture())
-                    .memory_size(self.memory_mb as i32)
-                    .timeout(self.timeout_s as i32)
-                    .environment(self.environment())
-                    .set_tags(Some(self.tags.clone().into_iter().collect()))
-                    .send()
-                    .await
-                    .map_err(error("lambda:CreateFunction"))
-            },
-            role_not_ready,
-        )
-        .await?;
-        self.settled(aws).await?;
-        // A new function has no reserved concurrency: only a number needs a call.
-        if self.reserved_concurrency.is_some() {
-            self.put_concurrency(aws).await?;
-        }
-        if self.provisioned_concurrency.is_some() {
-            self.publish_to_alias(aws, false).await?;
-            self.put_provisioned(aws).await?;
-        }
-        Ok(())
-    }
-
-    async fn put_concurrency(&self, aws: &Aws) -> Result<(), AwsError> {
-        match self.reserved_concurrency {
-            Some(n) => {
-                aws.lambda
-                    .put_function_concurrency()
-                    .function_name(&self.name)
-                    .reserved_concurrent_executions(n as i32)
-                    .send()
-                    .await
-                    .map_err(error("lambda:PutFunctionConcurrency"))?;
-            }
-            None => {
-                aws.lambda
-                    .delete_function_concurrency()
-                    .function_name(&self.name)
-                    .send()
-                    .await
-                    .map_err(error("lambda:DeleteFunctionConcurrency"))?;
-            }
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::replay::{desired, in_sync};
+    use super::super::update::Update;
     use super::*;
-
-    fn desired() -> Function {
-        Function {
-            name: "s-predictor".into(),
-            role_name: "s-lambda".into(),
-            role_arn: "arn:aws:iam::123456789012:role/s-lambda".into(),
-            log_group: "/aws/lambda/s-predictor".into(),
-            image: "123456789012.dkr.ecr.us-east-1.amazonaws.com/s-predictor@sha256:aa".into(),
-            architecture: "x86_64".into(),
-            memory_mb: 3000,
-            timeout_s: 30,
-            environment: [("CONF".to_string(), "0.25".to_string())].into(),
-            reserved_concurrency: None,
-            provisioned_concurrency: None,
-            image_push: None,
-            tags: [("deployer:stack".to_string(), "s".to_string())].into(),
-        }
-    }
-
-    fn in_sync(f: &Function) -> Observed {
-        Observed {
-            arn: "arn:aws:lambda:us-east-1:123456789012:function:s-predictor".into(),
-            image: Some(f.image.clone()),
-            architecture: f.architecture.clone(),
-            memory_mb: f.memory_mb,
-            timeout_s: f.timeout_s,
-            role_arn: f.role_arn.clone(),
-            environment: f.environment.clone(),
-            reserved_concurrency: None,
-            alias_version: None,
-            provisioned_concurrency: None,
-            state: "Active".into(),
-            last_update: "Successful".into(),
-            tags: f.tags.clone(),
-            last_init_ms: None,
-        }
-    }
+    use crate::resources::Change as _;
 
     #[test]
     fn in_sync_function_has_no_diff() {
@@ -463,8 +341,8 @@ mod tests {
         let mut o = in_sync(&f);
         o.image = Some(f.image.replace("sha256:aa", "sha256:bb"));
         let d = f.diff(&o);
-        assert_eq!(d.len(), 1);
-        assert_eq!(d[0].name, "image");
+        assert!(matches!(d[..], [Change::Image { .. }]), "{d:?}");
+        assert_eq!(d[0].update(), Update::Code);
     }
 
     #[test]
@@ -476,7 +354,8 @@ mod tests {
         o.environment.insert("CONF".into(), "0.5".into());
         o.reserved_concurrency = Some(5);
         o.architecture = "arm64".into();
-        let names: Vec<&str> = f.diff(&o).iter().map(|f| f.name).collect();
+        let d = f.diff(&o);
+        let names: Vec<&str> = d.iter().map(|c| c.name()).collect();
         assert_eq!(
             names,
             [
@@ -487,39 +366,19 @@ mod tests {
                 "reserved_concurrency"
             ]
         );
-    }
-
-    /// `State`/`LastUpdateStatus` pairs as the GetFunctionConfiguration reference
-    /// documents them (fixtures in tests/fixtures/lambda).
-    #[test]
-    fn readiness_follows_state_and_last_update() {
-        let fixtures: serde_json::Value = serde_json::from_str(include_str!(
-            "../../../tests/fixtures/lambda/get_function_configuration.json"
-        ))
-        .unwrap();
-        for case in fixtures.as_array().unwrap() {
-            let c = &case["response"];
-            let s = |k: &str| c[k].as_str();
-            let got = readiness(
-                s("State"),
-                s("StateReason"),
-                s("LastUpdateStatus"),
-                s("LastUpdateStatusReason"),
-            );
-            let want = case["expect"].as_str().unwrap();
-            let kind = match &got {
-                Poll::Ready(()) => "ready",
-                Poll::Pending(_) => "pending",
-                Poll::Failed(_) => "failed",
-            };
-            assert_eq!(kind, want, "{}: {got:?}", case["case"]);
-            if let Poll::Failed(why) = got {
-                assert!(
-                    why.contains(s("StateReason").or(s("LastUpdateStatusReason")).unwrap()),
-                    "{why}"
-                );
-            }
-        }
+        let updates: Vec<Update> = d.iter().map(Change::update).collect();
+        assert_eq!(
+            updates,
+            [
+                Update::Code,
+                Update::Configuration,
+                Update::Configuration,
+                Update::Configuration,
+                Update::ReservedConcurrency
+            ]
+        );
+        // The plan shows values, not Rust: a reservation removed reads as (none).
+        assert_eq!(d[4].field().to_string(), "reserved_concurrency: 5 → (none)");
     }
 
     #[test]
@@ -527,32 +386,14 @@ mod tests {
         let mut f = desired();
         f.provisioned_concurrency = Some(2);
         let d = f.diff(&in_sync(&desired()));
-        assert_eq!(d.len(), 1);
-        assert_eq!(d[0].name, "provisioned_concurrency");
-        assert_eq!(d[0].to, serde_json::json!(2));
-    }
-
-    #[test]
-    fn only_the_role_propagation_error_is_retried() {
-        let e = |code: &str, msg: &str| AwsError {
-            operation: "lambda:CreateFunction",
-            code: Some(code.into()),
-            message: msg.into(),
-            hint: None,
-            unreachable: false,
-            unsent: false,
-        };
-        assert!(role_not_ready(&e(
-            "InvalidParameterValueException",
-            "The role defined for the function cannot be assumed by Lambda."
-        )));
-        assert!(!role_not_ready(&e(
-            "InvalidParameterValueException",
-            "Source image 1234.dkr.ecr.us-east-1.amazonaws.com/x@sha256:aa does not exist."
-        )));
-        assert!(!role_not_ready(&e(
-            "AccessDeniedException",
-            "cannot be assumed"
-        )));
+        assert_eq!(
+            d,
+            [Change::ProvisionedConcurrency {
+                from: None,
+                to: Some(2)
+            }]
+        );
+        assert_eq!(d[0].name(), "provisioned_concurrency");
+        assert_eq!(d[0].field().to, serde_json::json!(2));
     }
 }

@@ -58,6 +58,29 @@ pub fn provisioning(status: Option<&str>, reason: Option<&str>) -> Poll<()> {
 }
 
 impl Function {
+    /// Brings the alias in line after an update of an existing function: new code or
+    /// settings (`republish`) reach the warm instances as a new version on the alias
+    /// (created when `alias_exists` is false); a changed number (`changed`) alone is
+    /// only requested; no provisioned concurrency wanted drops the alias.
+    pub(super) async fn sync_alias(
+        &self,
+        aws: &Aws,
+        alias_exists: bool,
+        republish: bool,
+        changed: bool,
+    ) -> Result<(), AwsError> {
+        let warm = self.provisioned_concurrency.is_some();
+        if warm && (republish || !alias_exists) {
+            self.publish_to_alias(aws, alias_exists).await?;
+            self.put_provisioned(aws).await?;
+        } else if warm && changed {
+            self.put_provisioned(aws).await?;
+        } else if !warm && alias_exists {
+            self.drop_provisioned(aws).await?;
+        }
+        Ok(())
+    }
+
     /// Requests provisioned concurrency on the alias and waits, bounded, until it is
     /// allocated.
     pub(super) async fn put_provisioned(&self, aws: &Aws) -> Result<(), AwsError> {

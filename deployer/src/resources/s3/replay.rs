@@ -1,0 +1,113 @@
+//! The bucket's test fixtures, and `apply` replayed against a recording endpoint: the
+//! requests and their order, and what S3 answers that moto never does.
+
+use std::sync::{Arc, Mutex};
+
+use super::{Bucket, Observed};
+use crate::aws::Aws;
+use crate::resources::Resource;
+
+pub(super) fn bucket(public: bool, days: u32) -> Bucket {
+    Bucket {
+        name: "s-results".into(),
+        setting: "buckets.output.name",
+        region: "us-east-1".into(),
+        partition: "aws".into(),
+        public,
+        expire_after_days: days,
+        tags: [("deployer:stack".to_string(), "s".to_string())].into(),
+    }
+}
+
+pub(super) fn in_sync(b: &Bucket) -> Observed {
+    Observed {
+        access_block: Some(b.access_block()),
+        encryption: Some("AES256".into()),
+        expire_after_days: b.expiry(),
+        policy: b.policy(),
+        tags: b.tags.clone(),
+        has_objects: false,
+    }
+}
+
+/// A loopback endpoint answering every request with `response` (what AWS says and
+/// moto never does, parsed by the SDK itself), recording each request as its method,
+/// target and body.
+pub(super) fn recording(response: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut reader = BufReader::new(conn);
+            let mut request = String::new();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                    break;
+                }
+                if request.is_empty() {
+                    let words: Vec<&str> = line.split_whitespace().take(2).collect();
+                    request = words.join(" ");
+                }
+                if let Some((k, v)) = line.split_once(':')
+                    && k.eq_ignore_ascii_case("content-length")
+                {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            log.lock()
+                .unwrap()
+                .push(format!("{request} {}", String::from_utf8_lossy(&body)));
+            let _ = reader.get_mut().write_all(response.as_bytes());
+        }
+    });
+    (endpoint, seen)
+}
+
+pub(in super::super) async fn aws(endpoint: &str) -> Aws {
+    let manifest = crate::manifest::Manifest::parse(
+        "t.yaml".as_ref(),
+        &format!("name: t\nregion: us-east-1\nendpoint: {endpoint}\n"),
+    )
+    .unwrap();
+    Aws::connect(&manifest).await
+}
+
+/// The requests `apply` makes to bring `o` in line with `b`, each answered `200 OK`.
+pub(super) async fn calls(b: &Bucket, o: &Observed) -> Vec<String> {
+    let (endpoint, seen) =
+        recording("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    b.apply(&aws(&endpoint).await, Some(o), &b.diff(o))
+        .await
+        .unwrap();
+    seen.lock().unwrap().clone()
+}
+
+/// A public policy is refused while the access block blocks it.
+#[tokio::test]
+async fn going_public_unblocks_before_the_policy() {
+    let public = bucket(true, 7);
+    let calls = calls(&public, &in_sync(&bucket(false, 7))).await;
+    let ops: Vec<&str> = calls
+        .iter()
+        .map(|c| c.split(' ').take(2).collect::<Vec<_>>())
+        .map(|w| match w[..] {
+            ["PUT", t] if t.contains("publicAccessBlock") => "PutPublicAccessBlock",
+            ["PUT", t] if t.contains("policy") => "PutBucketPolicy",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        ["PutPublicAccessBlock", "PutBucketPolicy"],
+        "{calls:#?}"
+    );
+    assert!(calls[0].contains("<BlockPublicPolicy>false</BlockPublicPolicy>"));
+    assert!(calls[1].contains("arn:aws:s3:::s-results/*"));
+}
