@@ -71,6 +71,7 @@ pub enum Change {
         from: Option<i32>,
         to: Option<i32>,
     },
+    /// The whole bucket policy, this tool's statement put in or taken out; `None`: none.
     Policy {
         from: Option<Value>,
         to: Option<Value>,
@@ -212,7 +213,7 @@ impl Resource for Bucket {
                 to: self.expiry(),
             });
         }
-        let policy = self.policy();
+        let policy = self.policy(o.policy.as_ref());
         if o.policy != policy {
             d.push(Change::Policy {
                 from: o.policy.clone(),
@@ -229,9 +230,9 @@ impl Resource for Bucket {
         observed: Option<&Observed>,
         changes: &[Change],
     ) -> Result<(), AwsError> {
-        if observed.is_none() {
+        let Some(o) = observed else {
             return self.create(aws).await;
-        }
+        };
         // In `diff`'s order: the public access block before the policy.
         for change in changes {
             match change {
@@ -239,7 +240,12 @@ impl Resource for Bucket {
                 Change::Encryption { .. } => self.put_encryption(aws).await?,
                 Change::Expiry { to, .. } => self.put_lifecycle(aws, *to).await?,
                 Change::Policy { to, .. } => self.put_policy(aws, to.as_ref()).await?,
-                Change::Tags(_) => self.put_tags(aws, &self.tags).await?,
+                Change::Tags(t) => {
+                    // S3 replaces the whole set: the tags others put on it go back too.
+                    let mut tags = o.tags.clone();
+                    tags.extend(t.to.clone());
+                    self.put_tags(aws, &tags).await?
+                }
             }
         }
         Ok(())
@@ -299,7 +305,7 @@ impl Bucket {
         if let Some(days) = self.expiry() {
             self.put_lifecycle(aws, Some(days)).await?;
         }
-        if let Some(policy) = self.policy() {
+        if let Some(policy) = self.policy(None) {
             self.put_policy(aws, Some(&policy)).await?;
         }
         Ok(())

@@ -24,7 +24,7 @@ pub(super) fn in_sync(b: &Bucket) -> Observed {
         access_block: Some(b.access_block()),
         encryption: Some("AES256".into()),
         expire_after_days: b.expiry(),
-        policy: b.policy(),
+        policy: b.policy(None),
         tags: b.tags.clone(),
         has_objects: false,
     }
@@ -110,4 +110,31 @@ async fn going_public_unblocks_before_the_policy() {
     );
     assert!(calls[0].contains("<BlockPublicPolicy>false</BlockPublicPolicy>"));
     assert!(calls[1].contains("arn:aws:s3:::s-results/*"));
+}
+
+/// S3 replaces a bucket's whole tag set: a changed stack tag must not take the tags
+/// others put on the bucket with it.
+#[tokio::test]
+async fn a_tag_change_keeps_the_tags_others_put_on_it() {
+    let mut b = bucket(false, 7);
+    b.tags.insert("team".into(), "vision".into());
+    let mut o = in_sync(&b);
+    o.tags = [
+        ("deployer:stack".to_string(), "s".to_string()),
+        ("team".to_string(), "ml".to_string()),
+        ("cost-center".to_string(), "42".to_string()),
+    ]
+    .into();
+    let calls = calls(&b, &o).await;
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    let put = &calls[0];
+    assert!(put.starts_with("PUT /s-results/?tagging"), "{put}");
+    for tag in [
+        "<Key>cost-center</Key><Value>42</Value>",
+        "<Key>team</Key><Value>vision</Value>",
+        "<Key>deployer:stack</Key><Value>s</Value>",
+    ] {
+        assert!(put.contains(tag), "{tag} not in {put}");
+    }
+    assert!(!put.contains("<Value>ml</Value>"), "{put}");
 }
