@@ -189,18 +189,6 @@ pub fn tag_diff(have: &Tags, want: &Tags) -> Option<TagChange> {
     })
 }
 
-// TRANSITION (removed once every resource has its own `Change` enum).
-impl Change for Field {
-    fn field(&self) -> Field {
-        self.clone()
-    }
-}
-
-// TRANSITION (removed with the above).
-pub fn tag_field(have: &Tags, want: &Tags) -> Option<Field> {
-    tag_diff(have, want).map(|c| c.field())
-}
-
 /// Whether `tags` mark a resource as belonging to `stack`.
 pub fn owned_by(tags: &Tags, stack: &str) -> bool {
     tags.get(OWNER_TAG).is_some_and(|v| v == stack)
