@@ -232,3 +232,38 @@ fn rect_mode_matches_its_reference_and_finds_the_square_modes_objects() {
         }
     }
 }
+
+/// INT8 rect mode (`models/yolo11n-rect-int8.onnx`, from `scripts/quantize-int8.py
+/// --model predictor/models/yolo11n-rect.onnx`): every object the square FP32 reference
+/// finds with a score of at least 0.5 is found with the same label, IoU at least 0.85.
+#[test]
+fn int8_rect_mode_finds_the_square_references_confident_objects() {
+    let int8 = Detector::load(
+        &here("models/yolo11n-rect-int8.onnx"),
+        Threading::default(),
+        Settings::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(int8.engine().rect());
+    let square: Vec<Reference> = serde_json::from_str(
+        &std::fs::read_to_string(here("tests/fixtures/reference.json")).unwrap(),
+    )
+    .unwrap();
+    let mut found = 0;
+    for sq in &square {
+        let bytes = std::fs::read(here(&format!("tests/images/{}", sq.image))).unwrap();
+        let got = int8.detect(&bytes).unwrap();
+        for s in sq.detections.iter().filter(|d| d.score >= 0.5) {
+            let best = got
+                .detections
+                .iter()
+                .filter(|g| g.label == s.label)
+                .map(|g| iou(&g.bbox, &s.bbox))
+                .fold(0.0, f32::max);
+            assert!(best >= 0.85, "{}: {} best IoU {best}", sq.image, s.label);
+            found += 1;
+        }
+    }
+    assert!(found >= 10, "only {found} confident objects in the reference");
+}
+
