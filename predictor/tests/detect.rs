@@ -264,6 +264,8 @@ fn int8_rect_mode_finds_the_square_references_confident_objects() {
             found += 1;
         }
     }
-    assert!(found >= 10, "only {found} confident objects in the reference");
+    assert!(
+        found >= 10,
+        "only {found} confident objects in the reference"
+    );
 }
-
