@@ -416,3 +416,104 @@ pub fn print(format: Format, text: String, json: String) {
         Format::Json => println!("{json}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Foreign;
+    use crate::resources::{Field, Kind};
+
+    fn change(kind: Kind, name: &str, action: Action) -> Change {
+        Change {
+            id: Id::new(kind, name),
+            action,
+            fields: Vec::new(),
+            after: Vec::new(),
+            unwanted: false,
+            follows: None,
+            node: 0,
+        }
+    }
+
+    /// The plan as a person reads it, every kind of line once (a snapshot: any change to
+    /// the wording or layout shows here).
+    #[test]
+    fn a_plan_reads_as_text() {
+        let mut update = change(Kind::LambdaFunction, "s-fn", Action::Update);
+        update.fields = vec![
+            Field::new("memory_mb", Some(2048), 3000),
+            Field::new("role", None::<String>, "arn:aws:iam::1:role/r"),
+        ];
+        let mut replace = change(Kind::TargetGroup, "s-tg", Action::Replace);
+        replace.fields = vec![Field::new("port_or_vpc (replace)", Some(8080), 9090)];
+        let mut listener = change(Kind::Listener, "s-alb:80", Action::Replace);
+        listener.follows = Some(Id::new(Kind::TargetGroup, "s-tg"));
+        let mut service = change(Kind::EcsService, "s-svc", Action::Update);
+        service.follows = Some(Id::new(Kind::Listener, "s-alb:80"));
+        let mut gone = change(Kind::HttpApi, "s-api", Action::Delete);
+        gone.unwanted = true;
+        let plan = Plan {
+            stack: "s".into(),
+            changes: vec![
+                change(Kind::S3Bucket, "s-input", Action::Create),
+                update,
+                replace,
+                listener,
+                service,
+                gone,
+            ],
+            foreign: vec![Foreign {
+                id: Id::new(Kind::IamRole, "s-exec"),
+            }],
+            kept: vec![Foreign {
+                id: Id::new(Kind::S3Bucket, "s-old"),
+            }],
+        };
+        assert_eq!(
+            plan_text(&plan),
+            "Plan for stack `s`: 1 to create, 2 to update, 2 to replace, 1 to delete.\n\
+             \n  + s3 bucket `s-input`\
+             \n  ~ lambda function `s-fn`\
+             \n      memory_mb: 2048 → 3000\
+             \n      role: (none) → arn:aws:iam::1:role/r\
+             \n  -/+ target group `s-tg` (cannot change in place)\
+             \n      port_or_vpc (replace): 8080 → 9090\
+             \n  -/+ listener `s-alb:80` (goes with target group `s-tg`)\
+             \n  ~ ecs service `s-svc` (looked at again once listener `s-alb:80` is replaced)\
+             \n  - http api `s-api` (no longer in the manifest)\
+             \n  ! iam role `s-exec` exists but is not tagged `deployer:stack = s`: left alone\
+             \n  ! s3 bucket `s-old` is no longer in the manifest and holds objects: kept (`--delete-buckets` deletes it)\n"
+        );
+        assert_eq!(
+            plan_text(&Plan {
+                stack: "s".into(),
+                changes: Vec::new(),
+                foreign: Vec::new(),
+                kept: Vec::new(),
+            }),
+            "No changes: stack `s` matches its manifest.\n"
+        );
+    }
+
+    #[test]
+    fn status_reads_as_aligned_columns() {
+        let row = |kind, name: &str, state, detail: &str| StatusRow {
+            id: Id::new(kind, name),
+            state,
+            detail: detail.into(),
+        };
+        let rows = [
+            row(Kind::S3Bucket, "s-input", "ok", "3 objects"),
+            row(Kind::LambdaFunction, "s-fn", "drifted", "3000 MB, 30 s"),
+            row(Kind::HttpApi, "s-api", "unwanted", ""),
+        ];
+        assert_eq!(
+            status_text("s", &rows),
+            "Stack `s`\n\n\
+             KIND             NAME     STATE      DETAIL\n\
+             s3 bucket        s-input  ok         3 objects\n\
+             lambda function  s-fn     drifted    3000 MB, 30 s\n\
+             http api         s-api    unwanted   \n"
+        );
+    }
+}
