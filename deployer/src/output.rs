@@ -516,4 +516,61 @@ mod tests {
              http api         s-api    unwanted   \n"
         );
     }
+
+    /// `up`'s report on stdout: the summary and the endpoints, never the errors (those
+    /// end stderr, see `error::Error::Failed`).
+    #[test]
+    fn a_report_reads_as_text() {
+        let applied = |action, outcome| Applied {
+            change: change(Kind::LogGroup, "/s", action),
+            outcome,
+        };
+        let done = [
+            applied(Action::Create, Outcome::Done { seconds: 1.0 }),
+            applied(Action::Update, Outcome::Done { seconds: 0.5 }),
+        ];
+        let report = Report {
+            stack: "s",
+            command: "up",
+            changes: &done,
+            seconds: 12.34,
+            ok: true,
+            endpoints: vec![Endpoint {
+                target: "serverless",
+                url: "https://a.execute-api.us-east-1.amazonaws.com/predict".into(),
+            }],
+        };
+        assert_eq!(
+            report_text(&report),
+            "up complete: 2 changes in 12.3 s.\n\
+             serverless  POST https://a.execute-api.us-east-1.amazonaws.com/predict\n"
+        );
+        let failed = [
+            applied(Action::Create, Outcome::Done { seconds: 1.0 }),
+            applied(
+                Action::Create,
+                Outcome::Failed {
+                    error: "logs:CreateLogGroup: boom".into(),
+                    code: None,
+                    hint: None,
+                },
+            ),
+            applied(
+                Action::Create,
+                Outcome::Skipped {
+                    because: Id::new(Kind::LogGroup, "/s"),
+                },
+            ),
+        ];
+        let report = Report {
+            changes: &failed,
+            ok: false,
+            endpoints: Vec::new(),
+            ..report
+        };
+        assert_eq!(
+            report_text(&report),
+            "up failed: 1 done, 1 failed, 1 skipped (12.3 s).\n"
+        );
+    }
 }
