@@ -16,6 +16,8 @@ pub mod iam;
 pub mod image;
 pub mod lambda;
 pub mod logs;
+#[cfg(test)]
+pub mod recording;
 pub mod s3;
 
 use std::any::Any;

@@ -3,11 +3,9 @@
 //! reserved and provisioned concurrency, then tags), which moto cannot show (it has no
 //! provisioned concurrency and settles at once).
 
-use std::sync::{Arc, Mutex};
-
 use super::{Function, Observed};
-use crate::aws::Aws;
 use crate::resources::Resource;
+use crate::resources::recording::{aws, json_ok, recording};
 
 pub(super) fn desired() -> Function {
     Function {
@@ -46,70 +44,23 @@ pub(super) fn in_sync(f: &Function) -> Observed {
     }
 }
 
-/// A loopback endpoint answering every request with `body` (JSON, 200) and recording
-/// each request's method and path: enough of Lambda for the order of `apply`'s calls.
-fn recording(body: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let mut reader = BufReader::new(conn);
-            let mut request = String::new();
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
-                    break;
-                }
-                if request.is_empty() {
-                    let mut words = line.split_whitespace();
-                    let (method, path) = (words.next().unwrap_or(""), words.next());
-                    let path = path.unwrap_or("").split('?').next().unwrap_or("");
-                    request = format!("{method} {path}");
-                }
-                if let Some((k, v)) = line.split_once(':')
-                    && k.eq_ignore_ascii_case("content-length")
-                {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut rest = vec![0; length];
-            let _ = reader.read_exact(&mut rest);
-            log.lock().unwrap().push(request);
-            let response = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                 Connection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = reader.get_mut().write_all(response.as_bytes());
-        }
-    });
-    (endpoint, seen)
-}
-
 /// Every call of an update, answered as a settled function with a published version
 /// and ready provisioned concurrency.
 const SETTLED: &str =
     r#"{"State": "Active", "LastUpdateStatus": "Successful", "Version": "7", "Status": "READY"}"#;
 
 async fn calls(f: &Function, o: &Observed) -> Vec<String> {
-    let (endpoint, seen) = recording(SETTLED);
-    let manifest = crate::manifest::Manifest::parse(
-        "t.yaml".as_ref(),
-        &format!("name: t\nregion: us-east-1\nendpoint: {endpoint}\n"),
-    )
-    .unwrap();
-    let aws = Aws::connect(&manifest).await;
-    f.apply(&aws, Some(o), &f.diff(o)).await.unwrap();
+    let (endpoint, seen) = recording(json_ok(SETTLED));
+    f.apply(&aws(&endpoint).await, Some(o), &f.diff(o))
+        .await
+        .unwrap();
     let fun = format!("/functions/{}", f.name);
     seen.lock()
         .unwrap()
         .iter()
         .map(|r| {
-            r.replace(&fun, "/functions/F")
+            format!("{} {}", r.method, r.path())
+                .replace(&fun, "/functions/F")
                 .replace(&o.arn.replace(':', "%3A"), "ARN")
         })
         .collect()

@@ -1,11 +1,11 @@
 //! The bucket's test fixtures, and `apply` replayed against a recording endpoint: the
 //! requests and their order, and what S3 answers that moto never does.
 
-use std::sync::{Arc, Mutex};
-
 use super::{Bucket, Observed};
-use crate::aws::Aws;
 use crate::resources::Resource;
+pub(super) use crate::resources::recording::{aws, recording};
+
+const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
 pub(super) fn bucket(public: bool, days: u32) -> Bucket {
     Bucket {
@@ -30,63 +30,17 @@ pub(super) fn in_sync(b: &Bucket) -> Observed {
     }
 }
 
-/// A loopback endpoint answering every request with `response` (what AWS says and
-/// moto never does, parsed by the SDK itself), recording each request as its method,
-/// target and body.
-pub(super) fn recording(response: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let mut reader = BufReader::new(conn);
-            let mut request = String::new();
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
-                    break;
-                }
-                if request.is_empty() {
-                    let words: Vec<&str> = line.split_whitespace().take(2).collect();
-                    request = words.join(" ");
-                }
-                if let Some((k, v)) = line.split_once(':')
-                    && k.eq_ignore_ascii_case("content-length")
-                {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            log.lock()
-                .unwrap()
-                .push(format!("{request} {}", String::from_utf8_lossy(&body)));
-            let _ = reader.get_mut().write_all(response.as_bytes());
-        }
-    });
-    (endpoint, seen)
-}
-
-pub(in super::super) async fn aws(endpoint: &str) -> Aws {
-    let manifest = crate::manifest::Manifest::parse(
-        "t.yaml".as_ref(),
-        &format!("name: t\nregion: us-east-1\nendpoint: {endpoint}\n"),
-    )
-    .unwrap();
-    Aws::connect(&manifest).await
-}
-
 /// The requests `apply` makes to bring `o` in line with `b`, each answered `200 OK`.
 pub(super) async fn calls(b: &Bucket, o: &Observed) -> Vec<String> {
-    let (endpoint, seen) =
-        recording("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let (endpoint, seen) = recording(OK);
     b.apply(&aws(&endpoint).await, Some(o), &b.diff(o))
         .await
         .unwrap();
-    seen.lock().unwrap().clone()
+    seen.lock()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} {} {}", r.method, r.target, r.body))
+        .collect()
 }
 
 /// A public policy is refused while the access block blocks it.
