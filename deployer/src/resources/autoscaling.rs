@@ -13,6 +13,7 @@ use aws_sdk_autoscaling::types::{AutoScalingGroup, LaunchTemplateSpecification, 
 
 use super::{Field, Id, Kind, Resource, TagChange, Tags, iam, tag_diff};
 use crate::aws::{Aws, AwsError, error};
+use crate::resources::tags::from_sdk;
 use crate::wait::{self, Poll};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -413,11 +414,7 @@ fn observed(g: &AutoScalingGroup, cpu_policy: Option<f64>) -> Observed {
             })
             .count(),
         cpu_policy,
-        tags: g
-            .tags()
-            .iter()
-            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-            .collect(),
+        tags: from_sdk(g.tags()),
     }
 }
 

@@ -2,9 +2,10 @@
 //! images, and when Lambda runs the image, the repository policy that lets it pull;
 //! force-deleted (with its images) on `down`.
 
-use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
+use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability};
 use serde_json::{Value, json};
 
+use super::tags::{from_sdk, to_sdk};
 use super::{Field, Kind, Resource, TagChange, Tags, owned_by, tag_diff};
 use crate::aws::{Aws, AwsError, FoundExt, Service, error};
 
@@ -110,26 +111,17 @@ impl Repository {
             .map_err(error("ecr:PutLifecyclePolicy"))?;
         Ok(())
     }
-
-    fn sdk_tags(tags: &Tags) -> Vec<Tag> {
-        tags.iter()
-            .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
-            .collect()
-    }
 }
 
 async fn tags_of(aws: &Aws, arn: &str) -> Result<Tags, AwsError> {
-    Ok(aws
+    let out = aws
         .ecr
         .list_tags_for_resource()
         .resource_arn(arn)
         .send()
         .await
-        .map_err(error("ecr:ListTagsForResource"))?
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect())
+        .map_err(error("ecr:ListTagsForResource"))?;
+    Ok(from_sdk(out.tags()))
 }
 
 /// The names of the repositories that carry `stack`'s ownership tag, for the stack's
@@ -258,7 +250,7 @@ impl Resource for Repository {
                 .repository_name(&self.name)
                 .image_scanning_configuration(scanning)
                 .image_tag_mutability(ImageTagMutability::Mutable)
-                .set_tags(Some(Repository::sdk_tags(&self.tags)))
+                .set_tags(Some(to_sdk(&self.tags)))
                 .send()
                 .await
                 .map_err(error("ecr:CreateRepository"))?;
@@ -294,7 +286,7 @@ impl Resource for Repository {
                     aws.ecr
                         .tag_resource()
                         .resource_arn(&o.arn)
-                        .set_tags(Some(Repository::sdk_tags(&self.tags)))
+                        .set_tags(Some(to_sdk(&self.tags)))
                         .send()
                         .await
                         .map_err(error("ecr:TagResource"))?;

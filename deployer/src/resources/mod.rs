@@ -19,6 +19,7 @@ pub mod logs;
 #[cfg(test)]
 pub mod recording;
 pub mod s3;
+pub mod tags;
 
 use std::any::Any;
 use std::collections::BTreeMap;

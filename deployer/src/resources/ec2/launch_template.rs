@@ -7,8 +7,9 @@ use aws_sdk_ec2::types::{ResourceType, TagSpecification};
 
 use super::security_group::{group_id, require_group};
 use super::template_data::{TemplateData, user_data};
-use super::{sdk_tags, tags_of};
+
 use crate::aws::{Aws, AwsError, FoundExt, Service, error};
+use crate::resources::tags::{from_sdk, to_sdk};
 use crate::resources::{Field, Id, Kind, Resource, TagChange, Tags, tag_diff};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -189,7 +190,7 @@ impl Resource for LaunchTemplate {
                 .tag_specifications(
                     TagSpecification::builder()
                         .resource_type(ResourceType::LaunchTemplate)
-                        .set_tags(Some(sdk_tags(&self.tags)))
+                        .set_tags(Some(to_sdk(&self.tags)))
                         .build(),
                 )
                 .send()
@@ -237,7 +238,7 @@ impl Resource for LaunchTemplate {
             aws.ec2
                 .create_tags()
                 .resources(&o.id)
-                .set_tags(Some(sdk_tags(&self.tags)))
+                .set_tags(Some(to_sdk(&self.tags)))
                 .send()
                 .await
                 .map_err(error("ec2:CreateTags"))?;
@@ -302,7 +303,7 @@ pub async fn find_template(aws: &Aws, name: &str) -> Result<Option<Template>, Aw
         id,
         version: v.and_then(|v| v.version_number()).unwrap_or_default(),
         data,
-        tags: tags_of(t.tags()),
+        tags: from_sdk(t.tags()),
     }))
 }
 

@@ -23,19 +23,3 @@ pub use self::{
     security_group::{GroupObserved, SecurityGroup, group_id},
     template_data::{TemplateData, user_data},
 };
-
-use aws_sdk_ec2::types::Tag;
-
-use super::Tags;
-
-fn sdk_tags(tags: &Tags) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
-}
-
-fn tags_of(tags: &[Tag]) -> Tags {
-    tags.iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-        .collect()
-}

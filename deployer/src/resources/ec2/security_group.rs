@@ -9,9 +9,10 @@ use std::time::Duration;
 use aws_sdk_ec2::types::{Filter, ResourceType, SecurityGroup as SdkGroup, TagSpecification};
 
 use super::ingress::{self, Rule, Source};
-use super::{sdk_tags, tags_of};
+
 use crate::aws::{Aws, AwsError, FoundExt, Service, error};
 use crate::manifest::OWNER_TAG;
+use crate::resources::tags::{from_sdk, to_sdk};
 use crate::resources::{Field, Id, Kind, Resource, TagChange, Tags, tag_diff};
 use crate::wait;
 
@@ -123,7 +124,7 @@ impl Resource for SecurityGroup {
             id: g.group_id().unwrap_or_default().to_string(),
             ingress: ingress::managed(g.ip_permissions()),
             sources: self.sources(aws).await?,
-            tags: tags_of(g.tags()),
+            tags: from_sdk(g.tags()),
         }))
     }
 
@@ -160,7 +161,7 @@ impl Resource for SecurityGroup {
                 .tag_specifications(
                     TagSpecification::builder()
                         .resource_type(ResourceType::SecurityGroup)
-                        .set_tags(Some(sdk_tags(&self.tags)))
+                        .set_tags(Some(to_sdk(&self.tags)))
                         .build(),
                 )
                 .send()
@@ -176,7 +177,7 @@ impl Resource for SecurityGroup {
                     aws.ec2
                         .create_tags()
                         .resources(&o.id)
-                        .set_tags(Some(sdk_tags(&self.tags)))
+                        .set_tags(Some(to_sdk(&self.tags)))
                         .send()
                         .await
                         .map_err(error("ec2:CreateTags"))?;

@@ -10,8 +10,8 @@ use aws_sdk_ec2::types::{
     ResponseLaunchTemplateData,
 };
 
-use super::sdk_tags;
 use crate::resources::Tags;
+use crate::resources::tags::to_sdk;
 
 /// The settings of the template's latest version that this tool manages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +63,7 @@ impl TemplateData {
         let tagged = |kind| {
             LaunchTemplateTagSpecificationRequest::builder()
                 .resource_type(kind)
-                .set_tags(Some(sdk_tags(tags)))
+                .set_tags(Some(to_sdk(tags)))
                 .build()
         };
         RequestLaunchTemplateData::builder()

@@ -11,8 +11,9 @@ use aws_sdk_ecs::types::{
 };
 
 use super::cluster::find_cluster;
-use super::{sdk_tags, tag, tags_of};
+use super::tag;
 use crate::aws::{Aws, AwsError, FoundExt, Service as Svc, error};
+use crate::resources::tags::{from_sdk, to_sdk};
 use crate::resources::{Field, Id, Kind, Resource, TagChange, Tags, tag_diff};
 use crate::wait::{self, Poll};
 
@@ -130,7 +131,7 @@ impl CapacityProvider {
                     .build()
                     .map_err(|e| AwsError::new("ecs:CreateCapacityProvider", e.to_string()))?,
             )
-            .set_tags(Some(sdk_tags(&self.tags)))
+            .set_tags(Some(to_sdk(&self.tags)))
             .send()
             .await
             .map_err(error("ecs:CreateCapacityProvider"))?;
@@ -222,7 +223,7 @@ impl Resource for CapacityProvider {
                 .is_some_and(|p| *p == ManagedTerminationProtection::Enabled),
             associated,
             group_min,
-            tags: tags_of(cp.tags()),
+            tags: from_sdk(cp.tags()),
         }))
     }
 

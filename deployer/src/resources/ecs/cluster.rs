@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use aws_sdk_ecs::types::{ClusterField, ClusterSetting, ClusterSettingName};
 
-use super::{SERVICE_LINKED_ROLE_PROPAGATION, sdk_tags, tag, tags_of, with_service_linked_role};
+use super::{SERVICE_LINKED_ROLE_PROPAGATION, tag, with_service_linked_role};
 use crate::aws::{Aws, AwsError, FoundExt, Service as Svc, error};
+use crate::resources::tags::{from_sdk, to_sdk};
 use crate::resources::{Field, Kind, Resource, TagChange, Tags, iam, tag_diff};
 use crate::wait;
 
@@ -78,7 +79,7 @@ impl Resource for Cluster {
             }),
             instances: c.registered_container_instances_count(),
             running_tasks: c.running_tasks_count(),
-            tags: tags_of(c.tags()),
+            tags: from_sdk(c.tags()),
         }))
     }
 
@@ -119,7 +120,7 @@ impl Resource for Cluster {
                         .create_cluster()
                         .cluster_name(&self.name)
                         .settings(self.setting())
-                        .set_tags(Some(sdk_tags(&self.tags)))
+                        .set_tags(Some(to_sdk(&self.tags)))
                         .send()
                         .await
                         .map_err(error("ecs:CreateCluster"))

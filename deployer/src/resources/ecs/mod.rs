@@ -37,8 +37,9 @@ pub use self::{
 
 use std::time::Duration;
 
-use aws_sdk_ecs::types::{CapacityProviderStrategyItem, Tag};
+use aws_sdk_ecs::types::CapacityProviderStrategyItem;
 
+use super::tags::to_sdk;
 use super::{Tags, iam};
 use crate::aws::{Aws, AwsError, error};
 use crate::wait;
@@ -78,23 +79,11 @@ where
     .await
 }
 
-fn sdk_tags(tags: &Tags) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
-}
-
-fn tags_of(tags: &[Tag]) -> Tags {
-    tags.iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-        .collect()
-}
-
 async fn tag(aws: &Aws, arn: &str, tags: &Tags) -> Result<(), AwsError> {
     aws.ecs
         .tag_resource()
         .resource_arn(arn)
-        .set_tags(Some(sdk_tags(tags)))
+        .set_tags(Some(to_sdk(tags)))
         .send()
         .await
         .map_err(error("ecs:TagResource"))?;

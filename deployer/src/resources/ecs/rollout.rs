@@ -12,10 +12,9 @@ use aws_sdk_ecs::types::{
 };
 
 use super::service::find_service;
-use super::{
-    SERVICE_LINKED_ROLE_PROPAGATION, Service, sdk_tags, strategy, with_service_linked_role,
-};
+use super::{SERVICE_LINKED_ROLE_PROPAGATION, Service, strategy, with_service_linked_role};
 use crate::aws::{Aws, AwsError, FoundExt, Service as Svc, error};
+use crate::resources::tags::to_sdk;
 use crate::wait::{self, Poll};
 
 /// One deployment of a service, as DescribeServices reports it.
@@ -103,7 +102,7 @@ impl Service {
                     )
                     .enable_ecs_managed_tags(true)
                     .propagate_tags(PropagateTags::Service)
-                    .set_tags(Some(sdk_tags(&self.tags)))
+                    .set_tags(Some(to_sdk(&self.tags)))
                     .send()
                     .await
                     .map_err(error("ecs:CreateService"))

@@ -9,8 +9,9 @@ use std::time::Duration;
 use aws_sdk_ecs::types::{LoadBalancer, ServiceField};
 
 use super::task_definition::find_task_spec;
-use super::{TaskSpec, tag, tags_of};
+use super::{TaskSpec, tag};
 use crate::aws::{Aws, AwsError, FoundExt, Service as Svc};
+use crate::resources::tags::from_sdk;
 use crate::resources::{Field, Id, Kind, Resource, TagChange, Tags, elb, tag_diff};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -158,7 +159,7 @@ impl Resource for Service {
                 .and_then(|d| d.rollout_state())
                 .map_or("", |r| r.as_str())
                 .to_string(),
-            tags: tags_of(s.tags()),
+            tags: from_sdk(s.tags()),
         }))
     }
 

@@ -10,8 +10,8 @@ use aws_sdk_applicationautoscaling::types::{
 };
 use aws_sdk_ecs::types::ServiceField;
 
-use super::tags_of;
 use crate::aws::{Aws, AwsError, FoundExt, Service as Svc, error};
+use crate::resources::tags::from_sdk;
 use crate::resources::{Field, Id, Kind, Resource, Tags};
 
 /// Application Auto Scaling of the service's desired count on its average CPU.
@@ -131,7 +131,7 @@ impl Resource for ServiceScaling {
             .send()
             .await
             .found(Svc::Ecs, "ecs:DescribeServices")?
-            .and_then(|o| o.services().first().map(|s| tags_of(s.tags())))
+            .and_then(|o| o.services().first().map(|s| from_sdk(s.tags())))
             .unwrap_or_default();
         Ok(Some(ScalingObserved {
             min: t.min_capacity(),

@@ -10,8 +10,9 @@ use aws_sdk_ecs::types::{
 };
 use serde::Serialize;
 
-use super::{Service, sdk_tags};
+use super::Service;
 use crate::aws::{Aws, AwsError, error};
+use crate::resources::tags::to_sdk;
 
 /// The task definition settings this tool manages, comparable across revisions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -141,7 +142,7 @@ impl Service {
             .execution_role_arn(&self.task.execution_role_arn)
             .task_role_arn(&self.task.task_role_arn)
             .container_definitions(self.container_definition())
-            .set_tags(Some(sdk_tags(&self.tags)))
+            .set_tags(Some(to_sdk(&self.tags)))
             .send()
             .await
             .map_err(error("ecs:RegisterTaskDefinition"))?;

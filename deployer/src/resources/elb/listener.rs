@@ -6,8 +6,9 @@ use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, ProtocolEnum
 
 use super::load_balancer::find_load_balancer;
 use super::target_group::{find_target_group, target_group_arn};
-use super::{add_tags, once, sdk_tags, tags_of};
+use super::{add_tags, once, tags_of};
 use crate::aws::{Aws, AwsError, FoundExt, Service, create_once, error};
+use crate::resources::tags::to_sdk;
 use crate::resources::{Field, Follow, Id, Kind, Resource, TagChange, Tags, tag_diff};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -137,7 +138,7 @@ impl Resource for Listener {
                         .protocol(ProtocolEnum::Http)
                         .port(self.port.into())
                         .default_actions(forward(&tg))
-                        .set_tags(Some(sdk_tags(&self.tags)))
+                        .set_tags(Some(to_sdk(&self.tags)))
                         .customize()
                         .config_override(once())
                         .send()

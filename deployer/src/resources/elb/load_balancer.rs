@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use aws_sdk_elasticloadbalancingv2::types::{LoadBalancerSchemeEnum, LoadBalancerTypeEnum};
 
-use super::{add_tags, once, sdk_tags, tags_of};
+use super::{add_tags, once, tags_of};
 use crate::aws::{Aws, AwsError, FoundExt, Service, create_once, error};
+use crate::resources::tags::to_sdk;
 use crate::resources::{Field, Id, Kind, Resource, TagChange, Tags, ec2, tag_diff};
 use crate::wait::{self, Poll};
 
@@ -154,7 +155,7 @@ impl Resource for LoadBalancer {
                         .scheme(LoadBalancerSchemeEnum::InternetFacing)
                         .set_subnets(Some(self.subnets.clone()))
                         .security_groups(&group)
-                        .set_tags(Some(sdk_tags(&self.tags)))
+                        .set_tags(Some(to_sdk(&self.tags)))
                         .customize()
                         .config_override(once())
                         .send()

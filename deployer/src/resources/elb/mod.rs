@@ -23,16 +23,9 @@ pub use self::{
     },
 };
 
-use aws_sdk_elasticloadbalancingv2::types::Tag;
-
 use super::Tags;
+use super::tags::{from_sdk, to_sdk};
 use crate::aws::{Aws, AwsError, error};
-
-fn sdk_tags(tags: &Tags) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
-}
 
 async fn tags_of(aws: &Aws, arn: &str) -> Result<Tags, AwsError> {
     Ok(aws
@@ -44,8 +37,7 @@ async fn tags_of(aws: &Aws, arn: &str) -> Result<Tags, AwsError> {
         .map_err(error("elasticloadbalancing:DescribeTags"))?
         .tag_descriptions()
         .iter()
-        .flat_map(|d| d.tags())
-        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+        .flat_map(|d| from_sdk(d.tags()))
         .collect())
 }
 
@@ -53,7 +45,7 @@ async fn add_tags(aws: &Aws, arn: &str, tags: &Tags) -> Result<(), AwsError> {
     aws.elb
         .add_tags()
         .resource_arns(arn)
-        .set_tags(Some(sdk_tags(tags)))
+        .set_tags(Some(to_sdk(tags)))
         .send()
         .await
         .map_err(error("elasticloadbalancing:AddTags"))?;

@@ -8,9 +8,10 @@ use aws_sdk_elasticloadbalancingv2::types::{
     TargetTypeEnum,
 };
 
-use super::{add_tags, sdk_tags, tags_of};
+use super::{add_tags, tags_of};
 use crate::aws::{Aws, AwsError, FoundExt, Service, error};
 use crate::resources::Change as _;
+use crate::resources::tags::to_sdk;
 use crate::resources::{Field, Kind, Resource, TagChange, Tags, tag_diff};
 
 /// The target group attribute holding the deregistration delay, in seconds.
@@ -166,7 +167,7 @@ impl Resource for TargetGroup {
                 .health_check_interval_seconds(10)
                 .healthy_threshold_count(2)
                 .unhealthy_threshold_count(3)
-                .set_tags(Some(sdk_tags(&self.tags)))
+                .set_tags(Some(to_sdk(&self.tags)))
                 .send()
                 .await
                 .map_err(error("elasticloadbalancing:CreateTargetGroup"))?;

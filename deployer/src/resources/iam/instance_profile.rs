@@ -1,8 +1,10 @@
 //! The EC2 instance profile: holds exactly the stack's instance role (a role seconds old
 //! is waited for), and the stack's tags.
 
-use super::{FIRST_RETRY, PROPAGATION, not_yet_visible, sdk_tags};
+use super::{FIRST_RETRY, PROPAGATION, not_yet_visible};
 use crate::aws::{Aws, AwsError, FoundExt, Service, error};
+use crate::resources::tags::from_sdk;
+use crate::resources::tags::to_sdk;
 use crate::resources::{Field, Id, Kind, Resource, TagChange, Tags, tag_diff};
 use crate::wait;
 
@@ -103,11 +105,7 @@ impl Resource for InstanceProfile {
             return Ok(None);
         };
         // GetInstanceProfile carries the tags: no ListInstanceProfileTags round trip.
-        let tags = p
-            .tags()
-            .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect();
+        let tags = from_sdk(p.tags());
         Ok(Some(ObservedProfile {
             arn: p.arn().to_string(),
             roles: p
@@ -145,7 +143,7 @@ impl Resource for InstanceProfile {
             aws.iam
                 .create_instance_profile()
                 .instance_profile_name(&self.name)
-                .set_tags(Some(sdk_tags(&self.tags)))
+                .set_tags(Some(to_sdk(&self.tags)))
                 .send()
                 .await
                 .map_err(error("iam:CreateInstanceProfile"))?;
@@ -158,7 +156,7 @@ impl Resource for InstanceProfile {
                     aws.iam
                         .tag_instance_profile()
                         .instance_profile_name(&self.name)
-                        .set_tags(Some(sdk_tags(&self.tags)))
+                        .set_tags(Some(to_sdk(&self.tags)))
                         .send()
                         .await
                         .map_err(error("iam:TagInstanceProfile"))?;

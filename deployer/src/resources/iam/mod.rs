@@ -27,9 +27,6 @@ pub use self::{
 
 use std::time::Duration;
 
-use aws_sdk_iam::types::Tag;
-
-use super::Tags;
 use crate::aws::AwsError;
 
 /// How long a new role or instance profile may take to be visible everywhere (usually
@@ -42,12 +39,6 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// `NoSuchEntity` is IAM's own code for it: no message check.
 pub fn not_yet_visible(e: &AwsError) -> bool {
     e.code.as_deref() == Some("NoSuchEntity")
-}
-
-fn sdk_tags(tags: &Tags) -> Vec<Tag> {
-    tags.iter()
-        .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
-        .collect()
 }
 
 #[cfg(test)]

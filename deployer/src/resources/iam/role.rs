@@ -7,9 +7,11 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
+use super::PROPAGATION;
 use super::policies::{INLINE_POLICY, decode_policy};
-use super::{PROPAGATION, sdk_tags};
 use crate::aws::{Aws, AwsError, FoundExt, Service, error};
+use crate::resources::tags::from_sdk;
+use crate::resources::tags::to_sdk;
 use crate::resources::{Field, Kind, Resource, TagChange, Tags, tag_diff};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -95,17 +97,15 @@ impl Resource for Role {
         let Some(role) = out.role() else {
             return Ok(None);
         };
-        let tags = aws
-            .iam
-            .list_role_tags()
-            .role_name(&self.name)
-            .send()
-            .await
-            .map_err(error("iam:ListRoleTags"))?
-            .tags()
-            .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect();
+        let tags = from_sdk(
+            aws.iam
+                .list_role_tags()
+                .role_name(&self.name)
+                .send()
+                .await
+                .map_err(error("iam:ListRoleTags"))?
+                .tags(),
+        );
         let policy = aws
             .iam
             .get_role_policy()
@@ -179,7 +179,7 @@ impl Resource for Role {
                 .role_name(&self.name)
                 .assume_role_policy_document(self.trust().to_string())
                 .description("managed by deployer")
-                .set_tags(Some(sdk_tags(&self.tags)))
+                .set_tags(Some(to_sdk(&self.tags)))
                 .send()
                 .await
                 .map_err(error("iam:CreateRole"))?;
@@ -211,7 +211,7 @@ impl Resource for Role {
                     aws.iam
                         .tag_role()
                         .role_name(&self.name)
-                        .set_tags(Some(sdk_tags(&self.tags)))
+                        .set_tags(Some(to_sdk(&self.tags)))
                         .send()
                         .await
                         .map_err(error("iam:TagRole"))?;

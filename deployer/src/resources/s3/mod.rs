@@ -23,10 +23,12 @@ use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use serde_json::Value;
 
 use self::lifecycle::expiry_of;
-use self::settings::{ENCRYPTION, encrypted, sdk_tags};
+use self::settings::{ENCRYPTION, encrypted};
 use super::{Field, Kind, Resource, TagChange, Tags, tag_diff};
 use crate::aws::{Aws, AwsError, FoundExt, Service, error};
 use crate::manifest::OWNER_TAG;
+use crate::resources::tags::from_sdk;
+use crate::resources::tags::to_sdk;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bucket {
@@ -112,12 +114,7 @@ impl Resource for Bucket {
             .send()
             .await
             .found(Service::S3, "s3:GetBucketTagging")?
-            .map(|t| {
-                t.tag_set()
-                    .iter()
-                    .map(|t| (t.key().to_string(), t.value().to_string()))
-                    .collect()
-            })
+            .map(|t| from_sdk(t.tag_set()))
             .unwrap_or_default();
         let access_block = aws
             .s3
@@ -287,7 +284,7 @@ impl Bucket {
     async fn create(&self, aws: &Aws) -> Result<(), AwsError> {
         // Tags go in the create call too, so an interrupted `up` never leaves an
         // untagged (and so unowned) bucket behind on AWS.
-        let mut config = CreateBucketConfiguration::builder().set_tags(Some(sdk_tags(&self.tags)));
+        let mut config = CreateBucketConfiguration::builder().set_tags(Some(to_sdk(&self.tags)));
         if self.region != "us-east-1" {
             config =
                 config.location_constraint(BucketLocationConstraint::from(self.region.as_str()));

@@ -3,13 +3,14 @@
 
 use aws_sdk_s3::types::{
     PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
-    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tagging,
 };
 use serde::Serialize;
 
 use super::Bucket;
 use crate::aws::{Aws, AwsError, error};
 use crate::resources::Tags;
+use crate::resources::tags::to_sdk;
 
 /// The four public access block switches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -30,12 +31,6 @@ pub(super) fn encrypted(algorithm: Option<&str>) -> bool {
 }
 
 /// Tags as S3's SDK takes them.
-pub(super) fn sdk_tags(tags: &Tags) -> Vec<Tag> {
-    tags.iter()
-        .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
-        .collect()
-}
-
 impl Bucket {
     pub(super) fn access_block(&self) -> AccessBlock {
         // A public bucket still refuses ACLs; reads are granted by the bucket policy only.
@@ -50,7 +45,7 @@ impl Bucket {
     /// Replaces the bucket's whole tag set with `tags` (S3 has no call that adds one).
     pub(super) async fn put_tags(&self, aws: &Aws, tags: &Tags) -> Result<(), AwsError> {
         let tagging = Tagging::builder()
-            .set_tag_set(Some(sdk_tags(tags)))
+            .set_tag_set(Some(to_sdk(tags)))
             .build()
             .map_err(|e| AwsError::new("s3:PutBucketTagging", e.to_string()))?;
         aws.s3
