@@ -8,7 +8,7 @@ use aws_sdk_ecr::error::ProvideErrorMetadata;
 use aws_smithy_runtime_api::client::result::SdkError;
 use tokio::sync::OnceCell;
 
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, Timeouts};
 
 /// An AWS call that failed: which operation, AWS's error code, its message, and what to
 /// do about it when that is known.
@@ -311,6 +311,8 @@ pub struct Aws {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     /// The Resource Groups Tagging API: what carries the stack's tag (its inventory).
     pub tagging: aws_sdk_resourcegroupstagging::Client,
+    /// How long the resources' waits may take (the manifest's `timeouts`).
+    pub timeouts: Timeouts,
     account: OnceCell<String>,
 }
 
@@ -359,6 +361,7 @@ impl Aws {
             quotas: aws_sdk_servicequotas::Client::new(&config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
             tagging: aws_sdk_resourcegroupstagging::Client::new(&config),
+            timeouts: manifest.timeouts,
             account: OnceCell::new(),
         }
     }

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Moto, deployer, fake_digest, moto_host, mutating, pinned_manifest, via};
+use common::{Moto, deployer, edited, fake_digest, moto_host, mutating, pinned_manifest, via};
 use testkit::{Behaviour, Proxy, Window};
 
 /// The local stack with a prebuilt image (no build, no registry).
@@ -246,4 +246,32 @@ async fn a_fresh_up_converges_in_one_run_with_every_window_on() {
     moto.clear_requests();
     via(&proxy, &["-f", &m, "up"]).expect(0);
     assert_eq!(mutating(&moto.requests()), Vec::<String>::new());
+}
+
+/// The manifest's `timeouts` bound the waits: a capacity provider that never becomes
+/// ACTIVE fails the change after `timeouts.create_s`, naming what it waited for, not
+/// after the default quarter of an hour.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wait_gives_up_after_the_manifests_timeout() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(moto_host(&moto));
+    proxy.set(Behaviour {
+        capacity_provider_provisioning: Some(Window::Calls(u32::MAX)),
+        ..Behaviour::default()
+    });
+    let base = pinned_manifest(&fake_digest('a'));
+    let m = edited(
+        &base,
+        "timeouts",
+        &[("\nimage:", "\ntimeouts: {create_s: 2}\nimage:")],
+    );
+    let up = via(&proxy, &["-f", &m, "up"]);
+    assert_ne!(up.code, Some(0), "{}", up.stderr);
+    assert!(
+        up.stderr.contains(
+            "ecs:DescribeCapacityProviders: gave up after 2s: capacity provider PROVISIONING"
+        ),
+        "{}",
+        up.stderr
+    );
 }

@@ -56,6 +56,48 @@ pub struct Manifest {
     /// What `bench` needs besides the stack: the price table of its cost figures.
     #[serde(default)]
     pub bench: Bench,
+    /// How long each wait for AWS may take before the change fails.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+}
+
+/// How long a wait for AWS may take, by what the change does (terraform's `timeouts`
+/// block): a function becoming `Active`, provisioned concurrency becoming ready and a
+/// capacity provider becoming `ACTIVE` while creating or updating; a load balancer, an
+/// Auto Scaling group, a capacity provider or a service's tasks going away, and a
+/// security group released by its network interfaces, while deleting. The serverful
+/// rollout has its own, `serverful.wait_s`. The documented propagation windows (IAM,
+/// service-linked roles) are AWS's, not settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timeouts {
+    pub create_s: u32,
+    pub update_s: u32,
+    pub delete_s: u32,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            create_s: 900,
+            update_s: 900,
+            delete_s: 1200,
+        }
+    }
+}
+
+impl Timeouts {
+    pub fn create(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.create_s.into())
+    }
+
+    pub fn update(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.update_s.into())
+    }
+
+    pub fn delete(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.delete_s.into())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

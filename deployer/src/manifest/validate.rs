@@ -142,6 +142,9 @@ impl Checker<'_> {
 /// How long a presigned URL signed with role credentials can work, seconds.
 const ROLE_URL_EXPIRY_S: u32 = 6 * 3600;
 
+/// The longest wait a timeout may set: three hours, past any wait AWS documents.
+const MAX_TIMEOUT_S: u32 = 3 * 3600;
+
 /// Every semantic problem in `m`, positioned with `spans`.
 pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
     let mut c = Checker {
@@ -333,6 +336,10 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
             ),
         );
     }
+    let t = &m.timeouts;
+    c.range("timeouts.create_s", t.create_s, 1, MAX_TIMEOUT_S);
+    c.range("timeouts.update_s", t.update_s, 1, MAX_TIMEOUT_S);
+    c.range("timeouts.delete_s", t.delete_s, 1, MAX_TIMEOUT_S);
 
     // Serverful
     let s = &m.serverful;

@@ -324,7 +324,7 @@ impl Resource for Group {
         {
             return Err(error("autoscaling:DeleteAutoScalingGroup")(e));
         }
-        wait_group_deleted(aws, &self.name, DELETE_TIMEOUT).await
+        wait_group_deleted(aws, &self.name, aws.timeouts.delete()).await
     }
 
     fn detail(o: &Observed) -> String {
@@ -419,7 +419,6 @@ fn observed(g: &AutoScalingGroup, cpu_policy: Option<f64>) -> Observed {
 }
 
 /// How long a forced delete may take to terminate the instances.
-const DELETE_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// Waits until the group `name` is gone, its instances terminated.
 async fn wait_group_deleted(aws: &Aws, name: &str, timeout: Duration) -> Result<(), AwsError> {

@@ -192,7 +192,7 @@ impl Resource for SecurityGroup {
         // the group cannot go before they do.
         wait::retrying(
             "ec2:DeleteSecurityGroup",
-            Duration::from_secs(600),
+            aws.timeouts.delete(),
             Duration::from_secs(5),
             || async {
                 aws.ec2

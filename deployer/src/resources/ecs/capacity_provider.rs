@@ -286,7 +286,11 @@ impl Resource for CapacityProvider {
             }
         }
         if attach {
-            self.associate(aws, vec![self.name.clone()]).await?;
+            let limit = match observed {
+                None => aws.timeouts.create(),
+                Some(_) => aws.timeouts.update(),
+            };
+            self.associate(aws, vec![self.name.clone()], limit).await?;
         }
         // Only now that the provider is attached may instances come.
         if group_min {
@@ -297,7 +301,8 @@ impl Resource for CapacityProvider {
 
     async fn delete(&self, aws: &Aws, o: &ProviderObserved) -> Result<(), AwsError> {
         if o.associated {
-            self.associate(aws, Vec::new()).await?;
+            self.associate(aws, Vec::new(), aws.timeouts.delete())
+                .await?;
         }
         aws.ecs
             .delete_capacity_provider()
@@ -305,7 +310,7 @@ impl Resource for CapacityProvider {
             .send()
             .await
             .found(Svc::Ecs, "ecs:DeleteCapacityProvider")?;
-        self.wait_deleted(aws, Duration::from_secs(300)).await
+        self.wait_deleted(aws, aws.timeouts.delete()).await
     }
 
     fn detail(o: &ProviderObserved) -> String {

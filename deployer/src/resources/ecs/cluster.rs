@@ -150,7 +150,7 @@ impl Resource for Cluster {
         // Instances of a just-deleted Auto Scaling group deregister within minutes.
         wait::retrying(
             "ecs:DeleteCluster",
-            Duration::from_secs(600),
+            aws.timeouts.delete(),
             Duration::from_secs(5),
             || async {
                 aws.ecs

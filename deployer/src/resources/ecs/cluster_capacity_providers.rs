@@ -13,7 +13,6 @@ use crate::aws::{Aws, AwsError, error};
 use crate::wait::{self, Poll};
 
 /// How long a new capacity provider may take to become ACTIVE.
-pub const PROVIDER_ACTIVE: Duration = Duration::from_secs(300);
 
 impl CapacityProvider {
     /// Makes `providers` (this provider, or none) the cluster's, with all tasks on them.
@@ -21,12 +20,13 @@ impl CapacityProvider {
         &self,
         aws: &Aws,
         providers: Vec<String>,
+        limit: Duration,
     ) -> Result<(), AwsError> {
         let strategy = if providers.is_empty() {
             Vec::new()
         } else {
             // ECS refuses a provider that is not ACTIVE yet.
-            self.wait_active(aws, PROVIDER_ACTIVE).await?;
+            self.wait_active(aws, limit).await?;
             vec![strategy(&self.name)]
         };
         with_service_linked_role(

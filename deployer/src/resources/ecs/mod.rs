@@ -28,7 +28,6 @@ mod task_definition;
 pub use self::{
     capacity_provider::{CapacityProvider, ProviderObserved},
     cluster::{Cluster, ClusterObserved},
-    cluster_capacity_providers::PROVIDER_ACTIVE,
     rollout::{Rollout, rollout_progress},
     service::{Service, ServiceObserved},
     service_scaling::{ScalingObserved, ServiceScaling},

@@ -255,7 +255,7 @@ impl Resource for Service {
             .send()
             .await
             .found(Svc::Ecs, "ecs:DeleteService")?;
-        self.wait_drained(aws, Duration::from_secs(600)).await?;
+        self.wait_drained(aws, aws.timeouts.delete()).await?;
         // Every revision of the family goes with the service.
         self.deregister_revisions(aws).await?;
         Ok(())

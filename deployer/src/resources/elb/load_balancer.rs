@@ -13,7 +13,6 @@ use crate::wait::{self, Poll};
 
 /// How long `down` waits for a deleted load balancer to be gone (its network
 /// interfaces hold the security group until then).
-const DELETE_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadBalancer {
@@ -201,7 +200,7 @@ impl Resource for LoadBalancer {
             .send()
             .await
             .found(Service::Elb, "elasticloadbalancing:DeleteLoadBalancer")?;
-        wait_load_balancer_deleted(aws, &self.name, DELETE_TIMEOUT).await
+        wait_load_balancer_deleted(aws, &self.name, aws.timeouts.delete()).await
     }
 
     fn detail(o: &BalancerObserved) -> String {

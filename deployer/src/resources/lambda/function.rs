@@ -254,17 +254,17 @@ impl Resource for Function {
             return self.create(aws).await;
         };
         // A previous update may still be in progress: Lambda refuses another until then.
-        self.settled(aws).await?;
+        self.settled(aws, aws.timeouts.update()).await?;
         // Configuration first, then code, each waited for: Lambda takes one at a time.
         let configured = needs(changes, Update::Configuration);
         let coded = needs(changes, Update::Code);
         if configured {
             self.update_configuration(aws).await?;
-            self.settled(aws).await?;
+            self.settled(aws, aws.timeouts.update()).await?;
         }
         if coded {
             self.update_code(aws).await?;
-            self.settled(aws).await?;
+            self.settled(aws, aws.timeouts.update()).await?;
         }
         for change in changes {
             if let Change::ReservedConcurrency { to, .. } = change {

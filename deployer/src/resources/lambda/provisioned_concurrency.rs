@@ -12,7 +12,6 @@ use crate::wait::{self, Poll};
 /// there is any).
 pub const ALIAS: &str = "live";
 /// How long provisioned concurrency may take to be allocated.
-const PROVISIONING: Duration = Duration::from_secs(900);
 
 /// The version the alias [`ALIAS`] points at and the provisioned concurrency requested
 /// on it; both `None` when there is no alias.
@@ -72,9 +71,9 @@ impl Function {
         let warm = self.provisioned_concurrency.is_some();
         if warm && (republish || !alias_exists) {
             self.publish_to_alias(aws, alias_exists).await?;
-            self.put_provisioned(aws).await?;
+            self.put_provisioned(aws, aws.timeouts.update()).await?;
         } else if warm && changed {
-            self.put_provisioned(aws).await?;
+            self.put_provisioned(aws, aws.timeouts.update()).await?;
         } else if !warm && alias_exists {
             self.drop_provisioned(aws).await?;
         }
@@ -83,7 +82,7 @@ impl Function {
 
     /// Requests provisioned concurrency on the alias and waits, bounded, until it is
     /// allocated.
-    pub(super) async fn put_provisioned(&self, aws: &Aws) -> Result<(), AwsError> {
+    pub(super) async fn put_provisioned(&self, aws: &Aws, limit: Duration) -> Result<(), AwsError> {
         let Some(n) = self.provisioned_concurrency else {
             return Ok(());
         };
@@ -97,7 +96,7 @@ impl Function {
             .map_err(error("lambda:PutProvisionedConcurrencyConfig"))?;
         wait::until(
             "lambda:GetProvisionedConcurrencyConfig",
-            PROVISIONING,
+            limit,
             Duration::from_secs(5),
             || async {
                 let c = aws

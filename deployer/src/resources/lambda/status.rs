@@ -10,7 +10,6 @@ use crate::wait::{self, Poll};
 
 /// How long a create or update may take to settle (image functions optimise the image
 /// on create: minutes for a large one).
-const SETTLE: Duration = Duration::from_secs(600);
 
 /// Whether a function is ready for the next call, from its `State` and
 /// `LastUpdateStatus` (and their reasons).
@@ -35,10 +34,10 @@ pub fn readiness(
 
 impl Function {
     /// Waits, bounded, until the function is ready for the next call.
-    pub(super) async fn settled(&self, aws: &Aws) -> Result<(), AwsError> {
+    pub(super) async fn settled(&self, aws: &Aws, limit: Duration) -> Result<(), AwsError> {
         wait::until(
             "lambda:GetFunctionConfiguration",
-            SETTLE,
+            limit,
             Duration::from_secs(1),
             || async {
                 let c = aws

@@ -50,14 +50,14 @@ impl Function {
             role_not_ready,
         )
         .await?;
-        self.settled(aws).await?;
+        self.settled(aws, aws.timeouts.create()).await?;
         // A new function has no reserved concurrency: only a number needs a call.
         if self.reserved_concurrency.is_some() {
             self.put_concurrency(aws, self.reserved_concurrency).await?;
         }
         if self.provisioned_concurrency.is_some() {
             self.publish_to_alias(aws, false).await?;
-            self.put_provisioned(aws).await?;
+            self.put_provisioned(aws, aws.timeouts.create()).await?;
         }
         Ok(())
     }
