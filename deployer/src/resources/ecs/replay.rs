@@ -148,8 +148,8 @@ async fn a_new_target_capacity_is_one_update_capacity_provider() {
     let mut o = provider_in_sync();
     o.target_capacity = Some(80);
     let (ops, bodies, result) = replay(&provider(), &o, vec![update_capacity_provider()]).await;
-    assert_eq!(result, Ok(()));
     assert_eq!(ops, ["UpdateCapacityProvider"]);
+    assert_eq!(result, Ok(()));
     let sent: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
     assert_eq!(
         sent,
@@ -187,7 +187,6 @@ async fn an_update_then_the_attachment_then_the_group_minimum() {
         ],
     )
     .await;
-    assert_eq!(result, Ok(()));
     assert_eq!(
         ops,
         [
@@ -198,6 +197,7 @@ async fn an_update_then_the_attachment_then_the_group_minimum() {
             "UpdateAutoScalingGroup",
         ]
     );
+    assert_eq!(result, Ok(()));
     assert!(
         bodies[4].contains("AutoScalingGroupName=s-instances") && bodies[4].contains("MinSize=1"),
         "{}",
@@ -225,13 +225,13 @@ async fn a_failed_update_stops_before_the_attachment() {
         ],
     )
     .await;
+    assert_eq!(ops, ["UpdateCapacityProvider", "DescribeCapacityProviders"]);
     assert_eq!(
         result,
         Err(format!(
             "ecs:DescribeCapacityProviders: capacity provider UPDATE_FAILED: {reason}"
         ))
     );
-    assert_eq!(ops, ["UpdateCapacityProvider", "DescribeCapacityProviders"]);
 }
 
 // The service.
@@ -402,7 +402,6 @@ async fn a_new_revision_is_rolled_out_and_waited_for() {
         ],
     )
     .await;
-    assert_eq!(result, Ok(()));
     assert_eq!(
         ops,
         [
@@ -412,6 +411,7 @@ async fn a_new_revision_is_rolled_out_and_waited_for() {
             "DescribeServices",
         ]
     );
+    assert_eq!(result, Ok(()));
     let update: serde_json::Value = serde_json::from_str(&bodies[2]).unwrap();
     assert_eq!(update["taskDefinition"], json!(revision(3)));
     assert_eq!(
