@@ -12,8 +12,6 @@ use super::{
 use crate::aws::{Aws, AwsError, error};
 use crate::wait::{self, Poll};
 
-/// How long a new capacity provider may take to become ACTIVE.
-
 impl CapacityProvider {
     /// Makes `providers` (this provider, or none) the cluster's, with all tasks on them.
     pub(super) async fn associate(

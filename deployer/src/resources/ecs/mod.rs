@@ -6,7 +6,8 @@
 //! (`rollout`), and the service's own CPU target tracking through Application Auto
 //! Scaling (`service_scaling`). What several of them share lives here: retrying while
 //! ECS cannot yet assume its service-linked role, tagging, and the capacity provider
-//! strategy.
+//! strategy. The tests that replay `apply`'s calls where moto cannot (a capacity
+//! provider's update, a service's rollout and its circuit breaker) are in `replay`.
 //!
 //! Scaling, in one place: the service tracks its average CPU (tasks 1..5 at 70 %); each
 //! task takes a whole instance (host networking on one port, sized to the instance), so
@@ -17,6 +18,8 @@
 mod capacity_provider;
 mod cluster;
 mod cluster_capacity_providers;
+#[cfg(test)]
+mod replay;
 mod rollout;
 mod service;
 mod service_scaling;

@@ -35,14 +35,28 @@ pub fn rollout_progress(deployments: &[Rollout], latest_event: Option<&str>) -> 
         return Poll::Pending("no primary deployment yet".into());
     };
     let event = latest_event.map(|e| format!("; {e}")).unwrap_or_default();
-    match primary.rollout_state.as_deref() {
-        Some("FAILED") => Poll::Failed(format!(
-            "deployment failed: {}{event}",
-            primary
+    // A failed deployment stays PRIMARY only without rollback. With it, ECS makes a new
+    // PRIMARY of the last completed revision (IN_PROGRESS, then COMPLETED) and keeps the
+    // failed one ACTIVE while it drains: a wait on the PRIMARY alone would report the
+    // rollback's completion as this deployment's success.
+    if let Some(failed) = deployments
+        .iter()
+        .find(|d| d.rollout_state.as_deref() == Some("FAILED"))
+    {
+        let rollback = if failed.status == "PRIMARY" {
+            ""
+        } else {
+            "; the circuit breaker rolls the service back to its last completed deployment"
+        };
+        return Poll::Failed(format!(
+            "deployment failed: {}{rollback}{event}",
+            failed
                 .rollout_reason
                 .as_deref()
                 .unwrap_or("no reason given")
-        )),
+        ));
+    }
+    match primary.rollout_state.as_deref() {
         Some("COMPLETED") if deployments.len() == 1 => Poll::Ready(()),
         None if deployments.len() == 1 && primary.running >= primary.desired => Poll::Ready(()),
         _ => Poll::Pending(format!(

@@ -11,9 +11,6 @@ use crate::resources::tags::to_sdk;
 use crate::resources::{Field, Id, Kind, Resource, TagChange, Tags, ec2, tag_diff};
 use crate::wait::{self, Poll};
 
-/// How long `down` waits for a deleted load balancer to be gone (its network
-/// interfaces hold the security group until then).
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadBalancer {
     pub name: String,

@@ -1,15 +1,16 @@
 //! The function: package type Image deployed by digest, its architecture, memory,
-//! timeout, environment, execution role and reserved concurrency. Creating it retries
-//! while IAM has not yet made the new role assumable (`update`); every change waits,
-//! bounded, until the function is ready for the next call (`status`). An update sends
-//! its configuration first, waits, then its code, and waits again.
+//! timeout, environment, execution role and reserved concurrency. Creating it and
+//! updating its configuration retry while IAM has not yet made the role assumable
+//! (`update`); every change waits, bounded, until the function is ready for the next
+//! call (`status`). An update sends its configuration first, waits, then its code, and
+//! waits again.
 
 use std::collections::BTreeMap;
 
 use super::ALIAS;
 use super::cold_start::last_init_duration;
 use super::provisioned_concurrency::find_alias;
-use super::update::{Update, needs};
+use super::update::{ROLE_PROPAGATION, Update, needs};
 use crate::aws::{Aws, AwsError, FoundExt, Service, error};
 use crate::resources::{Field, Id, Kind, Resource, TagChange, Tags, tag_diff};
 
@@ -251,7 +252,7 @@ impl Resource for Function {
         changes: &[Change],
     ) -> Result<(), AwsError> {
         let Some(o) = observed else {
-            return self.create(aws).await;
+            return self.create(aws, ROLE_PROPAGATION).await;
         };
         // A previous update may still be in progress: Lambda refuses another until then.
         self.settled(aws, aws.timeouts.update()).await?;
@@ -259,7 +260,7 @@ impl Resource for Function {
         let configured = needs(changes, Update::Configuration);
         let coded = needs(changes, Update::Code);
         if configured {
-            self.update_configuration(aws).await?;
+            self.update_configuration(aws, ROLE_PROPAGATION).await?;
             self.settled(aws, aws.timeouts.update()).await?;
         }
         if coded {

@@ -11,7 +11,6 @@ use crate::wait::{self, Poll};
 /// The alias that carries provisioned concurrency (and that the HTTP API invokes when
 /// there is any).
 pub const ALIAS: &str = "live";
-/// How long provisioned concurrency may take to be allocated.
 
 /// The version the alias [`ALIAS`] points at and the provisioned concurrency requested
 /// on it; both `None` when there is no alias.

@@ -8,9 +8,6 @@ use super::Function;
 use crate::aws::{Aws, AwsError, error};
 use crate::wait::{self, Poll};
 
-/// How long a create or update may take to settle (image functions optimise the image
-/// on create: minutes for a large one).
-
 /// Whether a function is ready for the next call, from its `State` and
 /// `LastUpdateStatus` (and their reasons).
 pub fn readiness(

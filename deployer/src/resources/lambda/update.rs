@@ -1,6 +1,6 @@
-//! The calls that write a function: creating it (retried while IAM has not yet made the
-//! new role assumable), updating its configuration, updating its code, and its reserved
-//! concurrency. Which of them an update needs is decided by the function's changes
+//! The calls that write a function: creating it and updating its configuration (both
+//! retried while IAM has not yet made the role assumable), updating its code, and its
+//! reserved concurrency. Which of them an update needs is decided by the function's changes
 //! (`function::Update`); each is followed by a wait until the function has settled.
 
 use std::time::Duration;
@@ -11,9 +11,21 @@ use super::{Change, Function};
 use crate::aws::{Aws, AwsError, error};
 use crate::wait;
 
-/// How long a new role may take to become assumable by Lambda (IAM is eventually
+/// How long, and how often, a call naming a role is repeated while Lambda cannot assume
+/// the role yet.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RoleRetry {
+    pub limit: Duration,
+    /// The first pause between two tries (it doubles).
+    pub first: Duration,
+}
+
+/// A new role may take this long to become assumable by Lambda (IAM is eventually
 /// consistent; usually seconds).
-const ROLE_PROPAGATION: Duration = Duration::from_secs(90);
+pub(super) const ROLE_PROPAGATION: RoleRetry = RoleRetry {
+    limit: Duration::from_secs(90),
+    first: Duration::from_secs(2),
+};
 
 impl Function {
     fn environment(&self) -> Environment {
@@ -26,11 +38,13 @@ impl Function {
         Architecture::from(self.architecture.as_str())
     }
 
-    pub(super) async fn create(&self, aws: &Aws) -> Result<(), AwsError> {
+    /// Creates the function, repeating the call for up to `role` while Lambda cannot
+    /// assume the (new) role yet, and waits until it has settled.
+    pub(super) async fn create(&self, aws: &Aws, role: RoleRetry) -> Result<(), AwsError> {
         wait::retrying(
             "lambda:CreateFunction",
-            ROLE_PROPAGATION,
-            Duration::from_secs(2),
+            role.limit,
+            role.first,
             || async {
                 aws.lambda
                     .create_function()
@@ -63,18 +77,33 @@ impl Function {
     }
 
     /// Sends every setting `UpdateFunctionConfiguration` carries: memory, timeout, role
-    /// and environment.
-    pub(super) async fn update_configuration(&self, aws: &Aws) -> Result<(), AwsError> {
-        aws.lambda
-            .update_function_configuration()
-            .function_name(&self.name)
-            .memory_size(self.memory_mb as i32)
-            .timeout(self.timeout_s as i32)
-            .role(&self.role_arn)
-            .environment(self.environment())
-            .send()
-            .await
-            .map_err(error("lambda:UpdateFunctionConfiguration"))?;
+    /// and environment. A role just created (or given its trust policy) answers as on
+    /// create, so the call is repeated the same way (terraform-provider-aws's
+    /// `retryFunctionOp` covers both calls).
+    pub(super) async fn update_configuration(
+        &self,
+        aws: &Aws,
+        role: RoleRetry,
+    ) -> Result<(), AwsError> {
+        wait::retrying(
+            "lambda:UpdateFunctionConfiguration",
+            role.limit,
+            role.first,
+            || async {
+                aws.lambda
+                    .update_function_configuration()
+                    .function_name(&self.name)
+                    .memory_size(self.memory_mb as i32)
+                    .timeout(self.timeout_s as i32)
+                    .role(&self.role_arn)
+                    .environment(self.environment())
+                    .send()
+                    .await
+                    .map_err(error("lambda:UpdateFunctionConfiguration"))
+            },
+            role_not_ready,
+        )
+        .await?;
         Ok(())
     }
 

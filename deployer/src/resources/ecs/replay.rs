@@ -1,0 +1,555 @@
+//! `apply` replayed against a recording endpoint where moto cannot show it: a capacity
+//! provider's update (moto neither reports an update status nor fails one) and a
+//! service's rollout (moto has no rollout state, no circuit breaker and no rollback).
+//! ECS speaks JSON 1.1, so each call is named by its `X-Amz-Target`; Elastic Load
+//! Balancing and Auto Scaling by the `Action` of their query form. The answers are
+//! shaped as the ECS API reference shows them.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::task_definition::tests::spec;
+use super::{CapacityProvider, ProviderObserved, Service, ServiceObserved};
+use crate::resources::Resource;
+use crate::resources::recording::{Request, amz_json_ok, aws, recording_each, xml_ok};
+
+const ACCOUNT: &str = "arn:aws:ecs:us-east-1:123456789012";
+
+/// Each request's operation, then its body (the query form of Auto Scaling and Elastic
+/// Load Balancing, ECS's JSON).
+fn operations(seen: &[Request]) -> (Vec<String>, Vec<String>) {
+    seen.iter()
+        .map(|r| {
+            let op = r
+                .action()
+                .map_or_else(|| format!("{} {}", r.method, r.path()), str::to_string);
+            (op, r.body.clone())
+        })
+        .unzip()
+}
+
+/// `apply` of `r` from `o` against `responses` (in order, the last repeating): the
+/// operations it called, their bodies, and how it ended. Bounded, so that a wait that
+/// does not stop fails the test instead of hanging it.
+async fn replay<R: Resource>(
+    r: &R,
+    o: &R::Observed,
+    responses: Vec<String>,
+) -> (Vec<String>, Vec<String>, Result<(), String>) {
+    let (endpoint, seen) = recording_each(responses);
+    let aws = aws(&endpoint).await;
+    let result = tokio::time::timeout(Duration::from_secs(20), r.apply(&aws, Some(o), &r.diff(o)))
+        .await
+        .expect("apply ends within its waits")
+        .map_err(|e| e.to_string());
+    let (ops, bodies) = operations(&seen.lock().unwrap());
+    (ops, bodies, result)
+}
+
+// The capacity provider.
+
+fn provider() -> CapacityProvider {
+    CapacityProvider {
+        name: "s-capacity".into(),
+        cluster: "s-cluster".into(),
+        auto_scaling_group: "s-instances".into(),
+        target_capacity: 100,
+        group_min: 1,
+        tags: [("deployer:stack".to_string(), "s".to_string())].into(),
+    }
+}
+
+fn provider_in_sync() -> ProviderObserved {
+    ProviderObserved {
+        arn: format!("{ACCOUNT}:capacity-provider/s-capacity"),
+        auto_scaling_group_arn: "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:\
+                                 1b2c3d4e:autoScalingGroupName/s-instances"
+            .into(),
+        target_capacity: Some(100),
+        termination_protection: true,
+        associated: true,
+        group_min: Some(1),
+        tags: provider().tags,
+    }
+}
+
+/// The provider as UpdateCapacityProvider and DescribeCapacityProviders return it.
+fn capacity_provider(update_status: &str, reason: Option<&str>) -> serde_json::Value {
+    let o = provider_in_sync();
+    let mut cp = json!({
+        "capacityProviderArn": o.arn,
+        "name": "s-capacity",
+        "status": "ACTIVE",
+        "autoScalingGroupProvider": {
+            "autoScalingGroupArn": o.auto_scaling_group_arn,
+            "managedScaling": {
+                "status": "ENABLED",
+                "targetCapacity": 100,
+                "minimumScalingStepSize": 1,
+                "maximumScalingStepSize": 10000,
+                "instanceWarmupPeriod": 300
+            },
+            "managedTerminationProtection": "ENABLED",
+            "managedDraining": "ENABLED"
+        },
+        "updateStatus": update_status,
+        "tags": [{"key": "deployer:stack", "value": "s"}]
+    });
+    if let Some(reason) = reason {
+        cp["updateStatusReason"] = json!(reason);
+    }
+    cp
+}
+
+fn update_capacity_provider() -> String {
+    amz_json_ok(
+        &json!({"capacityProvider": capacity_provider("UPDATE_IN_PROGRESS", None)}).to_string(),
+    )
+}
+
+fn describe_capacity_providers(update_status: &str, reason: Option<&str>) -> String {
+    amz_json_ok(
+        &json!({
+            "capacityProviders": [capacity_provider(update_status, reason)],
+            "failures": []
+        })
+        .to_string(),
+    )
+}
+
+fn put_cluster_capacity_providers() -> String {
+    amz_json_ok(
+        &json!({"cluster": {
+            "clusterArn": format!("{ACCOUNT}:cluster/s-cluster"),
+            "clusterName": "s-cluster",
+            "status": "ACTIVE",
+            "capacityProviders": ["s-capacity"],
+            "defaultCapacityProviderStrategy": [
+                {"capacityProvider": "s-capacity", "weight": 1, "base": 0}
+            ],
+            "attachmentsStatus": "UPDATE_IN_PROGRESS"
+        }})
+        .to_string(),
+    )
+}
+
+fn update_auto_scaling_group() -> String {
+    xml_ok(
+        r#"<UpdateAutoScalingGroupResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><ResponseMetadata><RequestId>7c6e177f-f082-11e1-ac58-3714bEXAMPLE</RequestId></ResponseMetadata></UpdateAutoScalingGroupResponse>"#,
+    )
+}
+
+/// Managed scaling at another target is one UpdateCapacityProvider carrying the target
+/// and termination protection, and nothing else: no wait follows it (see the report of
+/// issue #15: terraform-provider-aws waits for UPDATE_COMPLETE here).
+#[tokio::test]
+async fn a_new_target_capacity_is_one_update_capacity_provider() {
+    let mut o = provider_in_sync();
+    o.target_capacity = Some(80);
+    let (ops, bodies, result) = replay(&provider(), &o, vec![update_capacity_provider()]).await;
+    assert_eq!(ops, ["UpdateCapacityProvider"]);
+    assert_eq!(result, Ok(()));
+    let sent: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
+    assert_eq!(
+        sent,
+        json!({
+            "name": "s-capacity",
+            "autoScalingGroupProvider": {
+                "managedScaling": {"status": "ENABLED", "targetCapacity": 100},
+                "managedTerminationProtection": "ENABLED"
+            }
+        })
+    );
+}
+
+/// Every change at once: the update and the tags, then the wait until the provider is
+/// ACTIVE, the attachment, and only then the group's minimum (no instance may register
+/// before the provider is attached).
+#[tokio::test]
+async fn an_update_then_the_attachment_then_the_group_minimum() {
+    let o = ProviderObserved {
+        target_capacity: Some(80),
+        associated: false,
+        group_min: Some(0),
+        tags: Default::default(),
+        ..provider_in_sync()
+    };
+    let (ops, bodies, result) = replay(
+        &provider(),
+        &o,
+        vec![
+            update_capacity_provider(),
+            amz_json_ok("{}"),
+            describe_capacity_providers("UPDATE_COMPLETE", None),
+            put_cluster_capacity_providers(),
+            update_auto_scaling_group(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        ops,
+        [
+            "UpdateCapacityProvider",
+            "TagResource",
+            "DescribeCapacityProviders",
+            "PutClusterCapacityProviders",
+            "UpdateAutoScalingGroup",
+        ]
+    );
+    assert_eq!(result, Ok(()));
+    assert!(
+        bodies[4].contains("AutoScalingGroupName=s-instances") && bodies[4].contains("MinSize=1"),
+        "{}",
+        bodies[4]
+    );
+}
+
+/// An update ECS could not make (UPDATE_FAILED) stops `apply` with ECS's reason before
+/// the provider is attached or the group raised.
+#[tokio::test]
+async fn a_failed_update_stops_before_the_attachment() {
+    let o = ProviderObserved {
+        target_capacity: Some(80),
+        associated: false,
+        ..provider_in_sync()
+    };
+    let reason = "The capacity provider could not be updated because the Auto Scaling \
+                  group s-instances was not found.";
+    let (ops, _, result) = replay(
+        &provider(),
+        &o,
+        vec![
+            update_capacity_provider(),
+            describe_capacity_providers("UPDATE_FAILED", Some(reason)),
+        ],
+    )
+    .await;
+    assert_eq!(ops, ["UpdateCapacityProvider", "DescribeCapacityProviders"]);
+    assert_eq!(
+        result,
+        Err(format!(
+            "ecs:DescribeCapacityProviders: capacity provider UPDATE_FAILED: {reason}"
+        ))
+    );
+}
+
+// The service.
+
+/// How long the service's rollout is waited for: under the first pause (5 s), so a
+/// rollout still in progress gives up after one look.
+const WAIT: Duration = Duration::from_secs(1);
+
+const TARGET_GROUP: &str =
+    "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/s-tg/73e2d6bc24d8a067";
+
+fn service() -> Service {
+    Service {
+        name: "s-predictor".into(),
+        cluster: "s-cluster".into(),
+        family: "s-predictor".into(),
+        container: "predictor".into(),
+        task: spec(),
+        region: "us-east-1".into(),
+        capacity_provider: "s-capacity".into(),
+        target_group: "s-tg".into(),
+        listener: "s-alb:80".into(),
+        execution_role: "s-ecs-task-execution".into(),
+        task_role: "s-ecs-task".into(),
+        initial_count: 1,
+        wait: WAIT,
+        image_push: None,
+        tags: Default::default(),
+    }
+}
+
+fn service_in_sync() -> ServiceObserved {
+    ServiceObserved {
+        arn: format!("{ACCOUNT}:service/s-cluster/s-predictor"),
+        task_definition: revision(2),
+        task: Some(spec()),
+        capacity_provider: Some("s-capacity".into()),
+        target_group_arn: Some(TARGET_GROUP.into()),
+        wanted_target_group_arn: Some(TARGET_GROUP.into()),
+        circuit_breaker: Some(true),
+        desired: 1,
+        running: 1,
+        rollout: "COMPLETED".into(),
+        tags: Default::default(),
+    }
+}
+
+fn revision(n: u32) -> String {
+    format!("{ACCOUNT}:task-definition/s-predictor:{n}")
+}
+
+fn describe_target_groups() -> String {
+    xml_ok(&format!(
+        r#"<DescribeTargetGroupsResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"><DescribeTargetGroupsResult><TargetGroups><member><TargetGroupArn>{TARGET_GROUP}</TargetGroupArn><TargetGroupName>s-tg</TargetGroupName><Protocol>HTTP</Protocol><Port>8080</Port><TargetType>instance</TargetType></member></TargetGroups></DescribeTargetGroupsResult><ResponseMetadata><RequestId>6b5f4a3e-0000-4000-8000-000000000001</RequestId></ResponseMetadata></DescribeTargetGroupsResponse>"#
+    ))
+}
+
+fn register_task_definition() -> String {
+    amz_json_ok(
+        &json!({
+            "taskDefinition": {
+                "taskDefinitionArn": revision(3),
+                "family": "s-predictor",
+                "revision": 3,
+                "status": "ACTIVE",
+                "networkMode": "host"
+            },
+            "tags": []
+        })
+        .to_string(),
+    )
+}
+
+fn deployment(
+    id: &str,
+    status: &str,
+    revision_n: u32,
+    state: &str,
+    reason: &str,
+) -> serde_json::Value {
+    json!({
+        "id": id,
+        "status": status,
+        "taskDefinition": revision(revision_n),
+        "desiredCount": 1,
+        "pendingCount": 0,
+        "runningCount": if state == "FAILED" { 0 } else { 1 },
+        "failedTasks": if state == "FAILED" { 3 } else { 0 },
+        "createdAt": 1.7e9,
+        "updatedAt": 1.7e9,
+        "rolloutState": state,
+        "rolloutStateReason": reason
+    })
+}
+
+/// The service as UpdateService and DescribeServices return it.
+fn service_answer(deployments: Vec<serde_json::Value>, event: &str) -> serde_json::Value {
+    json!({
+        "serviceArn": service_in_sync().arn,
+        "serviceName": "s-predictor",
+        "clusterArn": format!("{ACCOUNT}:cluster/s-cluster"),
+        "status": "ACTIVE",
+        "taskDefinition": revision(3),
+        "desiredCount": 1,
+        "runningCount": 1,
+        "pendingCount": 0,
+        "deploymentConfiguration": {
+            "deploymentCircuitBreaker": {"enable": true, "rollback": true},
+            "maximumPercent": 200,
+            "minimumHealthyPercent": 100
+        },
+        "deployments": deployments,
+        "events": [{"id": "e1", "createdAt": 1.7e9, "message": event}]
+    })
+}
+
+fn update_service() -> String {
+    let started = deployment(
+        "ecs-svc/3",
+        "PRIMARY",
+        3,
+        "IN_PROGRESS",
+        "ECS deployment ecs-svc/3 in progress.",
+    );
+    let old = deployment(
+        "ecs-svc/2",
+        "ACTIVE",
+        2,
+        "COMPLETED",
+        "ECS deployment ecs-svc/2 completed.",
+    );
+    amz_json_ok(
+        &json!({"service": service_answer(vec![started, old], "(service s-predictor) has reached a steady state.")})
+            .to_string(),
+    )
+}
+
+fn describe_services(deployments: Vec<serde_json::Value>, event: &str) -> String {
+    amz_json_ok(
+        &json!({"services": [service_answer(deployments, event)], "failures": []}).to_string(),
+    )
+}
+
+/// A new image: a new revision, one UpdateService with the circuit breaker on, then the
+/// rollout waited for until its deployment is the only one and COMPLETED.
+#[tokio::test]
+async fn a_new_revision_is_rolled_out_and_waited_for() {
+    let mut s = service();
+    s.task.image = "r/s-predictor@sha256:bb".into();
+    let done = deployment(
+        "ecs-svc/3",
+        "PRIMARY",
+        3,
+        "COMPLETED",
+        "ECS deployment ecs-svc/3 completed.",
+    );
+    let (ops, bodies, result) = replay(
+        &s,
+        &service_in_sync(),
+        vec![
+            describe_target_groups(),
+            register_task_definition(),
+            update_service(),
+            describe_services(
+                vec![done],
+                "(service s-predictor) has reached a steady state.",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        ops,
+        [
+            "DescribeTargetGroups",
+            "RegisterTaskDefinition",
+            "UpdateService",
+            "DescribeServices",
+        ]
+    );
+    assert_eq!(result, Ok(()));
+    let update: serde_json::Value = serde_json::from_str(&bodies[2]).unwrap();
+    assert_eq!(update["taskDefinition"], json!(revision(3)));
+    assert_eq!(
+        update["deploymentConfiguration"]["deploymentCircuitBreaker"],
+        json!({"enable": true, "rollback": true})
+    );
+    assert_eq!(
+        update["loadBalancers"][0]["targetGroupArn"],
+        json!(TARGET_GROUP)
+    );
+}
+
+/// The circuit breaker tripped: ECS rolls back with a new PRIMARY on the last completed
+/// revision and keeps the failed deployment ACTIVE and FAILED. `apply` stops at once
+/// with the failure, the rollback and why the tasks stopped, instead of waiting for the
+/// rollback to complete and calling that a success.
+#[tokio::test]
+async fn a_tripped_circuit_breaker_fails_the_rollout_with_its_reasons() {
+    let mut s = service();
+    s.task.image = "r/s-predictor@sha256:bb".into();
+    let rollback = deployment(
+        "ecs-svc/4",
+        "PRIMARY",
+        2,
+        "IN_PROGRESS",
+        "ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/2.",
+    );
+    let failed = deployment(
+        "ecs-svc/3",
+        "ACTIVE",
+        3,
+        "FAILED",
+        "ECS deployment circuit breaker: tasks failed to start.",
+    );
+    let task = format!("{ACCOUNT}:task/s-cluster/1a2b3c4d5e6f");
+    let (ops, _, result) = replay(
+        &s,
+        &service_in_sync(),
+        vec![
+            describe_target_groups(),
+            register_task_definition(),
+            update_service(),
+            describe_services(
+                vec![rollback, failed],
+                "(service s-predictor) rolling back to deployment ecs-svc/2.",
+            ),
+            amz_json_ok(&json!({"taskArns": [task]}).to_string()),
+            amz_json_ok(
+                &json!({
+                    "tasks": [{
+                        "taskArn": task,
+                        "lastStatus": "STOPPED",
+                        "desiredStatus": "STOPPED",
+                        "stopCode": "ServiceSchedulerInitiated",
+                        "stoppedReason": "Task failed ELB health checks in (target-group \
+                                          arn:aws:elasticloadbalancing:us-east-1:123456789012:\
+                                          targetgroup/s-tg/73e2d6bc24d8a067)"
+                    }],
+                    "failures": []
+                })
+                .to_string(),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        ops,
+        [
+            "DescribeTargetGroups",
+            "RegisterTaskDefinition",
+            "UpdateService",
+            "DescribeServices",
+            "ListTasks",
+            "DescribeTasks",
+        ]
+    );
+    assert_eq!(
+        result,
+        Err(
+            "ecs:DescribeServices: deployment failed: ECS deployment circuit breaker: tasks \
+             failed to start.; the circuit breaker rolls the service back to its last \
+             completed deployment; (service s-predictor) rolling back to deployment \
+             ecs-svc/2.; stopped tasks: Task failed ELB health checks in (target-group \
+             arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/s-tg/\
+             73e2d6bc24d8a067)"
+                .into()
+        )
+    );
+}
+
+/// A rollout that does not finish within the service's wait gives up, saying where it
+/// stood; the breaker turned on is an UpdateService of its own (no new revision).
+#[tokio::test]
+async fn a_rollout_still_in_progress_gives_up_after_the_wait() {
+    let o = ServiceObserved {
+        circuit_breaker: Some(false),
+        ..service_in_sync()
+    };
+    let started = deployment(
+        "ecs-svc/3",
+        "PRIMARY",
+        2,
+        "IN_PROGRESS",
+        "ECS deployment ecs-svc/3 in progress.",
+    );
+    let old = deployment(
+        "ecs-svc/2",
+        "ACTIVE",
+        2,
+        "COMPLETED",
+        "ECS deployment ecs-svc/2 completed.",
+    );
+    let (ops, bodies, result) = replay(
+        &service(),
+        &o,
+        vec![
+            describe_target_groups(),
+            update_service(),
+            describe_services(
+                vec![started, old],
+                "(service s-predictor) has started 1 tasks: (task 9c5f).",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        ops,
+        ["DescribeTargetGroups", "UpdateService", "DescribeServices"]
+    );
+    let update: serde_json::Value = serde_json::from_str(&bodies[1]).unwrap();
+    assert_eq!(update["taskDefinition"], json!(revision(2)));
+    assert_eq!(
+        result,
+        Err(
+            "ecs:DescribeServices: gave up after 1s: 1 of 1 task(s) running, 0 failed, 1 \
+             older deployment(s) draining; (service s-predictor) has started 1 tasks: (task \
+             9c5f)."
+                .into()
+        )
+    );
+}
