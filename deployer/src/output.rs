@@ -342,7 +342,6 @@ pub fn status_text(stack: &str, rows: &[StatusRow]) -> String {
 
 /// The local runtime's part of `status`: both fronts, every instance and environment.
 pub fn runtime_text(state: &serde_json::Value) -> String {
-    let num = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
     let mut out = format!(
         "\nlocal runtime (pid {}): processes run by {}, CPU caps: {} ({:.2} cores per vCPU), timing `{}`\n",
         state["pid"],
@@ -351,15 +350,28 @@ pub fn runtime_text(state: &serde_json::Value) -> String {
         num(&state["cpu_scale"]),
         state["timing"]["profile"].as_str().unwrap_or("?"),
     );
-    let f = &state["serverful"];
-    out.push_str(&format!(
+    out.push_str(&serverful_text(&state["serverful"]));
+    out.push_str(&serverless_text(&state["serverless"]));
+    if let Some(p) = state["problem"].as_str() {
+        out.push_str(&format!("problem: {p}\n"));
+    }
+    out
+}
+
+fn num(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or(0.0)
+}
+
+/// The load balancer's line, then one per instance.
+fn serverful_text(f: &serde_json::Value) -> String {
+    let mut out = format!(
         "serverful   {}  desired {} (min {}, max {}, target {} % CPU)\n",
         f["url"].as_str().unwrap_or("-"),
         f["desired"],
         f["min"],
         f["max"],
         f["cpu_target"]
-    ));
+    );
     for i in f["instances"].as_array().into_iter().flatten() {
         out.push_str(&format!(
             "  instance {:<3} pid {:<7} {:<10} cpu {:>5.1} %  rss {:>6.1} MB  served {:<6} {}\n",
@@ -372,8 +384,12 @@ pub fn runtime_text(state: &serde_json::Value) -> String {
             short(i["digest"].as_str().unwrap_or("")),
         ));
     }
-    let l = &state["serverless"];
-    out.push_str(&format!(
+    out
+}
+
+/// The function's counters, then one line per execution environment.
+fn serverless_text(l: &serde_json::Value) -> String {
+    let mut out = format!(
         "serverless  {}  {} invocations, {} cold starts, {} throttles, {} errors ({} timeouts), limit {}\n",
         l["url"].as_str().unwrap_or("-"),
         l["invocations"],
@@ -382,7 +398,7 @@ pub fn runtime_text(state: &serde_json::Value) -> String {
         l["errors"],
         l["timeouts"],
         l["concurrency_limit"],
-    ));
+    );
     for e in l["environments"].as_array().into_iter().flatten() {
         let init = e["init_ms"]
             .as_f64()
@@ -397,9 +413,6 @@ pub fn runtime_text(state: &serde_json::Value) -> String {
             num(&e["rss_mb"]),
             short(e["digest"].as_str().unwrap_or("")),
         ));
-    }
-    if let Some(p) = state["problem"].as_str() {
-        out.push_str(&format!("problem: {p}\n"));
     }
     out
 }

@@ -43,8 +43,6 @@ pub async fn run(
     body: bool,
     format: Format,
 ) -> Result<u8, Error> {
-    let input_bucket = m.names().input_bucket;
-    let input_bucket = input_bucket.as_str();
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -52,47 +50,17 @@ pub async fn run(
             message: format!("an HTTP client: {e}"),
             hint: None,
         })?;
+    let sender = Sender {
+        aws,
+        m,
+        client,
+        target,
+        url,
+        body,
+    };
     let mut failed = 0;
     for input in inputs {
-        let path = Path::new(input);
-        let request = if path.is_file() {
-            let bytes = std::fs::read(path).map_err(|e| Error::Usage {
-                message: format!("reading `{input}`: {e}"),
-                hint: None,
-            })?;
-            if body {
-                check_body(m, target, input, bytes.len() as u64)?;
-                client
-                    .post(url)
-                    .header("content-type", crate::bench::load::content_type(input))
-                    .body(bytes)
-            } else {
-                let name = path.file_name().unwrap_or_default().to_string_lossy();
-                let key = format!("predict/{name}");
-                crate::bench::upload(aws, input_bucket, &key, bytes).await?;
-                client
-                    .post(url)
-                    .header("content-type", "application/json")
-                    .body(serde_json::json!({ "image": key }).to_string())
-            }
-        } else {
-            client
-                .post(url)
-                .header("content-type", "application/json")
-                .body(serde_json::json!({ "image": input }).to_string())
-        };
-        let answer = request.send().await;
-        let (status, json) = match answer {
-            Ok(r) => {
-                let status = r.status().as_u16();
-                let text = r.text().await.unwrap_or_default();
-                (
-                    status,
-                    serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)),
-                )
-            }
-            Err(e) => (0, Value::String(format!("could not reach {url}: {e}"))),
-        };
+        let (status, json) = sender.send(input).await?;
         if status != 200 {
             failed += 1;
         }
@@ -105,6 +73,71 @@ pub async fn run(
         }
     }
     Ok(u8::from(failed > 0))
+}
+
+/// Where the photos go, and how: by key, or (`body`) as the request body.
+struct Sender<'a> {
+    aws: &'a Aws,
+    m: &'a Manifest,
+    client: reqwest::Client,
+    target: &'a str,
+    url: &'a str,
+    body: bool,
+}
+
+impl Sender<'_> {
+    /// The target's status and answer (the text when it is not JSON); status 0 when the
+    /// target could not be reached.
+    async fn send(&self, input: &str) -> Result<(u16, Value), Error> {
+        let path = Path::new(input);
+        let request = if path.is_file() {
+            self.file(path, input).await?
+        } else {
+            self.by_key(input)
+        };
+        Ok(match request.send().await {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let text = r.text().await.unwrap_or_default();
+                (
+                    status,
+                    serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)),
+                )
+            }
+            Err(e) => (
+                0,
+                Value::String(format!("could not reach {}: {e}", self.url)),
+            ),
+        })
+    }
+
+    /// A local photo: as the body, or uploaded to the input bucket and sent by key.
+    async fn file(&self, path: &Path, input: &str) -> Result<reqwest::RequestBuilder, Error> {
+        let bytes = std::fs::read(path).map_err(|e| Error::Usage {
+            message: format!("reading `{input}`: {e}"),
+            hint: None,
+        })?;
+        if self.body {
+            check_body(self.m, self.target, input, bytes.len() as u64)?;
+            return Ok(self
+                .client
+                .post(self.url)
+                .header("content-type", crate::bench::load::content_type(input))
+                .body(bytes));
+        }
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let key = format!("predict/{name}");
+        let bucket = self.m.names().input_bucket;
+        crate::bench::upload(self.aws, &bucket, &key, bytes).await?;
+        Ok(self.by_key(&key))
+    }
+
+    fn by_key(&self, key: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(self.url)
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "image": key }).to_string())
+    }
 }
 
 /// `bus.jpg  200  bus 0.94, person 0.89  (cold, 412 ms)  <url>`

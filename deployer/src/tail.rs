@@ -2,8 +2,10 @@
 //! with FilterLogEvents, on AWS and locally alike (the local runtime ships its
 //! processes' output to the emulator's log groups).
 
+use std::collections::HashSet;
 use std::time::Duration;
 
+use aws_sdk_cloudwatchlogs::types::FilteredLogEvent;
 use serde::Serialize;
 
 use crate::aws::{Aws, AwsError, FoundExt, Service};
@@ -54,69 +56,98 @@ pub async fn run(
     format: Format,
 ) -> Result<(), AwsError> {
     let n = m.names();
-    let groups: Vec<(&str, String)> = targets
+    let from = crate::local::logs::now_ms() - since.as_millis() as i64;
+    let mut groups: Vec<Group> = targets
         .iter()
         .map(|t| match t {
-            Target::Serverful => ("serverful", n.ecs_log_group.clone()),
-            Target::Serverless => ("serverless", n.lambda_log_group.clone()),
+            Target::Serverful => Group::new("serverful", n.ecs_log_group.clone(), from),
+            Target::Serverless => Group::new("serverless", n.lambda_log_group.clone(), from),
         })
         .collect();
-    let now = crate::local::logs::now_ms();
-    let mut from: Vec<i64> = vec![now - since.as_millis() as i64; groups.len()];
-    // Lines arrive in batches, stream by stream, some with earlier timestamps than lines
-    // already read: each poll looks back a little and skips the events it has printed.
-    let mut seen: Vec<std::collections::HashSet<String>> = vec![Default::default(); groups.len()];
     loop {
-        for (((target, group), start), seen) in
-            groups.iter().zip(from.iter_mut()).zip(seen.iter_mut())
-        {
-            let mut token = None;
-            let mut newest = *start;
-            loop {
-                let Some(out) = aws
-                    .logs
-                    .filter_log_events()
-                    .log_group_name(group)
-                    .start_time(*start)
-                    .set_next_token(token)
-                    .send()
-                    .await
-                    .found(Service::Logs, "logs:FilterLogEvents")?
-                else {
-                    break;
-                };
-                let mut events: Vec<_> = out.events().to_vec();
-                events.sort_by_key(|e| e.timestamp().unwrap_or_default());
-                for e in &events {
-                    let id = e.event_id().unwrap_or_default().to_string();
-                    if !id.is_empty() && !seen.insert(id) {
-                        continue;
-                    }
-                    let line = Line {
-                        target,
-                        timestamp_ms: e.timestamp().unwrap_or_default(),
-                        stream: e.log_stream_name().unwrap_or_default(),
-                        message: e.message().unwrap_or_default().trim_end(),
-                    };
-                    match format {
-                        Format::Text => println!("[{target}] {}", line.message),
-                        Format::Json => {
-                            println!("{}", serde_json::to_string(&line).unwrap_or_default())
-                        }
-                    }
-                    newest = newest.max(line.timestamp_ms);
-                }
-                match out.next_token() {
-                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                    _ => break,
-                }
-            }
-            *start = (*start).max(newest - LOOK_BACK_MS);
+        for g in &mut groups {
+            g.poll(aws, format).await?;
         }
         if !follow {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// One target's log group, and how far it has been read.
+struct Group {
+    target: &'static str,
+    name: String,
+    /// Where the next poll starts.
+    from: i64,
+    /// Lines arrive in batches, stream by stream, some with earlier timestamps than
+    /// lines already read: each poll looks back a little and skips the events it has
+    /// printed.
+    seen: HashSet<String>,
+}
+
+impl Group {
+    fn new(target: &'static str, name: String, from: i64) -> Group {
+        Group {
+            target,
+            name,
+            from,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Prints the group's events since `from` that were not printed yet, page by page.
+    async fn poll(&mut self, aws: &Aws, format: Format) -> Result<(), AwsError> {
+        let mut token = None;
+        let mut newest = self.from;
+        loop {
+            let Some(out) = aws
+                .logs
+                .filter_log_events()
+                .log_group_name(&self.name)
+                .start_time(self.from)
+                .set_next_token(token)
+                .send()
+                .await
+                .found(Service::Logs, "logs:FilterLogEvents")?
+            else {
+                break;
+            };
+            let mut events: Vec<_> = out.events().to_vec();
+            events.sort_by_key(|e| e.timestamp().unwrap_or_default());
+            for e in &events {
+                let id = e.event_id().unwrap_or_default().to_string();
+                if !id.is_empty() && !self.seen.insert(id) {
+                    continue;
+                }
+                newest = newest.max(self.print(e, format));
+            }
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        self.from = self.from.max(newest - LOOK_BACK_MS);
+        Ok(())
+    }
+
+    /// Prints one event; its timestamp.
+    fn print(&self, e: &FilteredLogEvent, format: Format) -> i64 {
+        let target = self.target;
+        let line = Line {
+            target,
+            timestamp_ms: e.timestamp().unwrap_or_default(),
+            stream: e.log_stream_name().unwrap_or_default(),
+            message: e.message().unwrap_or_default().trim_end(),
+        };
+        match format {
+            Format::Text => println!("[{target}] {}", line.message),
+            Format::Json => {
+                println!("{}", serde_json::to_string(&line).unwrap_or_default())
+            }
+        }
+        line.timestamp_ms
     }
 }
 

@@ -44,6 +44,9 @@ const TOP: f64 = 44.0;
 const BOTTOM: f64 = 56.0;
 /// The legend's width, from the right edge of the plot.
 const LEGEND: f64 = 300.0;
+/// The plot area's width and height, inside the margins.
+const PW: f64 = W - LEFT - RIGHT;
+const PH: f64 = H - TOP - BOTTOM;
 
 /// About five round ticks covering `lo..=hi`.
 pub fn ticks(lo: f64, hi: f64) -> Vec<f64> {
@@ -82,16 +85,24 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-impl Chart {
-    pub fn svg(&self) -> String {
-        let all = self.series.iter().flat_map(|s| s.points.iter());
+/// The data range a chart shows, and how it maps onto the plot area.
+struct Frame {
+    x0: f64,
+    x1: f64,
+    y1: f64,
+}
+
+impl Frame {
+    /// A range covering every point and guide, from zero, with a little headroom.
+    fn fit(chart: &Chart) -> Frame {
+        let all = chart.series.iter().flat_map(|s| s.points.iter());
         let (mut x0, mut x1, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, 0.0f64);
         for &(x, y) in all {
             x0 = x0.min(x);
             x1 = x1.max(x);
             y1 = y1.max(y);
         }
-        for (x, _) in &self.guides {
+        for (x, _) in &chart.guides {
             x0 = x0.min(*x);
             x1 = x1.max(*x);
         }
@@ -105,9 +116,21 @@ impl Chart {
         // A little room on the right, so the last points are not on the frame.
         let x1 = x1 + (x1 - x0) * 0.03;
         let y1 = if y1 <= 0.0 { 1.0 } else { y1 * 1.08 };
-        let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
-        let sx = |x: f64| LEFT + (x - x0) / (x1 - x0) * pw;
-        let sy = |y: f64| TOP + ph - (y / y1) * ph;
+        Frame { x0, x1, y1 }
+    }
+
+    fn sx(&self, x: f64) -> f64 {
+        LEFT + (x - self.x0) / (self.x1 - self.x0) * PW
+    }
+
+    fn sy(&self, y: f64) -> f64 {
+        TOP + PH - (y / self.y1) * PH
+    }
+}
+
+impl Chart {
+    pub fn svg(&self) -> String {
+        let f = Frame::fit(self);
         let mut o = String::new();
         let _ = write!(
             o,
@@ -120,9 +143,23 @@ impl Chart {
             W / 2.0,
             escape(&self.title)
         );
-        // Grid and ticks.
-        for t in ticks(0.0, y1) {
-            let y = sy(t);
+        self.axes(&mut o, &f);
+        self.guides(&mut o, &f);
+        for s in &self.series {
+            match s.mark {
+                Mark::Points => points(&mut o, &f, s),
+                Mark::Line | Mark::Steps => line(&mut o, &f, s),
+            }
+        }
+        self.legend(&mut o);
+        o.push_str("</svg>\n");
+        o
+    }
+
+    /// The grid with its tick labels, the two axes and their labels.
+    fn axes(&self, o: &mut String, f: &Frame) {
+        for t in ticks(0.0, f.y1) {
+            let y = f.sy(t);
             let _ = write!(
                 o,
                 r##"<line x1="{LEFT}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e5e5e5"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
@@ -132,97 +169,58 @@ impl Chart {
                 fmt_tick(t)
             );
         }
-        for t in ticks(x0, x1) {
-            let x = sx(t);
+        for t in ticks(f.x0, f.x1) {
+            let x = f.sx(t);
             let _ = write!(
                 o,
                 r##"<line x1="{x:.1}" x2="{x:.1}" y1="{TOP}" y2="{}" stroke="#f0f0f0"/><text x="{x:.1}" y="{}" text-anchor="middle">{}</text>"##,
-                TOP + ph,
-                TOP + ph + 18.0,
+                TOP + PH,
+                TOP + PH + 18.0,
                 fmt_tick(t)
             );
         }
         let _ = write!(
             o,
             r##"<line x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{}" stroke="#333"/><line x1="{LEFT}" x2="{}" y1="{}" y2="{}" stroke="#333"/>"##,
-            TOP + ph,
+            TOP + PH,
             W - RIGHT,
-            TOP + ph,
-            TOP + ph
+            TOP + PH,
+            TOP + PH
         );
         let _ = write!(
             o,
             r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
-            LEFT + pw / 2.0,
+            LEFT + PW / 2.0,
             H - 12.0,
             escape(&self.x_label)
         );
         let _ = write!(
             o,
             r#"<text transform="translate(18 {}) rotate(-90)" text-anchor="middle">{}</text>"#,
-            TOP + ph / 2.0,
+            TOP + PH / 2.0,
             escape(&self.y_label)
         );
+    }
+
+    fn guides(&self, o: &mut String, f: &Frame) {
         for (x, label) in &self.guides {
-            let x = sx(*x);
+            let x = f.sx(*x);
             let _ = write!(
                 o,
                 r##"<line class="guide" x1="{x:.1}" x2="{x:.1}" y1="{TOP}" y2="{}" stroke="#999" stroke-dasharray="4 3"/><text x="{:.1}" y="{}" fill="#666">{}</text>"##,
-                TOP + ph,
+                TOP + PH,
                 x + 3.0,
-                TOP + ph - 6.0,
+                TOP + PH - 6.0,
                 escape(label)
             );
         }
-        for s in &self.series {
-            match s.mark {
-                Mark::Points => {
-                    for (i, &(x, y)) in s.points.iter().enumerate() {
-                        if s.cold.get(i).copied().unwrap_or(false) {
-                            let _ = write!(
-                                o,
-                                r#"<circle class="cold" cx="{:.1}" cy="{:.1}" r="6" fill="none" stroke="{}" stroke-width="2"/>"#,
-                                sx(x),
-                                sy(y),
-                                s.color
-                            );
-                        } else {
-                            let _ = write!(
-                                o,
-                                r#"<circle class="point" cx="{:.1}" cy="{:.1}" r="3" fill="{}" fill-opacity="0.75"/>"#,
-                                sx(x),
-                                sy(y),
-                                s.color
-                            );
-                        }
-                    }
-                }
-                Mark::Line | Mark::Steps => {
-                    let mut d = String::new();
-                    let mut last_y = None;
-                    for (i, &(x, y)) in s.points.iter().enumerate() {
-                        let cmd = if i == 0 { 'M' } else { 'L' };
-                        if s.mark == Mark::Steps
-                            && let Some(ly) = last_y
-                        {
-                            let _ = write!(d, "L{:.1},{:.1} ", sx(x), sy(ly));
-                        }
-                        let _ = write!(d, "{cmd}{:.1},{:.1} ", sx(x), sy(y));
-                        last_y = Some(y);
-                    }
-                    let _ = write!(
-                        o,
-                        r#"<path class="line" d="{}" fill="none" stroke="{}" stroke-width="2"/>"#,
-                        d.trim_end(),
-                        s.color
-                    );
-                }
-            }
-        }
-        // Legend.
+    }
+
+    /// One swatch per series, then the cold-start mark when any point is cold.
+    fn legend(&self, o: &mut String) {
+        let lx = W - RIGHT - LEGEND;
         let mut ly = TOP + 8.0;
         for s in &self.series {
-            let lx = W - RIGHT - LEGEND;
             let _ = write!(
                 o,
                 r#"<rect x="{lx}" y="{:.1}" width="12" height="12" fill="{}"/><text x="{}" y="{:.1}">{}</text>"#,
@@ -235,7 +233,6 @@ impl Chart {
             ly += 18.0;
         }
         if self.series.iter().any(|s| s.cold.iter().any(|c| *c)) {
-            let lx = W - RIGHT - LEGEND;
             let _ = write!(
                 o,
                 r##"<circle cx="{}" cy="{:.1}" r="6" fill="none" stroke="#333" stroke-width="2"/><text x="{}" y="{:.1}">cold start (first request of a process)</text>"##,
@@ -245,9 +242,52 @@ impl Chart {
                 ly
             );
         }
-        o.push_str("</svg>\n");
-        o
     }
+}
+
+/// A circle per point: cold ones hollow and larger.
+fn points(o: &mut String, f: &Frame, s: &Series) {
+    for (i, &(x, y)) in s.points.iter().enumerate() {
+        if s.cold.get(i).copied().unwrap_or(false) {
+            let _ = write!(
+                o,
+                r#"<circle class="cold" cx="{:.1}" cy="{:.1}" r="6" fill="none" stroke="{}" stroke-width="2"/>"#,
+                f.sx(x),
+                f.sy(y),
+                s.color
+            );
+        } else {
+            let _ = write!(
+                o,
+                r#"<circle class="point" cx="{:.1}" cy="{:.1}" r="3" fill="{}" fill-opacity="0.75"/>"#,
+                f.sx(x),
+                f.sy(y),
+                s.color
+            );
+        }
+    }
+}
+
+/// One path through the points; a step line holds each value until the next point.
+fn line(o: &mut String, f: &Frame, s: &Series) {
+    let mut d = String::new();
+    let mut last_y = None;
+    for (i, &(x, y)) in s.points.iter().enumerate() {
+        let cmd = if i == 0 { 'M' } else { 'L' };
+        if s.mark == Mark::Steps
+            && let Some(ly) = last_y
+        {
+            let _ = write!(d, "L{:.1},{:.1} ", f.sx(x), f.sy(ly));
+        }
+        let _ = write!(d, "{cmd}{:.1},{:.1} ", f.sx(x), f.sy(y));
+        last_y = Some(y);
+    }
+    let _ = write!(
+        o,
+        r#"<path class="line" d="{}" fill="none" stroke="{}" stroke-width="2"/>"#,
+        d.trim_end(),
+        s.color
+    );
 }
 
 #[cfg(test)]

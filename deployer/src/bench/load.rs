@@ -94,18 +94,7 @@ impl Shooter {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let photo = &self.photos[n % self.photos.len()];
         let sent = Instant::now();
-        let request = match photo {
-            Photo::Key(key) => self
-                .client
-                .post(&self.url)
-                .header("content-type", "application/json")
-                .body(serde_json::json!({ "image": key }).to_string()),
-            Photo::Body { name, bytes } => self
-                .client
-                .post(&self.url)
-                .header("content-type", content_type(name))
-                .body(bytes.as_ref().clone()),
-        };
+        let request = self.request(photo);
         let mut r = Record {
             target: self.target.clone(),
             phase,
@@ -124,60 +113,27 @@ impl Shooter {
             error: None,
         };
         match request.send().await {
-            Err(e) => {
-                r.error = Some(cause(&e));
-            }
-            Ok(answer) => {
-                r.status = answer.status().as_u16();
-                let header = |name: &str| {
-                    answer
-                        .headers()
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string)
-                };
-                r.instance = header("x-instance-id");
-                r.seq = header("x-instance-seq").and_then(|s| s.parse().ok());
-                let gateway_error = header("x-local-lambda-error");
-                match answer.bytes().await {
-                    Ok(body) => {
-                        r.bytes = body.len() as u64;
-                        let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
-                        if let Some(j) = &json {
-                            r.server_ms = j["timings_ms"]["total"].as_f64();
-                            r.stages = j["timings_ms"].as_object().map(|t| {
-                                t.iter()
-                                    .filter(|(k, _)| *k != "total")
-                                    .filter_map(|(k, v)| Some(format!("{k}={:.1}", v.as_f64()?)))
-                                    .collect::<Vec<_>>()
-                                    .join(";")
-                            });
-                            if r.instance.is_none() {
-                                r.instance = j["instance"]["id"].as_str().map(str::to_string);
-                                r.seq = j["instance"]["seq"].as_u64();
-                            }
-                        }
-                        if r.status >= 400 {
-                            r.error = Some(
-                                gateway_error
-                                    .or_else(|| {
-                                        let j = json.as_ref()?;
-                                        j["error"]["code"]
-                                            .as_str()
-                                            .or(j["message"].as_str())
-                                            .map(str::to_string)
-                                    })
-                                    .unwrap_or_else(|| format!("http {}", r.status)),
-                            );
-                        }
-                    }
-                    Err(e) => r.error = Some(cause(&e)),
-                }
-            }
+            Err(e) => r.error = Some(cause(&e)),
+            Ok(answer) => read(&mut r, answer).await,
         }
         r.latency_ms = intended.elapsed().as_secs_f64() * 1e3;
         r.cold = r.seq == Some(1);
         r
+    }
+
+    fn request(&self, photo: &Photo) -> reqwest::RequestBuilder {
+        match photo {
+            Photo::Key(key) => self
+                .client
+                .post(&self.url)
+                .header("content-type", "application/json")
+                .body(serde_json::json!({ "image": key }).to_string()),
+            Photo::Body { name, bytes } => self
+                .client
+                .post(&self.url)
+                .header("content-type", content_type(name))
+                .body(bytes.as_ref().clone()),
+        }
     }
 
     /// `concurrency` requests at once, `batches` times, `pause` between batches.
@@ -246,6 +202,62 @@ impl Shooter {
             }
         }
         out
+    }
+}
+
+/// Fills `r` from an answer: its status, the answering process (from the headers, else
+/// the body), the server's timings and, for a failure, its cause.
+async fn read(r: &mut Record, answer: reqwest::Response) {
+    r.status = answer.status().as_u16();
+    let header = |name: &str| {
+        answer
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    r.instance = header("x-instance-id");
+    r.seq = header("x-instance-seq").and_then(|s| s.parse().ok());
+    let gateway_error = header("x-local-lambda-error");
+    match answer.bytes().await {
+        Ok(body) => {
+            r.bytes = body.len() as u64;
+            let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+            if let Some(j) = &json {
+                from_body(r, j);
+            }
+            if r.status >= 400 {
+                r.error = Some(
+                    gateway_error
+                        .or_else(|| {
+                            let j = json.as_ref()?;
+                            j["error"]["code"]
+                                .as_str()
+                                .or(j["message"].as_str())
+                                .map(str::to_string)
+                        })
+                        .unwrap_or_else(|| format!("http {}", r.status)),
+                );
+            }
+        }
+        Err(e) => r.error = Some(cause(&e)),
+    }
+}
+
+/// What the predictor's answer says about itself: its stage timings and, when no
+/// header named it, the answering instance.
+fn from_body(r: &mut Record, j: &serde_json::Value) {
+    r.server_ms = j["timings_ms"]["total"].as_f64();
+    r.stages = j["timings_ms"].as_object().map(|t| {
+        t.iter()
+            .filter(|(k, _)| *k != "total")
+            .filter_map(|(k, v)| Some(format!("{k}={:.1}", v.as_f64()?)))
+            .collect::<Vec<_>>()
+            .join(";")
+    });
+    if r.instance.is_none() {
+        r.instance = j["instance"]["id"].as_str().map(str::to_string);
+        r.seq = j["instance"]["seq"].as_u64();
     }
 }
 

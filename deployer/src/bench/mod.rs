@@ -147,6 +147,135 @@ pub async fn run(aws: &Aws, m: &Manifest, o: &Options, format: Format) -> Result
     let targets = resolve(aws, m, o).await?;
     let photos = Arc::new(photos(aws, m, o).await?);
     let started_unix_ms = local::logs::now_ms();
+    let out = out_dir(m, o, started_unix_ms)?;
+    let measured = measure(aws, m, o, &targets, photos).await?;
+    let run = conclude(aws, m, o, &targets, &measured, started_unix_ms).await;
+    let Measured {
+        records, samples, ..
+    } = &measured;
+    let events = events(records, samples, m, started_unix_ms);
+    let compare = previous(o)?;
+    report::write(&out, &run, records, &events, samples, compare.as_ref(), o)
+        .map_err(|e| usage(format!("writing the report into `{}`: {e}", out.display())))?;
+    match format {
+        Format::Text => print!("{}", report::table(&run, compare.as_ref())),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&run).unwrap_or_default()),
+    }
+    eprintln!("bench: report in {}", out.join("report.html").display());
+    for b in &run.broken {
+        eprintln!("error: threshold broken: {b}");
+    }
+    Ok(if run.broken.is_empty() { 0 } else { 1 })
+}
+
+/// What the load left: every request, the window each target was under load and,
+/// locally, the runtime's timeline and its idle figures.
+struct Measured {
+    records: Vec<Record>,
+    windows: BTreeMap<String, (f64, f64)>,
+    samples: Vec<Sample>,
+    idle: Option<Sample>,
+}
+
+/// Runs the schedule against every target, sampling the local runtime meanwhile.
+async fn measure(
+    aws: &Aws,
+    m: &Manifest,
+    o: &Options,
+    targets: &[(String, String)],
+    photos: Arc<Vec<Photo>>,
+) -> Result<Measured, Error> {
+    let is_local = local::applies(m) && local::state(m).is_some();
+    let started = Instant::now();
+    let sampler = is_local.then(|| Sampler::start(m, started));
+    // One second of quiet before the load: the idle figures.
+    let idle = sampler
+        .as_ref()
+        .and_then(|_| local::state(m))
+        .map(|s| sample(&s, 0.0));
+    if sampler.is_some() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    if o.protocol == Protocol::Cold {
+        force_cold(aws, m, targets, is_local).await?;
+    }
+    let timeout = Duration::from_secs_f64(o.timeout_s.max(0.1));
+    let shooters: Vec<Shooter> = targets
+        .iter()
+        .map(|(name, url)| Shooter::new(name, url, photos.clone(), timeout, started))
+        .collect();
+    let (records, windows) = load(&shooters, o, sampler.is_some()).await;
+    let samples = match sampler {
+        Some(s) => s.stop().await,
+        None => Vec::new(),
+    };
+    Ok(Measured {
+        records,
+        windows,
+        samples,
+        idle,
+    })
+}
+
+/// The run's figures per target: latency and the rest from the records, resources
+/// from the samples, billing from the REPORT lines, then cost, CloudWatch's view and
+/// the thresholds broken.
+async fn conclude(
+    aws: &Aws,
+    m: &Manifest,
+    o: &Options,
+    targets: &[(String, String)],
+    measured: &Measured,
+    started_unix_ms: i64,
+) -> Run {
+    let reports = if targets.iter().any(|(t, _)| t == "serverless") {
+        report_lines(aws, m, started_unix_ms).await
+    } else {
+        Vec::new()
+    };
+    let mut summaries: Vec<Summary> = targets
+        .iter()
+        .map(|(t, _)| {
+            let mut s = stats::summarize(t, &measured.records, o.protocol == Protocol::Rate);
+            resources(
+                &mut s,
+                &measured.samples,
+                measured.idle.as_ref(),
+                measured.windows.get(t),
+            );
+            s
+        })
+        .collect();
+    let break_even_rps = price(&mut summaries, &reports, m);
+    let metrics = cloudwatch(aws, m, started_unix_ms).await;
+    for s in &mut summaries {
+        s.resources.cloudwatch = metrics
+            .iter()
+            .filter(|(k, _)| k.starts_with(&s.target))
+            .map(|(k, v)| (k[s.target.len() + 1..].to_string(), *v))
+            .collect();
+    }
+    Run {
+        stack: m.name.clone(),
+        protocol: o.protocol,
+        started_unix_ms,
+        broken: thresholds(&summaries, o),
+        summaries,
+        break_even_rps,
+        prices: m.bench.prices,
+    }
+}
+
+fn usage(message: String) -> Error {
+    Error::Usage {
+        message,
+        hint: None,
+    }
+}
+
+/// `--out`, else `bench-results/<stack>-<protocol>-<time>`, created.
+fn out_dir(m: &Manifest, o: &Options, started_unix_ms: i64) -> Result<PathBuf, Error> {
     let out = o.out.clone().unwrap_or_else(|| {
         let protocol = format!("{:?}", o.protocol).to_lowercase();
         PathBuf::from(format!(
@@ -157,11 +286,30 @@ pub async fn run(aws: &Aws, m: &Manifest, o: &Options, format: Format) -> Result
     });
     std::fs::create_dir_all(&out)
         .map_err(|e| usage(format!("creating `{}`: {e}", out.display())))?;
-    let is_local = local::applies(m) && local::state(m).is_some();
-    let started = Instant::now();
+    Ok(out)
+}
 
-    // The timeline of the local runtime (instances, environments, CPU, memory).
-    let sampler = is_local.then(|| {
+/// The `--compare` run's summary, when one is asked for.
+fn previous(o: &Options) -> Result<Option<Run>, Error> {
+    let Some(f) = &o.compare else {
+        return Ok(None);
+    };
+    std::fs::read_to_string(f)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Run>(&t).ok())
+        .map(Some)
+        .ok_or_else(|| usage(format!("`{}` is not a bench summary.json", f.display())))
+}
+
+/// The local runtime's timeline (instances, environments, CPU, memory), sampled every
+/// half second until stopped.
+struct Sampler {
+    stop: Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<Vec<Sample>>,
+}
+
+impl Sampler {
+    fn start(m: &Manifest, started: Instant) -> Sampler {
         let stack = m.clone();
         let stop = Arc::new(tokio::sync::Notify::new());
         let done = stop.clone();
@@ -178,24 +326,22 @@ pub async fn run(aws: &Aws, m: &Manifest, o: &Options, format: Format) -> Result
             }
             samples
         });
-        (stop, task)
-    });
-    let idle = sampler.as_ref().map(|_| {
-        // One second of quiet before the load: the idle figures.
-        local::state(m).map(|s| sample(&s, 0.0))
-    });
-    if sampler.is_some() {
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        Sampler { stop, task }
     }
 
-    if o.protocol == Protocol::Cold {
-        force_cold(aws, m, &targets, is_local).await?;
+    async fn stop(self) -> Vec<Sample> {
+        self.stop.notify_one();
+        self.task.await.unwrap_or_default()
     }
-    let timeout = Duration::from_secs_f64(o.timeout_s.max(0.1));
-    let shooters: Vec<Shooter> = targets
-        .iter()
-        .map(|(name, url)| Shooter::new(name, url, photos.clone(), timeout, started))
-        .collect();
+}
+
+/// Every target's records, and the window each was under load. `settle`: pause
+/// between targets, so the first side's processes go quiet before the second runs.
+async fn load(
+    shooters: &[Shooter],
+    o: &Options,
+    settle: bool,
+) -> (Vec<Record>, BTreeMap<String, (f64, f64)>) {
     let mut records: Vec<Record> = Vec::new();
     let mut windows: BTreeMap<String, (f64, f64)> = BTreeMap::new();
     if o.parallel {
@@ -206,8 +352,7 @@ pub async fn run(aws: &Aws, m: &Manifest, o: &Options, format: Format) -> Result
         }
     } else {
         for (i, s) in shooters.iter().enumerate() {
-            if i > 0 && sampler.is_some() {
-                // Let the first side's processes go quiet before the second side runs.
+            if i > 0 && settle {
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
             eprintln!("bench: {:?} against {} ({})", o.protocol, s.target, s.url);
@@ -216,36 +361,15 @@ pub async fn run(aws: &Aws, m: &Manifest, o: &Options, format: Format) -> Result
             records.extend(r);
         }
     }
-    let samples = match sampler {
-        Some((stop, task)) => {
-            stop.notify_one();
-            task.await.unwrap_or_default()
-        }
-        None => Vec::new(),
-    };
+    (records, windows)
+}
 
-    let open_loop = o.protocol == Protocol::Rate;
+/// Each target's cost, and the steady rate at which the serverful side at its minimum
+/// costs as much as the serverless one.
+fn price(summaries: &mut [Summary], reports: &[Report], m: &Manifest) -> Option<f64> {
     let prices = m.bench.prices;
-    let reports = if targets.iter().any(|(t, _)| t == "serverless") {
-        report_lines(aws, m, started_unix_ms).await
-    } else {
-        Vec::new()
-    };
-    let mut summaries: Vec<Summary> = targets
-        .iter()
-        .map(|(t, _)| {
-            let mut s = stats::summarize(t, &records, open_loop);
-            resources(
-                &mut s,
-                &samples,
-                idle.clone().flatten().as_ref(),
-                windows.get(t),
-            );
-            s
-        })
-        .collect();
     let mut serverless_per_million = None;
-    for s in &mut summaries {
+    for s in summaries {
         if s.target == "serverless" {
             let billed: Vec<f64> = reports.iter().map(|r| r.billed_ms).collect();
             let init: Vec<f64> = reports.iter().filter_map(|r| r.init_ms).collect();
@@ -270,58 +394,8 @@ pub async fn run(aws: &Aws, m: &Manifest, o: &Options, format: Format) -> Result
             s.cost = stats::serverful_cost(&prices, instances, s.throughput_rps);
         }
     }
-    let break_even_rps = serverless_per_million
-        .and_then(|c| stats::break_even_rps(&prices, f64::from(m.serverful.min.max(1)), c));
-    let metrics = cloudwatch(aws, m, started_unix_ms).await;
-    for s in &mut summaries {
-        s.resources.cloudwatch = metrics
-            .iter()
-            .filter(|(k, _)| k.starts_with(&s.target))
-            .map(|(k, v)| (k[s.target.len() + 1..].to_string(), *v))
-            .collect();
-    }
-    let broken = thresholds(&summaries, o);
-    let run = Run {
-        stack: m.name.clone(),
-        protocol: o.protocol,
-        started_unix_ms,
-        summaries,
-        break_even_rps,
-        prices,
-        broken: broken.clone(),
-    };
-    let events = events(&records, &samples, m, started_unix_ms);
-    let compare = match &o.compare {
-        Some(f) => Some(
-            std::fs::read_to_string(f)
-                .ok()
-                .and_then(|t| serde_json::from_str::<Run>(&t).ok())
-                .ok_or_else(|| usage(format!("`{}` is not a bench summary.json", f.display())))?,
-        ),
-        None => None,
-    };
-    report::write(&out, &run, &records, &events, &samples, compare.as_ref(), o)
-        .map_err(|e| usage(format!("writing the report into `{}`: {e}", out.display())))?;
-    match format {
-        Format::Text => print!("{}", report::table(&run, compare.as_ref())),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&run).unwrap_or_default()),
-    }
-    eprintln!("bench: report in {}", out.join("report.html").display());
-    if broken.is_empty() {
-        Ok(0)
-    } else {
-        for b in &broken {
-            eprintln!("error: threshold broken: {b}");
-        }
-        Ok(1)
-    }
-}
-
-fn usage(message: String) -> Error {
-    Error::Usage {
-        message,
-        hint: None,
-    }
+    serverless_per_million
+        .and_then(|c| stats::break_even_rps(&prices, f64::from(m.serverful.min.max(1)), c))
 }
 
 /// The run's schedule against one target.
@@ -624,94 +698,120 @@ async fn report_lines(aws: &Aws, m: &Manifest, since_ms: i64) -> Vec<Report> {
 /// executions (maximum). Missing metrics (locally, or not yet published) are absent.
 async fn cloudwatch(aws: &Aws, m: &Manifest, since_ms: i64) -> BTreeMap<String, f64> {
     use aws_sdk_cloudwatch::primitives::DateTime;
-    use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
-    let n = m.names();
-    let dim = |name: &str, value: &str| Dimension::builder().name(name).value(value).build();
-    let queries = [
-        (
-            "serverful.cpu_pct",
-            "AWS/ECS",
-            "CPUUtilization",
-            "Average",
-            vec![
-                dim("ClusterName", &n.cluster),
-                dim("ServiceName", &n.service),
-            ],
-        ),
-        (
-            "serverful.memory_pct",
-            "AWS/ECS",
-            "MemoryUtilization",
-            "Average",
-            vec![
-                dim("ClusterName", &n.cluster),
-                dim("ServiceName", &n.service),
-            ],
-        ),
-        (
-            "serverful.in_service_instances",
-            "AWS/AutoScaling",
-            "GroupInServiceInstances",
-            "Maximum",
-            vec![dim("AutoScalingGroupName", &n.auto_scaling_group)],
-        ),
-        (
-            "serverless.concurrent_executions",
-            "AWS/Lambda",
-            "ConcurrentExecutions",
-            "Maximum",
-            vec![dim("FunctionName", &n.function)],
-        ),
-    ];
+    let queries = metrics(m);
     let mut request = aws
         .cloudwatch
         .get_metric_data()
         .start_time(DateTime::from_millis(since_ms - 60_000))
         .end_time(DateTime::from_millis(local::logs::now_ms() + 60_000));
-    for (i, (_, namespace, metric, stat, dims)) in queries.iter().enumerate() {
-        request = request.metric_data_queries(
-            MetricDataQuery::builder()
-                .id(format!("m{i}"))
-                .metric_stat(
-                    MetricStat::builder()
-                        .metric(
-                            Metric::builder()
-                                .namespace(*namespace)
-                                .metric_name(*metric)
-                                .set_dimensions(Some(dims.clone()))
-                                .build(),
-                        )
-                        .period(60)
-                        .stat(*stat)
-                        .build(),
-                )
-                .build(),
-        );
+    for (i, q) in queries.iter().enumerate() {
+        request = request.metric_data_queries(q.query(i));
     }
     let Ok(answer) = request.send().await else {
         return BTreeMap::new();
     };
     let mut out = BTreeMap::new();
     for r in answer.metric_data_results() {
-        let Some(i) = r
+        let Some(q) = r
             .id()
             .and_then(|id| id.strip_prefix('m')?.parse::<usize>().ok())
+            .and_then(|i| queries.get(i))
         else {
             continue;
         };
-        let values = r.values();
-        if values.is_empty() {
-            continue;
+        if let Some(value) = q.reduce(r.values()) {
+            out.insert(q.key.to_string(), value);
         }
-        let (key, _, _, stat, _) = &queries[i];
-        let value = if *stat == "Maximum" {
+    }
+    out
+}
+
+/// One CloudWatch metric of the run, asked for by minute.
+struct Metric {
+    key: &'static str,
+    namespace: &'static str,
+    name: &'static str,
+    stat: &'static str,
+    dimensions: Vec<aws_sdk_cloudwatch::types::Dimension>,
+}
+
+/// The metrics `cloudwatch` reads: a table.
+fn metrics(m: &Manifest) -> [Metric; 4] {
+    use aws_sdk_cloudwatch::types::Dimension;
+    let n = m.names();
+    let dim = |name: &str, value: &str| Dimension::builder().name(name).value(value).build();
+    let service = || {
+        vec![
+            dim("ClusterName", &n.cluster),
+            dim("ServiceName", &n.service),
+        ]
+    };
+    [
+        Metric {
+            key: "serverful.cpu_pct",
+            namespace: "AWS/ECS",
+            name: "CPUUtilization",
+            stat: "Average",
+            dimensions: service(),
+        },
+        Metric {
+            key: "serverful.memory_pct",
+            namespace: "AWS/ECS",
+            name: "MemoryUtilization",
+            stat: "Average",
+            dimensions: service(),
+        },
+        Metric {
+            key: "serverful.in_service_instances",
+            namespace: "AWS/AutoScaling",
+            name: "GroupInServiceInstances",
+            stat: "Maximum",
+            dimensions: vec![dim("AutoScalingGroupName", &n.auto_scaling_group)],
+        },
+        Metric {
+            key: "serverless.concurrent_executions",
+            namespace: "AWS/Lambda",
+            name: "ConcurrentExecutions",
+            stat: "Maximum",
+            dimensions: vec![dim("FunctionName", &n.function)],
+        },
+    ]
+}
+
+impl Metric {
+    /// The query for this metric, identified as `m<i>`.
+    fn query(&self, i: usize) -> aws_sdk_cloudwatch::types::MetricDataQuery {
+        use aws_sdk_cloudwatch::types::{MetricDataQuery, MetricStat};
+        MetricDataQuery::builder()
+            .id(format!("m{i}"))
+            .metric_stat(
+                MetricStat::builder()
+                    .metric(
+                        aws_sdk_cloudwatch::types::Metric::builder()
+                            .namespace(self.namespace)
+                            .metric_name(self.name)
+                            .set_dimensions(Some(self.dimensions.clone()))
+                            .build(),
+                    )
+                    .period(60)
+                    .stat(self.stat)
+                    .build(),
+            )
+            .build()
+    }
+
+    /// The run's value from the per-minute values: their maximum or their mean, as the
+    /// statistic asked; none without values.
+    fn reduce(&self, values: &[f64]) -> Option<f64> {
+        if values.is_empty() {
+            return None;
+        }
+        Some(if self.stat == "Maximum" {
             values.iter().copied().fold(f64::MIN, f64::max)
         } else {
             values.iter().sum::<f64>() / values.len() as f64
-        };
-        out.insert(key.to_string(), value);
+        })
     }
-    out
 }
 
 /// Retires warm capacity: locally by asking the supervisor (SIGUSR1), on AWS by a
@@ -723,89 +823,105 @@ async fn force_cold(
     targets: &[(String, String)],
     is_local: bool,
 ) -> Result<(), Error> {
-    let asked = Instant::now();
     if is_local {
-        let pid = local::running(m).ok_or_else(|| usage("the local runtime stopped".into()))?;
-        local::process::signal(pid, libc::SIGUSR1);
-        let deadline = Instant::now() + Duration::from_secs(180);
-        loop {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let Some(s) = local::state(m) else {
-                continue;
-            };
-            let fresh_envs = s["serverless"]["environments"]
-                .as_array()
-                .is_none_or(|e| e.is_empty());
-            let instances: Vec<&serde_json::Value> = s["serverful"]["instances"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .collect();
-            let fresh_instances = !targets.iter().any(|(t, _)| t == "serverful")
-                || (!instances.is_empty()
-                    && instances.iter().all(|i| {
-                        i["state"] == "healthy"
-                            && i["up_s"].as_f64().unwrap_or(f64::MAX)
-                                < asked.elapsed().as_secs_f64()
-                    }));
-            if fresh_envs && fresh_instances {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(usage(
-                    "the local runtime did not renew its capacity within 180 s".into(),
-                ));
-            }
-        }
+        return renew_local(m, targets.iter().any(|(t, _)| t == "serverful")).await;
     }
     if targets.iter().any(|(t, _)| t == "serverless") {
-        let name = m.names().function;
-        let config = aws
+        retire_environments(aws, m).await?;
+    }
+    Ok(())
+}
+
+/// Signals the local supervisor and waits (at most 180 s) until no environment is
+/// left and, when `serverful` is a target, every instance is healthy and younger than
+/// the signal.
+async fn renew_local(m: &Manifest, serverful: bool) -> Result<(), Error> {
+    let asked = Instant::now();
+    let pid = local::running(m).ok_or_else(|| usage("the local runtime stopped".into()))?;
+    local::process::signal(pid, libc::SIGUSR1);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let Some(s) = local::state(m) else {
+            continue;
+        };
+        let fresh_envs = s["serverless"]["environments"]
+            .as_array()
+            .is_none_or(|e| e.is_empty());
+        let fresh_instances = !serverful || all_newer(&s, asked.elapsed().as_secs_f64());
+        if fresh_envs && fresh_instances {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(usage(
+                "the local runtime did not renew its capacity within 180 s".into(),
+            ));
+        }
+    }
+}
+
+/// Whether the local runtime has instances, all healthy and up for less than `age_s`.
+fn all_newer(state: &serde_json::Value, age_s: f64) -> bool {
+    let instances: Vec<&serde_json::Value> = state["serverful"]["instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
+    !instances.is_empty()
+        && instances
+            .iter()
+            .all(|i| i["state"] == "healthy" && i["up_s"].as_f64().unwrap_or(f64::MAX) < age_s)
+}
+
+/// Changes the function's configuration (a new environment variable) so Lambda
+/// retires its warm environments, and waits (at most 120 s) for the update to finish.
+async fn retire_environments(aws: &Aws, m: &Manifest) -> Result<(), Error> {
+    let name = m.names().function;
+    let config = aws
+        .lambda
+        .get_function_configuration()
+        .function_name(&name)
+        .send()
+        .await
+        .map_err(error("lambda:GetFunctionConfiguration"))?;
+    let mut vars = config
+        .environment()
+        .and_then(|e| e.variables())
+        .cloned()
+        .unwrap_or_default();
+    vars.insert(
+        "DEPLOYER_BENCH_COLD".into(),
+        local::logs::now_ms().to_string(),
+    );
+    aws.lambda
+        .update_function_configuration()
+        .function_name(&name)
+        .environment(
+            aws_sdk_lambda::types::Environment::builder()
+                .set_variables(Some(vars))
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(error("lambda:UpdateFunctionConfiguration"))?;
+    eprintln!(
+        "bench: changed `{name}`'s configuration to retire its warm environments (the next `up` puts it back)"
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let c = aws
             .lambda
             .get_function_configuration()
             .function_name(&name)
             .send()
             .await
             .map_err(error("lambda:GetFunctionConfiguration"))?;
-        let mut vars = config
-            .environment()
-            .and_then(|e| e.variables())
-            .cloned()
-            .unwrap_or_default();
-        vars.insert(
-            "DEPLOYER_BENCH_COLD".into(),
-            local::logs::now_ms().to_string(),
-        );
-        aws.lambda
-            .update_function_configuration()
-            .function_name(&name)
-            .environment(
-                aws_sdk_lambda::types::Environment::builder()
-                    .set_variables(Some(vars))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(error("lambda:UpdateFunctionConfiguration"))?;
-        eprintln!(
-            "bench: changed `{name}`'s configuration to retire its warm environments (the next `up` puts it back)"
-        );
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < deadline {
-            let c = aws
-                .lambda
-                .get_function_configuration()
-                .function_name(&name)
-                .send()
-                .await
-                .map_err(error("lambda:GetFunctionConfiguration"))?;
-            if c.last_update_status()
-                .is_none_or(|s| s.as_str() == "Successful")
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        if c.last_update_status()
+            .is_none_or(|s| s.as_str() == "Successful")
+        {
+            break;
         }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
     Ok(())
 }
@@ -837,30 +953,7 @@ fn events(
                 what: "throttled".into(),
             }),
     );
-    for w in samples.windows(2) {
-        let (a, b) = (&w[0], &w[1]);
-        if a.instances != b.instances {
-            out.push(Event {
-                t_s: b.t_s,
-                target: "serverful".into(),
-                what: format!("instances {} -> {}", a.instances, b.instances),
-            });
-        }
-        if a.healthy != b.healthy {
-            out.push(Event {
-                t_s: b.t_s,
-                target: "serverful".into(),
-                what: format!("healthy instances {} -> {}", a.healthy, b.healthy),
-            });
-        }
-        if a.environments != b.environments {
-            out.push(Event {
-                t_s: b.t_s,
-                target: "serverless".into(),
-                what: format!("environments {} -> {}", a.environments, b.environments),
-            });
-        }
-    }
+    out.extend(samples.windows(2).flat_map(|w| changes(&w[0], &w[1])));
     if let Some(s) = local::state(m) {
         for e in s["serverful"]["events"].as_array().into_iter().flatten() {
             let at = e["at_ms"].as_i64().unwrap_or(0);
@@ -874,6 +967,35 @@ fn events(
         }
     }
     out.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
+    out
+}
+
+/// What changed in scale from one sample to the next.
+fn changes(a: &Sample, b: &Sample) -> Vec<Event> {
+    let event = |target: &str, what: String| Event {
+        t_s: b.t_s,
+        target: target.into(),
+        what,
+    };
+    let mut out = Vec::new();
+    if a.instances != b.instances {
+        out.push(event(
+            "serverful",
+            format!("instances {} -> {}", a.instances, b.instances),
+        ));
+    }
+    if a.healthy != b.healthy {
+        out.push(event(
+            "serverful",
+            format!("healthy instances {} -> {}", a.healthy, b.healthy),
+        ));
+    }
+    if a.environments != b.environments {
+        out.push(event(
+            "serverless",
+            format!("environments {} -> {}", a.environments, b.environments),
+        ));
+    }
     out
 }
 

@@ -1,6 +1,7 @@
 //! A run's files: `requests.csv` (one row per request), `events.jsonl`, `samples.csv`,
-//! `summary.json`, the charts (`latency.svg`, `percentiles.svg`, `units.svg`,
-//! `resources.svg`, `sweep.svg`) and `report.html`, which embeds tables and charts.
+//! `summary.json`, the charts (`latency.svg`, `percentiles.svg`, `sweep.svg`,
+//! `sweep-p99.svg`, `units.svg`, `cpu.svg`, `memory.svg`) and `report.html`, which
+//! embeds tables and charts.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -23,6 +24,23 @@ pub fn write(
     compare: Option<&Run>,
     o: &Options,
 ) -> std::io::Result<()> {
+    std::fs::write(dir.join("requests.csv"), requests_csv(records))?;
+    std::fs::write(dir.join("events.jsonl"), events_jsonl(events))?;
+    std::fs::write(dir.join("samples.csv"), samples_csv(samples))?;
+    std::fs::write(
+        dir.join("summary.json"),
+        serde_json::to_string_pretty(run).unwrap_or_default(),
+    )?;
+
+    let charts = charts(run, records, samples, o);
+    for (file, chart) in &charts {
+        std::fs::write(dir.join(file), chart.svg())?;
+    }
+    std::fs::write(dir.join("report.html"), html(run, &charts, compare))?;
+    Ok(())
+}
+
+fn requests_csv(records: &[Record]) -> String {
     let mut csv = String::from(
         "target,phase,id,photo,intended_s,sent_s,latency_ms,status,bytes,server_ms,instance,seq,cold,error,stages\n",
     );
@@ -47,13 +65,18 @@ pub fn write(
             field(r.stages.as_deref().unwrap_or(""))
         );
     }
-    std::fs::write(dir.join("requests.csv"), csv)?;
-    let jsonl: String = events
+    csv
+}
+
+fn events_jsonl(events: &[Event]) -> String {
+    events
         .iter()
         .filter_map(|e| serde_json::to_string(e).ok())
         .map(|l| l + "\n")
-        .collect();
-    std::fs::write(dir.join("events.jsonl"), jsonl)?;
+        .collect()
+}
+
+fn samples_csv(samples: &[Sample]) -> String {
     let mut s = String::from(
         "t_s,instances,healthy,environments,instance_cpu_pct,instance_rss_mb,environment_rss_mb\n",
     );
@@ -70,18 +93,7 @@ pub fn write(
             x.environment_rss_mb
         );
     }
-    std::fs::write(dir.join("samples.csv"), s)?;
-    std::fs::write(
-        dir.join("summary.json"),
-        serde_json::to_string_pretty(run).unwrap_or_default(),
-    )?;
-
-    let charts = charts(run, records, samples, o);
-    for (file, chart) in &charts {
-        std::fs::write(dir.join(file), chart.svg())?;
-    }
-    std::fs::write(dir.join("report.html"), html(run, &charts, compare))?;
-    Ok(())
+    s
 }
 
 /// A CSV field, quoted when it must be.
@@ -99,224 +111,237 @@ fn targets(run: &Run) -> Vec<String> {
 
 fn charts(run: &Run, records: &[Record], samples: &[Sample], o: &Options) -> Vec<(String, Chart)> {
     let names = targets(run);
-    let mut out = Vec::new();
-    // Every request's latency over time: the studies' figure, with cold starts marked.
-    // Each target on its own clock (time since its first request), so the same
-    // schedule lines up when the targets ran one after the other.
-    let origin = |t: &str| {
-        records
-            .iter()
-            .filter(|r| r.target == t)
-            .map(|r| r.intended_s)
-            .fold(f64::INFINITY, f64::min)
+    let mut out = vec![
+        ("latency.svg".to_string(), latency(run, records, &names, o)),
+        ("percentiles.svg".to_string(), percentiles(records, &names)),
+    ];
+    if o.protocol == Protocol::Sweep {
+        out.extend(sweep(records, &names));
+    }
+    // Units, CPU and memory over time, from the sampler.
+    if !samples.is_empty() {
+        out.push(("units.svg".into(), units(samples)));
+        out.push(("cpu.svg".into(), cpu(samples)));
+        out.push(("memory.svg".into(), memory(samples)));
+    }
+    out
+}
+
+fn of<'a>(records: &'a [Record], target: &'a str) -> impl Iterator<Item = &'a Record> {
+    records.iter().filter(move |r| r.target == target)
+}
+
+/// When a target's first request was meant to go out: its charts' time zero.
+fn origin(records: &[Record], target: &str) -> f64 {
+    of(records, target)
+        .map(|r| r.intended_s)
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Every request's latency over time: the studies' figure, with cold starts marked.
+/// Each target on its own clock (time since its first request), so the same
+/// schedule lines up when the targets ran one after the other.
+fn latency(run: &Run, records: &[Record], names: &[String], o: &Options) -> Chart {
+    let guides = match (o.protocol, names.first()) {
+        (Protocol::Study, Some(first)) => batch_starts(records, first),
+        _ => Vec::new(),
     };
-    let mut guides = Vec::new();
-    if o.protocol == Protocol::Study {
-        for t in names.iter().take(1) {
-            let zero = origin(t);
-            let mut phase = None;
-            for r in records.iter().filter(|r| &r.target == t) {
-                if phase != Some(r.phase) {
-                    phase = Some(r.phase);
-                    guides.push((r.intended_s - zero, format!("batch {}", r.phase + 1)));
+    Chart {
+        title: format!("Response time of every request ({:?})", run.protocol).to_lowercase(),
+        x_label: "time since the target's first request (s), at the intended send time".into(),
+        y_label: "response time (ms)".into(),
+        guides,
+        series: names
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let mine: Vec<&Record> = of(records, t).collect();
+                let zero = origin(records, t);
+                Series {
+                    name: t.clone(),
+                    color: color(i),
+                    mark: Mark::Points,
+                    points: mine
+                        .iter()
+                        .map(|r| (r.intended_s - zero, r.latency_ms))
+                        .collect(),
+                    cold: mine.iter().map(|r| r.cold).collect(),
                 }
-            }
+            })
+            .collect(),
+    }
+}
+
+/// A labelled guide where each batch of `target`'s requests begins, on its clock.
+fn batch_starts(records: &[Record], target: &str) -> Vec<(f64, String)> {
+    let zero = origin(records, target);
+    let mut guides = Vec::new();
+    let mut phase = None;
+    for r in of(records, target) {
+        if phase != Some(r.phase) {
+            phase = Some(r.phase);
+            guides.push((r.intended_s - zero, format!("batch {}", r.phase + 1)));
         }
     }
-    out.push((
-        "latency.svg".to_string(),
-        Chart {
-            title: format!("Response time of every request ({:?})", run.protocol).to_lowercase(),
-            x_label: "time since the target's first request (s), at the intended send time".into(),
-            y_label: "response time (ms)".into(),
-            guides,
-            series: names
-                .iter()
-                .enumerate()
-                .map(|(i, t)| {
-                    let mine: Vec<&Record> = records.iter().filter(|r| &r.target == t).collect();
-                    let zero = origin(t);
-                    Series {
-                        name: t.clone(),
-                        color: color(i),
-                        mark: Mark::Points,
-                        points: mine
-                            .iter()
-                            .map(|r| (r.intended_s - zero, r.latency_ms))
-                            .collect(),
-                        cold: mine.iter().map(|r| r.cold).collect(),
-                    }
-                })
-                .collect(),
-        },
-    ));
-    out.push((
-        "percentiles.svg".to_string(),
-        Chart {
-            title: "Latency distribution".into(),
-            x_label: "percentile".into(),
-            y_label: "response time (ms)".into(),
-            series: names
-                .iter()
-                .enumerate()
-                .map(|(i, t)| {
-                    let mut v: Vec<f64> = records
+    guides
+}
+
+fn percentiles(records: &[Record], names: &[String]) -> Chart {
+    Chart {
+        title: "Latency distribution".into(),
+        x_label: "percentile".into(),
+        y_label: "response time (ms)".into(),
+        series: names
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let mine: Vec<&Record> = of(records, t).collect();
+                let v = ok_latencies(&mine);
+                let n = v.len().max(1) as f64;
+                Series {
+                    name: t.clone(),
+                    color: color(i),
+                    mark: Mark::Line,
+                    points: v
                         .iter()
-                        .filter(|r| &r.target == t && r.status == 200)
-                        .map(|r| r.latency_ms)
-                        .collect();
-                    v.sort_by(f64::total_cmp);
-                    let n = v.len().max(1) as f64;
-                    Series {
-                        name: t.clone(),
-                        color: color(i),
-                        mark: Mark::Line,
-                        points: v
-                            .iter()
-                            .enumerate()
-                            .map(|(k, y)| ((k + 1) as f64 / n * 100.0, *y))
-                            .collect(),
-                        cold: Vec::new(),
-                    }
-                })
-                .collect(),
-            ..Chart::default()
-        },
-    ));
-    if o.protocol == Protocol::Sweep {
-        let per_step = |t: &str, f: &dyn Fn(&[&Record]) -> f64| -> Vec<(f64, f64)> {
-            let mut steps: Vec<u32> = records
-                .iter()
-                .filter(|r| r.target == t)
-                .map(|r| r.phase)
-                .collect();
-            steps.dedup();
-            steps
-                .iter()
-                .map(|s| {
-                    let rs: Vec<&Record> = records
-                        .iter()
-                        .filter(|r| r.target == t && r.phase == *s)
-                        .collect();
-                    (f64::from(1u32 << s), f(&rs))
-                })
-                .collect()
-        };
-        let rps = |rs: &[&Record]| {
-            let (start, end) = super::stats::span(rs.iter().copied());
-            rs.iter().filter(|r| r.status == 200).count() as f64 / (end - start).max(1e-3)
-        };
-        let p99 = |rs: &[&Record]| {
-            let mut v: Vec<f64> = rs
-                .iter()
-                .filter(|r| r.status == 200)
-                .map(|r| r.latency_ms)
-                .collect();
-            v.sort_by(f64::total_cmp);
-            super::stats::percentile(&v, 99.0)
-        };
-        let mut series = Vec::new();
-        for (i, t) in names.iter().enumerate() {
-            series.push(Series {
-                name: format!("{t} throughput (requests/s)"),
+                        .enumerate()
+                        .map(|(k, y)| ((k + 1) as f64 / n * 100.0, *y))
+                        .collect(),
+                    cold: Vec::new(),
+                }
+            })
+            .collect(),
+        ..Chart::default()
+    }
+}
+
+/// The latencies of the successful requests, sorted.
+fn ok_latencies(rs: &[&Record]) -> Vec<f64> {
+    let mut v: Vec<f64> = rs
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.latency_ms)
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// Throughput and p99 at each concurrency step of a sweep.
+fn sweep(records: &[Record], names: &[String]) -> [(String, Chart); 2] {
+    let rps = |rs: &[&Record]| {
+        let (start, end) = super::stats::span(rs.iter().copied());
+        rs.iter().filter(|r| r.status == 200).count() as f64 / (end - start).max(1e-3)
+    };
+    let p99 = |rs: &[&Record]| super::stats::percentile(&ok_latencies(rs), 99.0);
+    let series = |name: &dyn Fn(&str) -> String, f: &dyn Fn(&[&Record]) -> f64| {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Series {
+                name: name(t),
                 color: color(i),
                 mark: Mark::Line,
-                points: per_step(t, &rps),
+                points: per_step(records, t, f),
                 cold: Vec::new(),
-            });
-        }
-        out.push((
+            })
+            .collect()
+    };
+    [
+        (
             "sweep.svg".into(),
             Chart {
                 title: "Throughput against offered concurrency".into(),
                 x_label: "concurrency".into(),
                 y_label: "requests/s".into(),
-                series,
+                series: series(&|t| format!("{t} throughput (requests/s)"), &rps),
                 ..Chart::default()
             },
-        ));
-        out.push((
+        ),
+        (
             "sweep-p99.svg".into(),
             Chart {
                 title: "p99 latency against offered concurrency".into(),
                 x_label: "concurrency".into(),
                 y_label: "p99 (ms)".into(),
-                series: names
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| Series {
-                        name: t.clone(),
-                        color: color(i),
-                        mark: Mark::Line,
-                        points: per_step(t, &p99),
-                        cold: Vec::new(),
-                    })
-                    .collect(),
+                series: series(&|t| t.to_string(), &p99),
                 ..Chart::default()
             },
-        ));
+        ),
+    ]
+}
+
+/// `f` of each sweep step's requests, against the step's concurrency (2^step).
+fn per_step(records: &[Record], target: &str, f: &dyn Fn(&[&Record]) -> f64) -> Vec<(f64, f64)> {
+    let mut steps: Vec<u32> = of(records, target).map(|r| r.phase).collect();
+    steps.dedup();
+    steps
+        .iter()
+        .map(|s| {
+            let rs: Vec<&Record> = of(records, target).filter(|r| r.phase == *s).collect();
+            (f64::from(1u32 << s), f(&rs))
+        })
+        .collect()
+}
+
+/// One of the sampler's figures over the run.
+fn sampled(samples: &[Sample], name: &str, i: usize, mark: Mark, f: fn(&Sample) -> f64) -> Series {
+    Series {
+        name: name.into(),
+        color: color(i),
+        mark,
+        points: samples.iter().map(|s| (s.t_s, f(s))).collect(),
+        cold: Vec::new(),
     }
-    if !samples.is_empty() {
-        let line = |name: &str, i: usize, f: &dyn Fn(&Sample) -> f64, mark: Mark| Series {
-            name: name.into(),
-            color: color(i),
-            mark,
-            points: samples.iter().map(|s| (s.t_s, f(s))).collect(),
-            cold: Vec::new(),
-        };
-        out.push((
-            "units.svg".into(),
-            Chart {
-                title: "Instances and execution environments".into(),
-                x_label: "time since the start (s)".into(),
-                y_label: "count".into(),
-                series: vec![
-                    line(
-                        "serverful instances",
-                        0,
-                        &|s| s.instances as f64,
-                        Mark::Steps,
-                    ),
-                    line(
-                        "serverless environments",
-                        1,
-                        &|s| s.environments as f64,
-                        Mark::Steps,
-                    ),
-                ],
-                ..Chart::default()
-            },
-        ));
-        out.push((
-            "cpu.svg".into(),
-            Chart {
-                title: "Serverful CPU (average of the instances, % of their vCPUs)".into(),
-                x_label: "time since the start (s)".into(),
-                y_label: "CPU %".into(),
-                series: vec![line("serverful", 0, &|s| s.instance_cpu_pct, Mark::Line)],
-                ..Chart::default()
-            },
-        ));
-        out.push((
-            "memory.svg".into(),
-            Chart {
-                title: "Resident memory of all processes".into(),
-                x_label: "time since the start (s)".into(),
-                y_label: "MB".into(),
-                series: vec![
-                    line("serverful instances", 0, &|s| s.instance_rss_mb, Mark::Line),
-                    line(
-                        "serverless environments",
-                        1,
-                        &|s| s.environment_rss_mb,
-                        Mark::Line,
-                    ),
-                ],
-                ..Chart::default()
-            },
-        ));
+}
+
+fn over_time(title: &str, y_label: &str, series: Vec<Series>) -> Chart {
+    Chart {
+        title: title.into(),
+        x_label: "time since the start (s)".into(),
+        y_label: y_label.into(),
+        series,
+        ..Chart::default()
     }
-    out
+}
+
+fn units(samples: &[Sample]) -> Chart {
+    over_time(
+        "Instances and execution environments",
+        "count",
+        vec![
+            sampled(samples, "serverful instances", 0, Mark::Steps, |s| {
+                s.instances as f64
+            }),
+            sampled(samples, "serverless environments", 1, Mark::Steps, |s| {
+                s.environments as f64
+            }),
+        ],
+    )
+}
+
+fn cpu(samples: &[Sample]) -> Chart {
+    over_time(
+        "Serverful CPU (average of the instances, % of their vCPUs)",
+        "CPU %",
+        vec![sampled(samples, "serverful", 0, Mark::Line, |s| {
+            s.instance_cpu_pct
+        })],
+    )
+}
+
+fn memory(samples: &[Sample]) -> Chart {
+    over_time(
+        "Resident memory of all processes",
+        "MB",
+        vec![
+            sampled(samples, "serverful instances", 0, Mark::Line, |s| {
+                s.instance_rss_mb
+            }),
+            sampled(samples, "serverless environments", 1, Mark::Line, |s| {
+                s.environment_rss_mb
+            }),
+        ],
+    )
 }
 
 fn opt(v: Option<f64>, digits: usize) -> String {

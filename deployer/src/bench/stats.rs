@@ -130,35 +130,7 @@ pub fn summarize(target: &str, records: &[Record], open_loop: bool) -> Summary {
         (last - first).max(1e-3)
     };
     let latencies: Vec<f64> = ok.iter().map(|r| r.latency_ms).collect();
-    let mean = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
-    let cold: Vec<&&Record> = ok.iter().filter(|r| r.cold).collect();
-    let served: f64 = ok.iter().filter_map(|r| r.server_ms).sum();
-    let total: f64 = ok
-        .iter()
-        .filter(|r| r.server_ms.is_some())
-        .map(|r| r.latency_ms)
-        .sum();
-    let mut status_codes = BTreeMap::new();
-    let mut errors = BTreeMap::new();
-    for r in &mine {
-        let code = if r.status == 0 {
-            "none".to_string()
-        } else {
-            r.status.to_string()
-        };
-        *status_codes.entry(code).or_insert(0) += 1;
-        if let Some(e) = &r.error {
-            *errors.entry(e.clone()).or_insert(0) += 1;
-        }
-    }
-    let lateness = open_loop.then(|| {
-        let mut late: Vec<f64> = mine
-            .iter()
-            .map(|r| ((r.sent_s - r.intended_s) * 1e3).max(0.0))
-            .collect();
-        late.sort_by(f64::total_cmp);
-        (percentile(&late, 99.0), late.last().copied().unwrap_or(0.0))
-    });
+    let (status_codes, errors) = outcomes(&mine);
     Summary {
         target: target.to_string(),
         requests: mine.len(),
@@ -175,8 +147,34 @@ pub fn summarize(target: &str, records: &[Record], open_loop: bool) -> Summary {
         },
         seconds,
         latency_ms: Latency::of(&latencies),
-        server_share: (total > 0.0).then(|| served / total),
-        cold: Cold {
+        server_share: server_share(&ok),
+        cold: Cold::of(&ok),
+        status_codes,
+        errors,
+        send_lateness_ms: open_loop.then(|| lateness(&mine)),
+        resources: Resources::default(),
+        cost: Cost::default(),
+    }
+}
+
+/// How much of the latency of the answers that carry the server's timing was the
+/// server's.
+fn server_share(ok: &[&Record]) -> Option<f64> {
+    let served: f64 = ok.iter().filter_map(|r| r.server_ms).sum();
+    let total: f64 = ok
+        .iter()
+        .filter(|r| r.server_ms.is_some())
+        .map(|r| r.latency_ms)
+        .sum();
+    (total > 0.0).then(|| served / total)
+}
+
+impl Cold {
+    /// The cold starts among the successful requests `ok`.
+    fn of(ok: &[&Record]) -> Cold {
+        let mean = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+        let cold: Vec<&&Record> = ok.iter().filter(|r| r.cold).collect();
+        Cold {
             count: cold.len(),
             share: if ok.is_empty() {
                 0.0
@@ -191,13 +189,36 @@ pub fn summarize(target: &str, records: &[Record], open_loop: bool) -> Summary {
                     .collect(),
             ),
             init_ms: None,
-        },
-        status_codes,
-        errors,
-        send_lateness_ms: lateness,
-        resources: Resources::default(),
-        cost: Cost::default(),
+        }
     }
+}
+
+/// How many requests got each status (`none` without an answer), and each error.
+fn outcomes(mine: &[&Record]) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
+    let mut status_codes = BTreeMap::new();
+    let mut errors = BTreeMap::new();
+    for r in mine {
+        let code = if r.status == 0 {
+            "none".to_string()
+        } else {
+            r.status.to_string()
+        };
+        *status_codes.entry(code).or_insert(0) += 1;
+        if let Some(e) = &r.error {
+            *errors.entry(e.clone()).or_insert(0) += 1;
+        }
+    }
+    (status_codes, errors)
+}
+
+/// The p99 and the maximum of how late the generator sent each request, ms.
+fn lateness(mine: &[&Record]) -> (f64, f64) {
+    let mut late: Vec<f64> = mine
+        .iter()
+        .map(|r| ((r.sent_s - r.intended_s) * 1e3).max(0.0))
+        .collect();
+    late.sort_by(f64::total_cmp);
+    (percentile(&late, 99.0), late.last().copied().unwrap_or(0.0))
 }
 
 pub use crate::manifest::Prices;

@@ -82,14 +82,30 @@ async fn forward(
     let Ok(body) = axum::body::to_bytes(body, BODY_LIMIT).await else {
         return page(StatusCode::PAYLOAD_TOO_LARGE);
     };
+    let request = upstream(&front.fleet, &target, &parts, peer).body(body);
+    let response = match request.send().await {
+        Err(e) if e.is_timeout() => page(StatusCode::GATEWAY_TIMEOUT),
+        Err(_) => page(StatusCode::BAD_GATEWAY),
+        Ok(r) => relay(r).await,
+    };
+    target.served.fetch_add(1, Ordering::Relaxed);
+    response
+}
+
+/// The request to `target`: the client's, without its hop-by-hop headers, with the
+/// ALB's `x-forwarded-*` ones.
+fn upstream(
+    fleet: &Fleet,
+    target: &Instance,
+    parts: &axum::http::request::Parts,
+    peer: SocketAddr,
+) -> reqwest::RequestBuilder {
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let url = format!("http://127.0.0.1:{}{path}", target.port);
-    let mut out = front
-        .fleet
+    let mut out = fleet
         .http()
         .request(parts.method.clone(), &url)
-        .timeout(IDLE_TIMEOUT)
-        .body(body);
+        .timeout(IDLE_TIMEOUT);
     for (name, value) in &parts.headers {
         if !HOP_BY_HOP.contains(&name.as_str()) {
             out = out.header(name, value);
@@ -102,41 +118,36 @@ async fn forward(
         .and_then(|h| h.rsplit_once(':'))
         .map_or("80", |(_, p)| p)
         .to_string();
-    out = out
-        .header("x-forwarded-for", peer.ip().to_string())
+    out.header("x-forwarded-for", peer.ip().to_string())
         .header("x-forwarded-proto", "http")
-        .header("x-forwarded-port", listener_port);
-    let answer = out.send().await;
-    let response = match answer {
-        Err(e) if e.is_timeout() => page(StatusCode::GATEWAY_TIMEOUT),
-        Err(_) => page(StatusCode::BAD_GATEWAY),
-        Ok(r) => {
-            let status = r.status();
-            let mut headers = axum::http::HeaderMap::new();
-            for (name, value) in r.headers() {
-                if !HOP_BY_HOP.contains(&name.as_str())
-                    && let (Ok(n), Ok(v)) = (
-                        HeaderName::from_bytes(name.as_str().as_bytes()),
-                        HeaderValue::from_bytes(value.as_bytes()),
-                    )
-                {
-                    headers.append(n, v);
-                }
-            }
-            match r.bytes().await {
-                Ok(bytes) => {
-                    let mut resp = Response::new(Body::from(bytes));
-                    *resp.status_mut() =
-                        StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-                    *resp.headers_mut() = headers;
-                    resp
-                }
-                Err(_) => page(StatusCode::BAD_GATEWAY),
-            }
+        .header("x-forwarded-port", listener_port)
+}
+
+/// The target's answer to the client, without its hop-by-hop headers; 502 when its
+/// body breaks off.
+async fn relay(r: reqwest::Response) -> Response {
+    let status = r.status();
+    let mut headers = axum::http::HeaderMap::new();
+    for (name, value) in r.headers() {
+        if !HOP_BY_HOP.contains(&name.as_str())
+            && let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_str().as_bytes()),
+                HeaderValue::from_bytes(value.as_bytes()),
+            )
+        {
+            headers.append(n, v);
         }
-    };
-    target.served.fetch_add(1, Ordering::Relaxed);
-    response
+    }
+    match r.bytes().await {
+        Ok(bytes) => {
+            let mut resp = Response::new(Body::from(bytes));
+            *resp.status_mut() =
+                StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            *resp.headers_mut() = headers;
+            resp
+        }
+        Err(_) => page(StatusCode::BAD_GATEWAY),
+    }
 }
 
 struct InFlight(Arc<Instance>);

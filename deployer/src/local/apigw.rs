@@ -126,58 +126,13 @@ pub fn event(
     peer: SocketAddr,
     request_id: &str,
 ) -> Value {
-    let mut headers = Map::new();
-    let mut cookies = Vec::new();
-    for (name, value) in &parts.headers {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        if name == header::COOKIE {
-            cookies.extend(
-                value
-                    .split(';')
-                    .map(|c| c.trim().to_string())
-                    .filter(|c| !c.is_empty()),
-            );
-            continue;
-        }
-        // Repeated headers are joined with commas.
-        match headers.get_mut(name.as_str()) {
-            Some(Value::String(s)) => {
-                s.push(',');
-                s.push_str(&value);
-            }
-            _ => {
-                headers.insert(name.as_str().to_string(), Value::String(value));
-            }
-        }
-    }
+    let (headers, cookies) = headers_and_cookies(&parts.headers);
     let query = parts.uri.query().unwrap_or("");
-    let mut params = Map::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        match params.get_mut(k) {
-            Some(Value::String(s)) => {
-                s.push(',');
-                s.push_str(v);
-            }
-            _ => {
-                params.insert(k.to_string(), Value::String(v.to_string()));
-            }
-        }
-    }
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let text = is_text(content_type)
+    let params = query_parameters(query);
+    let text = is_text(header_str(&parts.headers, header::CONTENT_TYPE, ""))
         .then(|| std::str::from_utf8(body).ok())
         .flatten();
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost")
-        .to_string();
+    let host = header_str(&parts.headers, header::HOST, "localhost").to_string();
     let epoch = now_ms();
     let mut e = json!({
         "version": "2.0",
@@ -195,7 +150,7 @@ pub fn event(
                 "path": parts.uri.path(),
                 "protocol": format!("{:?}", parts.version),
                 "sourceIp": peer.ip().to_string(),
-                "userAgent": parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or(""),
+                "userAgent": header_str(&parts.headers, header::USER_AGENT, ""),
             },
             "requestId": request_id,
             "routeKey": route,
@@ -218,6 +173,58 @@ pub fn event(
         };
     }
     e
+}
+
+/// A header's value as text, `default` when it is absent or not text.
+fn header_str<'a>(headers: &'a HeaderMap, name: HeaderName, default: &'a str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(default)
+}
+
+/// The event's `headers`, and its `cookies` (which the 2.0 format takes out of them).
+fn headers_and_cookies(request: &HeaderMap) -> (Map<String, Value>, Vec<String>) {
+    let mut headers = Map::new();
+    let mut cookies = Vec::new();
+    for (name, value) in request {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        if name == header::COOKIE {
+            cookies.extend(
+                value
+                    .split(';')
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty()),
+            );
+            continue;
+        }
+        // Repeated headers are joined with commas.
+        join(&mut headers, name.as_str(), &value);
+    }
+    (headers, cookies)
+}
+
+/// The event's `queryStringParameters`: repeated ones joined with commas.
+fn query_parameters(query: &str) -> Map<String, Value> {
+    let mut params = Map::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        join(&mut params, k, v);
+    }
+    params
+}
+
+/// Sets `key` to `value`, or appends `,value` when it is set already.
+fn join(map: &mut Map<String, Value>, key: &str, value: &str) {
+    match map.get_mut(key) {
+        Some(Value::String(s)) => {
+            s.push(',');
+            s.push_str(value);
+        }
+        _ => {
+            map.insert(key.to_string(), Value::String(value.to_string()));
+        }
+    }
 }
 
 /// `30/Nov/2026:16:05:20 +0000`

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+use aws_sdk_ecs::types::ContainerDefinition;
+use aws_sdk_elasticloadbalancingv2::types::TargetGroup;
 
 use crate::aws::{Aws, AwsError, FoundExt, Service, error};
 use crate::manifest::Names;
@@ -116,6 +118,45 @@ async fn function(aws: &Aws, n: &Names) -> Result<Option<Function>, AwsError> {
 }
 
 async fn fleet(aws: &Aws, n: &Names) -> Result<Option<Fleet>, AwsError> {
+    let Some(container) = container(aws, n).await? else {
+        return Ok(None);
+    };
+    let Some(scaling) = scaling(aws, n).await? else {
+        return Ok(None);
+    };
+    let Some(tg) = elb::find_target_group(aws, &n.target_group).await? else {
+        return Ok(None);
+    };
+    let delay = deregistration_delay(aws, &tg).await?;
+    Ok(Some(Fleet {
+        image: container.image().unwrap_or_default().to_string(),
+        env: container
+            .environment()
+            .iter()
+            .filter_map(|kv| Some((kv.name()?.to_string(), kv.value()?.to_string())))
+            .collect(),
+        port: container
+            .port_mappings()
+            .first()
+            .and_then(|p| p.container_port())
+            .unwrap_or(8080) as u16,
+        cpu_units: container.cpu().max(0) as u32,
+        log_group: container
+            .log_configuration()
+            .and_then(|l| l.options())
+            .and_then(|o| o.get("awslogs-group").cloned())
+            .unwrap_or_else(|| n.ecs_log_group.clone()),
+        min: scaling.min,
+        max: scaling.max,
+        cpu_target: scaling.cpu_target,
+        health: Health::of(&tg),
+        deregistration_delay: Duration::from_secs(delay),
+    }))
+}
+
+/// The container of the service's task definition; none while the service is not
+/// (or no longer) there.
+async fn container(aws: &Aws, n: &Names) -> Result<Option<ContainerDefinition>, AwsError> {
     let services = aws
         .ecs
         .describe_services()
@@ -139,16 +180,24 @@ async fn fleet(aws: &Aws, n: &Names) -> Result<Option<Fleet>, AwsError> {
         .send()
         .await
         .map_err(error("ecs:DescribeTaskDefinition"))?;
-    let Some(container) = td
+    Ok(td
         .task_definition()
         .and_then(|t| t.container_definitions().first())
-    else {
-        return Ok(None);
-    };
-    // The instances follow the tasks one to one (each task fills an instance), so the
-    // runtime scales by the service's scaling: its task bounds and its CPU target. The
-    // group's own maximum holds one spare instance for rollouts, which the runtime's
-    // rollouts do not need.
+        .cloned())
+}
+
+/// The service's task bounds and CPU target.
+struct Scaling {
+    min: u32,
+    max: u32,
+    cpu_target: f64,
+}
+
+/// The instances follow the tasks one to one (each task fills an instance), so the
+/// runtime scales by the service's scaling: its task bounds and its CPU target. The
+/// group's own maximum holds one spare instance for rollouts, which the runtime's
+/// rollouts do not need.
+async fn scaling(aws: &Aws, n: &Names) -> Result<Option<Scaling>, AwsError> {
     let resource = format!("service/{}/{}", n.cluster, n.service);
     let targets = aws
         .appscaling
@@ -180,9 +229,15 @@ async fn fleet(aws: &Aws, n: &Names) -> Result<Option<Fleet>, AwsError> {
             )
         })
         .unwrap_or(70.0);
-    let Some(tg) = elb::find_target_group(aws, &n.target_group).await? else {
-        return Ok(None);
-    };
+    Ok(Some(Scaling {
+        min: bounds.min_capacity().max(0) as u32,
+        max: bounds.max_capacity().max(1) as u32,
+        cpu_target,
+    }))
+}
+
+/// How long the target group lets a deregistered target drain, seconds.
+async fn deregistration_delay(aws: &Aws, tg: &TargetGroup) -> Result<u64, AwsError> {
     let attributes = aws
         .elb
         .describe_target_group_attributes()
@@ -190,42 +245,26 @@ async fn fleet(aws: &Aws, n: &Names) -> Result<Option<Fleet>, AwsError> {
         .send()
         .await
         .map_err(error("elasticloadbalancing:DescribeTargetGroupAttributes"))?;
-    let delay = attributes
+    Ok(attributes
         .attributes()
         .iter()
         .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
         .and_then(|a| a.value()?.parse().ok())
-        .unwrap_or(300);
-    let secs =
-        |v: Option<i32>, default: u64| Duration::from_secs(v.map_or(default, |v| v.max(1) as u64));
-    Ok(Some(Fleet {
-        image: container.image().unwrap_or_default().to_string(),
-        env: container
-            .environment()
-            .iter()
-            .filter_map(|kv| Some((kv.name()?.to_string(), kv.value()?.to_string())))
-            .collect(),
-        port: container
-            .port_mappings()
-            .first()
-            .and_then(|p| p.container_port())
-            .unwrap_or(8080) as u16,
-        cpu_units: container.cpu().max(0) as u32,
-        log_group: container
-            .log_configuration()
-            .and_then(|l| l.options())
-            .and_then(|o| o.get("awslogs-group").cloned())
-            .unwrap_or_else(|| n.ecs_log_group.clone()),
-        min: bounds.min_capacity().max(0) as u32,
-        max: bounds.max_capacity().max(1) as u32,
-        cpu_target,
-        health: Health {
+        .unwrap_or(300))
+}
+
+impl Health {
+    /// The target group's health check.
+    fn of(tg: &TargetGroup) -> Health {
+        let secs = |v: Option<i32>, default: u64| {
+            Duration::from_secs(v.map_or(default, |v| v.max(1) as u64))
+        };
+        Health {
             path: tg.health_check_path().unwrap_or("/").to_string(),
             interval: secs(tg.health_check_interval_seconds(), 30),
             timeout: secs(tg.health_check_timeout_seconds(), 5),
             healthy: tg.healthy_threshold_count().unwrap_or(5).max(1) as u32,
             unhealthy: tg.unhealthy_threshold_count().unwrap_or(2).max(1) as u32,
-        },
-        deregistration_delay: Duration::from_secs(delay),
-    }))
+        }
+    }
 }

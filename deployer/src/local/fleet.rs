@@ -82,6 +82,12 @@ impl Instance {
         }
     }
 
+    /// Whether a draining instance is done: no request left, or `delay` is over.
+    fn drained(&self, delay: Duration) -> bool {
+        let since = *self.draining_since.lock().unwrap();
+        since.is_some_and(|s| self.outstanding.load(Ordering::Relaxed) == 0 || s.elapsed() >= delay)
+    }
+
     /// One health-check result, with the thresholds in force.
     fn checked(&self, ok: bool, healthy: u32, unhealthy: u32) {
         let mut s = self.state.lock().unwrap();
@@ -332,13 +338,7 @@ impl Fleet {
         {
             let mut all = self.instances.lock().unwrap();
             // Dead processes are replaced, as ECS replaces a stopped task.
-            all.retain(|i| {
-                let ok = alive(i.pid);
-                if !ok {
-                    stop.push(i.clone());
-                }
-                ok
-            });
+            stop.extend(take_out(&mut all, |i| !alive(i.pid)));
             let generation = self.generation.load(Ordering::Relaxed);
             let current = |i: &Instance| {
                 i.generation == generation
@@ -349,26 +349,8 @@ impl Fleet {
                 .filter(|i| current(i) && i.state() != TargetState::Draining)
                 .cloned()
                 .collect();
-            let backing_off = self
-                .failure
-                .lock()
-                .unwrap()
-                .as_ref()
-                .is_some_and(|(at, _)| at.elapsed() < Duration::from_secs(2));
-            if let Some(r) = release.as_ref().filter(|_| !backing_off) {
-                for _ in active.len()..desired {
-                    match self.launch(r) {
-                        Ok(i) => {
-                            all.push(i);
-                            *self.failure.lock().unwrap() = None;
-                        }
-                        Err(e) => {
-                            tracing::warn!("launching an instance: {e}");
-                            *self.failure.lock().unwrap() = Some((Instant::now(), e));
-                            break;
-                        }
-                    }
-                }
+            if let Some(r) = release.as_ref().filter(|_| !self.backing_off()) {
+                self.launch_several(&mut all, r, desired.saturating_sub(active.len()));
             }
             // Scale in: the newest go first.
             for i in active
@@ -385,31 +367,13 @@ impl Fleet {
                 .filter(|i| i.state() == TargetState::Healthy)
                 .count();
             if healthy_new >= desired {
-                for i in all
-                    .iter()
-                    .filter(|i| !current(i) && i.state() != TargetState::Draining)
-                {
-                    i.drain();
-                    self.event(format!(
-                        "instance {} draining (replaced by a new image)",
-                        i.id
-                    ));
-                }
+                self.drain_replaced(&all, &current);
             }
             let delay = release.as_ref().map_or(Duration::ZERO, |r| {
                 self.timing
                     .deregistration_delay(r.fleet.deregistration_delay)
             });
-            all.retain(|i| {
-                let since = *i.draining_since.lock().unwrap();
-                let done = since.is_some_and(|s| {
-                    i.outstanding.load(Ordering::Relaxed) == 0 || s.elapsed() >= delay
-                });
-                if done {
-                    stop.push(i.clone());
-                }
-                !done
-            });
+            stop.extend(take_out(&mut all, |i| i.drained(delay)));
         }
         for i in stop {
             let p = i.proc.lock().unwrap().take();
@@ -418,6 +382,47 @@ impl Fleet {
                 // A graceful stop takes up to its grace period: not in the loop's time.
                 tokio::spawn(p.stop(Duration::from_secs(5)));
             }
+        }
+    }
+
+    /// Whether a launch failed less than 2 s ago (launches wait meanwhile).
+    fn backing_off(&self) -> bool {
+        self.failure
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < Duration::from_secs(2))
+    }
+
+    /// Launches up to `count` instances of `release` into `all`, stopping at the first
+    /// failure (which is kept, for the back-off and the state).
+    fn launch_several(&self, all: &mut Vec<Arc<Instance>>, release: &Arc<Release>, count: usize) {
+        for _ in 0..count {
+            match self.launch(release) {
+                Ok(i) => {
+                    all.push(i);
+                    *self.failure.lock().unwrap() = None;
+                }
+                Err(e) => {
+                    tracing::warn!("launching an instance: {e}");
+                    *self.failure.lock().unwrap() = Some((Instant::now(), e));
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Drains every instance not of the `current` release that is not draining yet.
+    fn drain_replaced(&self, all: &[Arc<Instance>], current: &dyn Fn(&Instance) -> bool) {
+        for i in all
+            .iter()
+            .filter(|i| !current(i) && i.state() != TargetState::Draining)
+        {
+            i.drain();
+            self.event(format!(
+                "instance {} draining (replaced by a new image)",
+                i.id
+            ));
         }
     }
 
@@ -535,4 +540,17 @@ impl Fleet {
     pub fn http(&self) -> &reqwest::Client {
         &self.http
     }
+}
+
+/// Removes the instances that are `gone` from `all`, and returns them.
+fn take_out(all: &mut Vec<Arc<Instance>>, gone: impl Fn(&Instance) -> bool) -> Vec<Arc<Instance>> {
+    let mut out = Vec::new();
+    all.retain(|i| {
+        let g = gone(i);
+        if g {
+            out.push(i.clone());
+        }
+        !g
+    });
+    out
 }

@@ -103,6 +103,31 @@ struct Env {
 }
 
 impl Env {
+    /// A fresh environment around `proc`, initialising until its runtime's first `/next`.
+    fn new(id: u32, version: Arc<Version>, proc: Proc, log: LogSink) -> Arc<Env> {
+        let (outbox, inbox) = mpsc::channel(1);
+        let (init_tx, init_rx) = oneshot::channel();
+        let pid = proc.pid;
+        Arc::new(Env {
+            id,
+            version,
+            proc: Mutex::new(Some(proc)),
+            pid,
+            started: Instant::now(),
+            phase: Mutex::new((Phase::Initializing, Instant::now())),
+            invocations: AtomicU64::new(0),
+            init_ms: Mutex::new(None),
+            init_done: Mutex::new(Some(init_tx)),
+            init_wait: Mutex::new(Some(init_rx)),
+            inbox: tokio::sync::Mutex::new(inbox),
+            outbox,
+            current: Mutex::new(None),
+            frozen: Mutex::new(false),
+            log,
+            server: Mutex::new(None),
+        })
+    }
+
     fn set(&self, phase: Phase) {
         *self.phase.lock().unwrap() = (phase, Instant::now());
     }
@@ -278,25 +303,11 @@ impl Pool {
             (now_ms() as u128) << 32 | u128::from(id)
         );
         let log = self.hub.sink(&f.log_group, &stream);
-        let mut env = self.platform.clone();
-        env.extend(f.env.clone());
-        for (k, v) in [
-            ("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}")),
-            ("AWS_LAMBDA_FUNCTION_NAME", f.name.clone()),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", f.memory_mb.to_string()),
-            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
-            ("AWS_LAMBDA_LOG_GROUP_NAME", f.log_group.clone()),
-            ("AWS_LAMBDA_LOG_STREAM_NAME", stream.clone()),
-            ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
-            ("TZ", ":UTC".into()),
-        ] {
-            env.insert(k.into(), v);
-        }
         let proc = Proc::spawn(
             Spec {
                 name: format!("serverless-{id}"),
                 rootfs: &version.rootfs,
-                env,
+                env: self.runtime_env(f, port, stream),
                 cores: version
                     .cpu_scale
                     .map(|s| f64::from(f.memory_mb) / MB_PER_VCPU * s),
@@ -305,27 +316,7 @@ impl Pool {
             &self.cpu,
             log.clone(),
         )?;
-        let (outbox, inbox) = mpsc::channel(1);
-        let (init_tx, init_rx) = oneshot::channel();
-        let pid = proc.pid;
-        let env = Arc::new(Env {
-            id,
-            version: version.clone(),
-            proc: Mutex::new(Some(proc)),
-            pid,
-            started: Instant::now(),
-            phase: Mutex::new((Phase::Initializing, Instant::now())),
-            invocations: AtomicU64::new(0),
-            init_ms: Mutex::new(None),
-            init_done: Mutex::new(Some(init_tx)),
-            init_wait: Mutex::new(Some(init_rx)),
-            inbox: tokio::sync::Mutex::new(inbox),
-            outbox,
-            current: Mutex::new(None),
-            frozen: Mutex::new(false),
-            log,
-            server: Mutex::new(None),
-        });
+        let env = Env::new(id, version.clone(), proc, log);
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| format!("the Runtime API listener: {e}"))?;
         let api = runtime_api(env.clone());
@@ -333,6 +324,26 @@ impl Pool {
             let _ = axum::serve(listener, api).await;
         }));
         Ok(env)
+    }
+
+    /// The environment Lambda gives a function's process: the platform's, the
+    /// function's, then the runtime's own (its Runtime API on `port`, its log stream).
+    fn runtime_env(&self, f: &Function, port: u16, stream: String) -> BTreeMap<String, String> {
+        let mut env = self.platform.clone();
+        env.extend(f.env.clone());
+        for (k, v) in [
+            ("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}")),
+            ("AWS_LAMBDA_FUNCTION_NAME", f.name.clone()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", f.memory_mb.to_string()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", f.log_group.clone()),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", stream),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
+            ("TZ", ":UTC".into()),
+        ] {
+            env.insert(k.into(), v);
+        }
+        env
     }
 
     /// Waits for the environment's first `/next`, within Lambda's init limit.
@@ -378,36 +389,56 @@ impl Pool {
             () = dead => None,
             () = tokio::time::sleep(f.timeout) => {
                 let ms = started.elapsed().as_secs_f64() * 1e3;
-                env.log.line(format!(
-                    "{request_id} Task timed out after {:.2} seconds",
-                    f.timeout.as_secs_f64()
-                ));
-                self.report(env, &request_id, ms, cold, Some("timeout"));
-                self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
-                self.retire(env, "timed out");
-                return Invoked::Failed {
-                    reason: format!("Task timed out after {:.2} seconds", f.timeout.as_secs_f64()),
-                };
+                return self.timed_out(env, &request_id, ms, cold);
             }
         };
         let ms = started.elapsed().as_secs_f64() * 1e3;
         env.log.line(format!("END RequestId: {request_id}"));
         env.invocations.fetch_add(1, Ordering::Relaxed);
+        self.answered(env, &request_id, ms, cold, outcome)
+    }
+
+    /// An invocation past the function's timeout: logged as Lambda does, and the
+    /// environment retired.
+    fn timed_out(&self, env: &Arc<Env>, request_id: &str, ms: f64, cold: bool) -> Invoked {
+        let timeout = env.version.function.timeout;
+        env.log.line(format!(
+            "{request_id} Task timed out after {:.2} seconds",
+            timeout.as_secs_f64()
+        ));
+        self.report(env, request_id, ms, cold, Some("timeout"));
+        self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+        self.retire(env, "timed out");
+        Invoked::Failed {
+            reason: format!("Task timed out after {:.2} seconds", timeout.as_secs_f64()),
+        }
+    }
+
+    /// What the runtime answered (`None`: it exited first), reported; an environment
+    /// whose runtime exited is retired.
+    fn answered(
+        &self,
+        env: &Arc<Env>,
+        request_id: &str,
+        ms: f64,
+        cold: bool,
+        outcome: Option<Reply>,
+    ) -> Invoked {
         match outcome {
             Some(Reply::Response(payload)) => {
-                self.report(env, &request_id, ms, cold, None);
+                self.report(env, request_id, ms, cold, None);
                 env.set(Phase::Idle);
                 Invoked::Ok { payload }
             }
             Some(Reply::Error(body)) => {
-                self.report(env, &request_id, ms, cold, Some("error"));
+                self.report(env, request_id, ms, cold, Some("error"));
                 env.set(Phase::Idle);
                 Invoked::Failed {
                     reason: String::from_utf8_lossy(&body).into_owned(),
                 }
             }
             None => {
-                self.report(env, &request_id, ms, cold, Some("error"));
+                self.report(env, request_id, ms, cold, Some("error"));
                 self.retire(env, "the runtime exited");
                 Invoked::Failed {
                     reason: "Runtime exited with an error (see the function's log)".into(),

@@ -52,68 +52,8 @@ pub struct LogHub {
 
 impl LogHub {
     pub fn start(client: aws_sdk_cloudwatchlogs::Client, file: PathBuf) -> LogHub {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Line>();
-        tokio::spawn(async move {
-            let mut out = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&file)
-                .ok();
-            let mut streams = std::collections::BTreeSet::new();
-            loop {
-                let Some(first) = rx.recv().await else { break };
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let mut batch: BTreeMap<(String, String), Vec<Line>> = BTreeMap::new();
-                let mut push = |l: Line| {
-                    batch
-                        .entry((l.group.clone(), l.stream.clone()))
-                        .or_default()
-                        .push(l)
-                };
-                push(first);
-                while let Ok(l) = rx.try_recv() {
-                    push(l);
-                }
-                for ((group, stream), lines) in batch {
-                    if let Some(f) = out.as_mut() {
-                        for l in &lines {
-                            let _ = writeln!(f, "{group} {stream} {}", l.text);
-                        }
-                    }
-                    if streams.insert((group.clone(), stream.clone())) {
-                        // Already there is as good as created.
-                        let _ = client
-                            .create_log_stream()
-                            .log_group_name(&group)
-                            .log_stream_name(&stream)
-                            .send()
-                            .await;
-                    }
-                    let events: Vec<InputLogEvent> = lines
-                        .into_iter()
-                        .filter_map(|l| {
-                            InputLogEvent::builder()
-                                .timestamp(l.at_ms)
-                                .message(l.text)
-                                .build()
-                                .ok()
-                        })
-                        .collect();
-                    for chunk in events.chunks(5000) {
-                        if let Err(e) = client
-                            .put_log_events()
-                            .log_group_name(&group)
-                            .log_stream_name(&stream)
-                            .set_log_events(Some(chunk.to_vec()))
-                            .send()
-                            .await
-                        {
-                            tracing::debug!("shipping logs to {group}: {e}");
-                        }
-                    }
-                }
-            }
-        });
+        let (tx, rx) = mpsc::unbounded_channel::<Line>();
+        tokio::spawn(ship(client, file, rx));
         LogHub { tx }
     }
 
@@ -122,6 +62,87 @@ impl LogHub {
             tx: self.tx.clone(),
             group: group.to_string(),
             stream: stream.to_string(),
+        }
+    }
+}
+
+/// The hub's task, until every sender is gone: each batch to the file, then to its
+/// streams (created on first use).
+async fn ship(
+    client: aws_sdk_cloudwatchlogs::Client,
+    file: PathBuf,
+    mut rx: mpsc::UnboundedReceiver<Line>,
+) {
+    let mut out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&file)
+        .ok();
+    let mut streams = std::collections::BTreeSet::new();
+    while let Some(batch) = next_batch(&mut rx).await {
+        for ((group, stream), lines) in batch {
+            if let Some(f) = out.as_mut() {
+                for l in &lines {
+                    let _ = writeln!(f, "{group} {stream} {}", l.text);
+                }
+            }
+            if streams.insert((group.clone(), stream.clone())) {
+                // Already there is as good as created.
+                let _ = client
+                    .create_log_stream()
+                    .log_group_name(&group)
+                    .log_stream_name(&stream)
+                    .send()
+                    .await;
+            }
+            put(&client, &group, &stream, lines).await;
+        }
+    }
+}
+
+/// The next line and whatever follows it within half a second, by group and stream;
+/// `None` once every sender is gone.
+async fn next_batch(
+    rx: &mut mpsc::UnboundedReceiver<Line>,
+) -> Option<BTreeMap<(String, String), Vec<Line>>> {
+    let first = rx.recv().await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut batch: BTreeMap<(String, String), Vec<Line>> = BTreeMap::new();
+    let mut push = |l: Line| {
+        batch
+            .entry((l.group.clone(), l.stream.clone()))
+            .or_default()
+            .push(l)
+    };
+    push(first);
+    while let Ok(l) = rx.try_recv() {
+        push(l);
+    }
+    Some(batch)
+}
+
+/// Sends one stream's lines, at most 5000 a call.
+async fn put(client: &aws_sdk_cloudwatchlogs::Client, group: &str, stream: &str, lines: Vec<Line>) {
+    let events: Vec<InputLogEvent> = lines
+        .into_iter()
+        .filter_map(|l| {
+            InputLogEvent::builder()
+                .timestamp(l.at_ms)
+                .message(l.text)
+                .build()
+                .ok()
+        })
+        .collect();
+    for chunk in events.chunks(5000) {
+        if let Err(e) = client
+            .put_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .set_log_events(Some(chunk.to_vec()))
+            .send()
+            .await
+        {
+            tracing::debug!("shipping logs to {group}: {e}");
         }
     }
 }

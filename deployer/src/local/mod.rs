@@ -161,6 +161,31 @@ fn platform_env(m: &Manifest) -> BTreeMap<String, String> {
 
 /// Runs the supervisor until SIGTERM or Ctrl-C.
 pub async fn run(m: &Manifest, aws: &Aws) -> Result<(), String> {
+    let dir = claim(m)?;
+    let mut supervisor = Supervisor::start(m, aws, dir).await?;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    // SIGUSR1: retire the warm capacity (`bench --protocol cold`).
+    let mut renew = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+        .map_err(|e| format!("listening for SIGUSR1: {e}"))?;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = &mut shutdown => break,
+            Some(()) = renew.recv() => {
+                supervisor.pool.retire_idle();
+                supervisor.fleet.recycle();
+            }
+        }
+        supervisor.step().await;
+    }
+    supervisor.stop().await;
+    Ok(())
+}
+
+/// Makes this process the stack's supervisor: its state directory, its pid file.
+/// Refused while another supervisor of the stack runs.
+fn claim(m: &Manifest) -> Result<PathBuf, String> {
     let dir = state_dir(m);
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     if let Some(pid) = running(m).filter(|p| *p != std::process::id()) {
@@ -171,28 +196,189 @@ pub async fn run(m: &Manifest, aws: &Aws) -> Result<(), String> {
     }
     std::fs::write(dir.join(PID_FILE), std::process::id().to_string())
         .map_err(|e| format!("writing the pid file: {e}"))?;
+    Ok(dir)
+}
 
-    let isolation = Isolation::probe();
-    let cpu = CpuControl::probe(&format!("{}-{}", m.name, std::process::id()));
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let cpu_scale = if m.local.cpu_scale > 0.0 {
-        m.local.cpu_scale
-    } else {
-        cores / 4.0
-    };
-    let capped = cpu.available();
-    let timing = Timing::of(m.local.timing);
-    let platform = platform_env(m);
-    let hub = logs::LogHub::start(aws.logs.clone(), dir.join("targets.log"));
-    let pool = Pool::new(
-        platform.clone(),
-        isolation,
-        cpu.clone(),
-        hub.clone(),
-        Duration::from_secs(m.local.reclaim_after_s.into()),
-    );
-    let fleet = Fleet::new(timing, platform, isolation, cpu.clone(), hub);
+/// The running supervisor: both sides, their fronts, and when it last did each of its
+/// periodic jobs.
+struct Supervisor<'a> {
+    m: &'a Manifest,
+    aws: &'a Aws,
+    dir: PathBuf,
+    isolation: Isolation,
+    cpu: CpuControl,
+    /// Cores of this machine per AWS vCPU.
+    cpu_scale: f64,
+    /// Whether processes' CPU can be capped (else they are not scaled to their vCPUs).
+    capped: bool,
+    timing: Timing,
+    pool: Arc<Pool>,
+    fleet: Arc<Fleet>,
+    /// The serverful and the serverless front's URL.
+    urls: (String, String),
+    fronts: [tokio::task::JoinHandle<()>; 2],
+    registry: Result<Registry, String>,
+    names: crate::manifest::Names,
+    problem: Option<String>,
+    last_poll: Option<Instant>,
+    last_health: Instant,
+    last_scale: Instant,
+    last_state: Option<Instant>,
+}
 
+impl<'a> Supervisor<'a> {
+    /// Builds both sides and opens their fronts; nothing runs on them until the first
+    /// poll of the control plane.
+    async fn start(m: &'a Manifest, aws: &'a Aws, dir: PathBuf) -> Result<Self, String> {
+        let isolation = Isolation::probe();
+        let cpu = CpuControl::probe(&format!("{}-{}", m.name, std::process::id()));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let cpu_scale = if m.local.cpu_scale > 0.0 {
+            m.local.cpu_scale
+        } else {
+            cores / 4.0
+        };
+        let timing = Timing::of(m.local.timing);
+        let platform = platform_env(m);
+        let hub = logs::LogHub::start(aws.logs.clone(), dir.join("targets.log"));
+        let pool = Pool::new(
+            platform.clone(),
+            isolation,
+            cpu.clone(),
+            hub.clone(),
+            Duration::from_secs(m.local.reclaim_after_s.into()),
+        );
+        let fleet = Fleet::new(timing, platform, isolation, cpu.clone(), hub);
+        let (urls, fronts) = open_fronts(m, &pool, &fleet).await?;
+        eprintln!(
+            "local runtime of `{}`: serverful {} serverless {} ({isolation:?}, CPU caps: {})",
+            m.name,
+            urls.0,
+            urls.1,
+            cpu.describe()
+        );
+        Ok(Supervisor {
+            m,
+            aws,
+            dir,
+            isolation,
+            capped: cpu.available(),
+            cpu,
+            cpu_scale,
+            timing,
+            pool,
+            fleet,
+            urls,
+            fronts,
+            registry: Registry::connect(aws, m.image.registry.as_deref()).await,
+            names: m.names(),
+            problem: None,
+            last_poll: None,
+            last_health: Instant::now(),
+            last_scale: Instant::now(),
+            last_state: None,
+        })
+    }
+
+    /// One turn of the loop: each periodic job that is due.
+    async fn step(&mut self) {
+        if self
+            .last_poll
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(2))
+        {
+            self.last_poll = Some(Instant::now());
+            self.problem = self.roll().await;
+            if let Some(p) = &self.problem {
+                tracing::warn!("{p}");
+            }
+        }
+        self.pool.sweep();
+        self.fleet.reconcile().await;
+        let interval = self.fleet.release().map_or(Duration::from_secs(1), |r| {
+            self.timing.health_interval(r.fleet.health.interval)
+        });
+        if self.last_health.elapsed() >= interval {
+            self.last_health = Instant::now();
+            let f = self.fleet.clone();
+            // Health checks take up to their timeout: never hold up the loop.
+            tokio::spawn(async move { f.check_health().await });
+        }
+        if self.last_scale.elapsed() >= self.timing.period {
+            self.last_scale = Instant::now();
+            self.fleet.scale();
+        }
+        if self
+            .last_state
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            self.last_state = Some(Instant::now());
+            write_state(&self.dir, &self.state());
+        }
+    }
+
+    /// Rolls both sides to what the control plane says; the problem, if any.
+    async fn roll(&self) -> Option<String> {
+        match (&self.registry, control::read(self.aws, &self.names).await) {
+            (Err(e), _) => Some(format!("connecting to the registry: {e}")),
+            (_, Err(e)) => Some(format!("reading the control plane: {e}")),
+            (Ok(registry), Ok(p)) => {
+                let cache = cache_dir(&self.dir);
+                let scale = self.capped.then_some(self.cpu_scale);
+                let a =
+                    roll_function(&self.pool, p.function, registry, &cache, self.m, scale).await;
+                let (fleet, cpu_scale, capped) = (&self.fleet, self.cpu_scale, self.capped);
+                let b = roll_fleet(fleet, p.fleet, registry, &cache, cpu_scale, capped).await;
+                a.err().or(b.err())
+            }
+        }
+    }
+
+    fn state(&self) -> State<'_> {
+        State {
+            pid: std::process::id(),
+            updated_ms: logs::now_ms(),
+            isolation: self.isolation,
+            cpu_model: self.cpu.describe(),
+            cpu_scale: self.cpu_scale,
+            timing: self.timing,
+            serverless: Some(serverless_view(&self.pool, &self.urls.1)),
+            serverful: Some(serverful_view(&self.fleet, &self.urls.0)),
+            pids: self
+                .pool
+                .pids()
+                .into_iter()
+                .chain(self.fleet.pids())
+                .collect(),
+            problem: self
+                .problem
+                .clone()
+                .or_else(|| self.fleet.problem())
+                .or_else(|| self.pool.problem()),
+        }
+    }
+
+    async fn stop(self) {
+        eprintln!("local runtime of `{}`: stopping", self.m.name);
+        // No new requests (and so no new environments) while everything stops.
+        for front in self.fronts {
+            front.abort();
+        }
+        self.pool.deploy(None);
+        self.pool.shutdown().await;
+        self.fleet.shutdown().await;
+        self.cpu.remove();
+        let _ = std::fs::remove_file(self.dir.join(STATE_FILE));
+        let _ = std::fs::remove_file(self.dir.join(PID_FILE));
+    }
+}
+
+/// Listens on both sides' ports and serves them: the serverful and the serverless
+/// front's URL, and their tasks.
+async fn open_fronts(
+    m: &Manifest,
+    pool: &Arc<Pool>,
+    fleet: &Arc<Fleet>,
+) -> Result<((String, String), [tokio::task::JoinHandle<()>; 2]), String> {
     let serverless = bind(m.local.serverless_port).await?;
     let serverful = bind(m.local.serverful_port).await?;
     let urls = (
@@ -212,99 +398,7 @@ pub async fn run(m: &Manifest, aws: &Aws) -> Result<(), String> {
             alb::router(fleet.clone(), m.local.balancing),
         )),
     ];
-    eprintln!(
-        "local runtime of `{}`: serverful {} serverless {} ({isolation:?}, CPU caps: {})",
-        m.name,
-        urls.0,
-        urls.1,
-        cpu.describe()
-    );
-
-    let registry = Registry::connect(aws, m.image.registry.as_deref()).await;
-    let cache = cache_dir(&dir);
-    let names = m.names();
-    let mut problem: Option<String> = None;
-    let mut last_poll: Option<Instant> = None;
-    let mut last_health = Instant::now();
-    let mut last_scale = Instant::now();
-    let mut last_state: Option<Instant> = None;
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    let mut shutdown = std::pin::pin!(shutdown_signal());
-    // SIGUSR1: retire the warm capacity (`bench --protocol cold`).
-    let mut renew = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
-        .map_err(|e| format!("listening for SIGUSR1: {e}"))?;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = &mut shutdown => break,
-            Some(()) = renew.recv() => {
-                pool.retire_idle();
-                fleet.recycle();
-            }
-        }
-        if last_poll.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
-            last_poll = Some(Instant::now());
-            problem = match (&registry, control::read(aws, &names).await) {
-                (Err(e), _) => Some(format!("connecting to the registry: {e}")),
-                (_, Err(e)) => Some(format!("reading the control plane: {e}")),
-                (Ok(registry), Ok(p)) => {
-                    let scale = capped.then_some(cpu_scale);
-                    let a = roll_function(&pool, p.function, registry, &cache, m, scale).await;
-                    let b = roll_fleet(&fleet, p.fleet, registry, &cache, cpu_scale, capped).await;
-                    a.err().or(b.err())
-                }
-            };
-            if let Some(p) = &problem {
-                tracing::warn!("{p}");
-            }
-        }
-        pool.sweep();
-        fleet.reconcile().await;
-        let interval = fleet.release().map_or(Duration::from_secs(1), |r| {
-            timing.health_interval(r.fleet.health.interval)
-        });
-        if last_health.elapsed() >= interval {
-            last_health = Instant::now();
-            let f = fleet.clone();
-            // Health checks take up to their timeout: never hold up the loop.
-            tokio::spawn(async move { f.check_health().await });
-        }
-        if last_scale.elapsed() >= timing.period {
-            last_scale = Instant::now();
-            fleet.scale();
-        }
-        if last_state.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-            last_state = Some(Instant::now());
-            let state = State {
-                pid: std::process::id(),
-                updated_ms: logs::now_ms(),
-                isolation,
-                cpu_model: cpu.describe(),
-                cpu_scale,
-                timing,
-                serverless: Some(serverless_view(&pool, &urls.1)),
-                serverful: Some(serverful_view(&fleet, &urls.0)),
-                pids: pool.pids().into_iter().chain(fleet.pids()).collect(),
-                problem: problem
-                    .clone()
-                    .or_else(|| fleet.problem())
-                    .or_else(|| pool.problem()),
-            };
-            write_state(&dir, &state);
-        }
-    }
-    eprintln!("local runtime of `{}`: stopping", m.name);
-    // No new requests (and so no new environments) while everything stops.
-    for front in fronts {
-        front.abort();
-    }
-    pool.deploy(None);
-    pool.shutdown().await;
-    fleet.shutdown().await;
-    cpu.remove();
-    let _ = std::fs::remove_file(dir.join(STATE_FILE));
-    let _ = std::fs::remove_file(dir.join(PID_FILE));
-    Ok(())
+    Ok((urls, fronts))
 }
 
 async fn bind(port: u16) -> Result<tokio::net::TcpListener, String> {
@@ -561,38 +655,14 @@ pub async fn stop(m: &Manifest) -> usize {
     let pid: Option<u32> = std::fs::read_to_string(dir.join(PID_FILE))
         .ok()
         .and_then(|p| p.trim().parse().ok());
-    let recorded: Vec<u32> = std::fs::read_to_string(dir.join(STATE_FILE))
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .and_then(|s| {
-            s["pids"].as_array().map(|a| {
-                a.iter()
-                    .filter_map(|p| p.as_u64().map(|p| p as u32))
-                    .collect()
-            })
-        })
-        .unwrap_or_default();
+    let recorded = recorded_pids(&dir);
     let mut stopped = 0;
-    // The supervisor leads its own process group. When it is gone, its group's members
-    // are still found by their group id; a member is ours when it runs from this
-    // stack's image cache (its root, or its command line through the loader).
-    let cache = cache_dir(&dir);
     let members: Vec<u32> = pid
-        .map(|g| {
-            process::group_members(g)
-                .into_iter()
-                .filter(|m| recorded.contains(m) || process::runs_from(*m, &cache))
-                .collect()
-        })
+        .map(|g| ours(g, &recorded, &cache_dir(&dir)))
         .unwrap_or_default();
     if let Some(pid) = pid.filter(|p| process::alive(*p) && is_supervisor(*p)) {
         stopped += 1;
-        process::signal_group(-(pid as i32), libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while process::alive(pid) && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        process::signal(pid, libc::SIGKILL);
+        terminate_supervisor(pid).await;
     }
     let leftovers: Vec<u32> = members
         .iter()
@@ -620,4 +690,41 @@ pub async fn stop(m: &Manifest) -> usize {
     let _ = std::fs::remove_file(dir.join(STATE_FILE));
     let _ = std::fs::remove_file(dir.join(PID_FILE));
     stopped
+}
+
+/// The pids the supervisor's last state lists.
+fn recorded_pids(dir: &Path) -> Vec<u32> {
+    std::fs::read_to_string(dir.join(STATE_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|s| {
+            s["pids"].as_array().map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_u64().map(|p| p as u32))
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// The members of process group `group` that are this stack's. The supervisor leads
+/// its own process group. When it is gone, its group's members are still found by
+/// their group id; a member is ours when it runs from this stack's image cache (its
+/// root, or its command line through the loader).
+fn ours(group: u32, recorded: &[u32], cache: &Path) -> Vec<u32> {
+    process::group_members(group)
+        .into_iter()
+        .filter(|m| recorded.contains(m) || process::runs_from(*m, cache))
+        .collect()
+}
+
+/// SIGTERM to the supervisor's group, then (after at most 15 s) SIGKILL to the
+/// supervisor.
+async fn terminate_supervisor(pid: u32) {
+    process::signal_group(-(pid as i32), libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while process::alive(pid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    process::signal(pid, libc::SIGKILL);
 }

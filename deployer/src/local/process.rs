@@ -82,29 +82,7 @@ impl Proc {
         log: LogSink,
     ) -> Result<Proc, String> {
         let root = &spec.rootfs.dir;
-        let entry = &spec.rootfs.entrypoint;
-        // The child's environment is the image's: find the tools on ours.
-        let (program, args): (PathBuf, Vec<String>) = match isolation {
-            Isolation::Chroot => (on_path("chroot"), chroot_args(root, entry)),
-            Isolation::UserNamespace => {
-                let mut a = vec!["--user".into(), "--map-root-user".into()];
-                a.push(on_path("chroot").display().to_string());
-                a.extend(chroot_args(root, entry));
-                (on_path("unshare"), a)
-            }
-            Isolation::Loader => {
-                let loader = spec.rootfs.loader().ok_or_else(|| {
-                    format!("the image at {} has no dynamic loader", root.display())
-                })?;
-                let mut a = vec![
-                    "--library-path".into(),
-                    spec.rootfs.library_path(),
-                    inside(root, &entry[0]).display().to_string(),
-                ];
-                a.extend(entry[1..].iter().cloned());
-                (loader, a)
-            }
-        };
+        let (program, args) = command_line(spec.rootfs, isolation)?;
         let mut env = spec.rootfs.env.clone();
         env.extend(spec.env);
         // Every process gets a /tmp of its own (Lambda's /tmp is per environment), inside
@@ -116,17 +94,7 @@ impl Proc {
             .map_err(|e| format!("creating {tmp} in the image: {e}"))?;
         env.insert("TMPDIR".into(), tmp);
         if isolation == Isolation::Loader {
-            // The image's absolute paths only exist below its root here; the binary
-            // is started through the loader, so it cannot find its model by itself.
-            for v in env.values_mut() {
-                if v.starts_with('/') && inside(root, v).exists() {
-                    *v = inside(root, v).display().to_string();
-                }
-            }
-            if let Some(model) = spec.rootfs.model() {
-                env.entry("MODEL_PATH".into())
-                    .or_insert_with(|| model.display().to_string());
-            }
+            map_into_image(&mut env, spec.rootfs);
         }
         let mut command = Command::new(&program);
         command
@@ -198,6 +166,49 @@ impl Proc {
 
     pub fn usage(&self) -> Option<Usage> {
         Usage::of(self.pid)
+    }
+}
+
+/// The program that starts the image's entrypoint with `isolation`, and its arguments.
+/// The child's environment is the image's: the tools are found on ours.
+fn command_line(rootfs: &Rootfs, isolation: Isolation) -> Result<(PathBuf, Vec<String>), String> {
+    let root = &rootfs.dir;
+    let entry = &rootfs.entrypoint;
+    Ok(match isolation {
+        Isolation::Chroot => (on_path("chroot"), chroot_args(root, entry)),
+        Isolation::UserNamespace => {
+            let mut a = vec!["--user".into(), "--map-root-user".into()];
+            a.push(on_path("chroot").display().to_string());
+            a.extend(chroot_args(root, entry));
+            (on_path("unshare"), a)
+        }
+        Isolation::Loader => {
+            let loader = rootfs
+                .loader()
+                .ok_or_else(|| format!("the image at {} has no dynamic loader", root.display()))?;
+            let mut a = vec![
+                "--library-path".into(),
+                rootfs.library_path(),
+                inside(root, &entry[0]).display().to_string(),
+            ];
+            a.extend(entry[1..].iter().cloned());
+            (loader, a)
+        }
+    })
+}
+
+/// The image's absolute paths only exist below its root here; the binary is started
+/// through the loader, so it cannot find its model by itself.
+fn map_into_image(env: &mut BTreeMap<String, String>, rootfs: &Rootfs) {
+    let root = &rootfs.dir;
+    for v in env.values_mut() {
+        if v.starts_with('/') && inside(root, v).exists() {
+            *v = inside(root, v).display().to_string();
+        }
+    }
+    if let Some(model) = rootfs.model() {
+        env.entry("MODEL_PATH".into())
+            .or_insert_with(|| model.display().to_string());
     }
 }
 
