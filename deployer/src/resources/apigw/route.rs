@@ -33,40 +33,7 @@ impl HttpApi {
                         .await
                         .map_err(error("apigateway:UpdateRoute"))?;
                 }
-                // AWS refuses a second route with the key (`ConflictException`);
-                // moto makes one: created once (see [`crate::aws::create_once`]).
-                None => {
-                    create_once(
-                        "apigateway:CreateRoute",
-                        || async {
-                            aws.apigw
-                                .create_route()
-                                .api_id(api)
-                                .route_key(key)
-                                .target(&target)
-                                .customize()
-                                .config_override(once())
-                                .send()
-                                .await
-                                .map(|_| ())
-                        },
-                        || async {
-                            let routes = aws
-                                .apigw
-                                .get_routes()
-                                .api_id(api)
-                                .send()
-                                .await
-                                .map_err(error("apigateway:GetRoutes"))?;
-                            Ok(routes
-                                .items()
-                                .iter()
-                                .any(|r| r.route_key() == Some(key.as_str()))
-                                .then_some(()))
-                        },
-                    )
-                    .await?;
-                }
+                None => self.create_route(aws, api, key, &target).await?,
             }
         }
         for (key, (id, _)) in have {
@@ -81,6 +48,47 @@ impl HttpApi {
             }
         }
         Ok(())
+    }
+
+    /// AWS refuses a second route with the key (`ConflictException`); moto makes one:
+    /// created once (see [`crate::aws::create_once`]).
+    async fn create_route(
+        &self,
+        aws: &Aws,
+        api: &str,
+        key: &str,
+        target: &str,
+    ) -> Result<(), AwsError> {
+        create_once(
+            "apigateway:CreateRoute",
+            || async {
+                aws.apigw
+                    .create_route()
+                    .api_id(api)
+                    .route_key(key)
+                    .target(target)
+                    .customize()
+                    .config_override(once())
+                    .send()
+                    .await
+                    .map(|_| ())
+            },
+            || async {
+                let routes = aws
+                    .apigw
+                    .get_routes()
+                    .api_id(api)
+                    .send()
+                    .await
+                    .map_err(error("apigateway:GetRoutes"))?;
+                Ok(routes
+                    .items()
+                    .iter()
+                    .any(|r| r.route_key() == Some(key))
+                    .then_some(()))
+            },
+        )
+        .await
     }
 
     /// Whether the API has exactly the wanted routes, each sent to `integration` (its

@@ -84,6 +84,53 @@ impl crate::resources::Change for Change {
 }
 
 impl LaunchTemplate {
+    async fn create(&self, aws: &Aws, group: &str) -> Result<(), AwsError> {
+        aws.ec2
+            .create_launch_template()
+            .launch_template_name(&self.name)
+            .launch_template_data(self.wanted(Some(group)).request(&self.tags))
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::LaunchTemplate)
+                    .set_tags(Some(to_sdk(&self.tags)))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(error("ec2:CreateLaunchTemplate"))?;
+        Ok(())
+    }
+
+    /// Versions are immutable: a change is a new version, made the default. The Auto
+    /// Scaling group follows `$Latest`, so new instances use it.
+    async fn new_default_version(
+        &self,
+        aws: &Aws,
+        o: &TemplateObserved,
+        group: &str,
+    ) -> Result<(), AwsError> {
+        let v = aws
+            .ec2
+            .create_launch_template_version()
+            .launch_template_id(&o.id)
+            .launch_template_data(self.wanted(Some(group)).request(&self.tags))
+            .send()
+            .await
+            .map_err(error("ec2:CreateLaunchTemplateVersion"))?;
+        let number = v
+            .launch_template_version()
+            .and_then(|v| v.version_number())
+            .unwrap_or(o.version + 1);
+        aws.ec2
+            .modify_launch_template()
+            .launch_template_id(&o.id)
+            .default_version(number.to_string())
+            .send()
+            .await
+            .map_err(error("ec2:ModifyLaunchTemplate"))?;
+        Ok(())
+    }
+
     fn wanted(&self, security_group_id: Option<&str>) -> TemplateData {
         TemplateData {
             image_id: self.image_id.clone(),
@@ -183,20 +230,7 @@ impl Resource for LaunchTemplate {
     ) -> Result<(), AwsError> {
         let group = require_group(aws, &self.vpc_id, &self.security_group).await?;
         let Some(o) = observed else {
-            aws.ec2
-                .create_launch_template()
-                .launch_template_name(&self.name)
-                .launch_template_data(self.wanted(Some(&group)).request(&self.tags))
-                .tag_specifications(
-                    TagSpecification::builder()
-                        .resource_type(ResourceType::LaunchTemplate)
-                        .set_tags(Some(to_sdk(&self.tags)))
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(error("ec2:CreateLaunchTemplate"))?;
-            return Ok(());
+            return self.create(aws, &group).await;
         };
         // Every setting of the template data goes in one new version, whichever changed.
         let (mut new_version, mut tags) = (false, false);
@@ -212,27 +246,7 @@ impl Resource for LaunchTemplate {
             }
         }
         if new_version {
-            // Versions are immutable: a change is a new version, made the default. The
-            // Auto Scaling group follows `$Latest`, so new instances use it.
-            let v = aws
-                .ec2
-                .create_launch_template_version()
-                .launch_template_id(&o.id)
-                .launch_template_data(self.wanted(Some(&group)).request(&self.tags))
-                .send()
-                .await
-                .map_err(error("ec2:CreateLaunchTemplateVersion"))?;
-            let number = v
-                .launch_template_version()
-                .and_then(|v| v.version_number())
-                .unwrap_or(o.version + 1);
-            aws.ec2
-                .modify_launch_template()
-                .launch_template_id(&o.id)
-                .default_version(number.to_string())
-                .send()
-                .await
-                .map_err(error("ec2:ModifyLaunchTemplate"))?;
+            self.new_default_version(aws, o, &group).await?;
         }
         if tags {
             aws.ec2

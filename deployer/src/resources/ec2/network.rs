@@ -32,52 +32,12 @@ pub async fn network(
     subnets: &[String],
     instance_type: &str,
 ) -> Result<Network, AwsError> {
-    const OP: &str = "ec2:DescribeSubnets";
     let vpc_id = match vpc_id {
         Some(v) => v.to_string(),
-        None => aws
-            .ec2
-            .describe_vpcs()
-            .filters(Filter::builder().name("is-default").values("true").build())
-            .send()
-            .await
-            .map_err(error("ec2:DescribeVpcs"))?
-            .vpcs()
-            .first()
-            .and_then(|v| v.vpc_id())
-            .map(str::to_string)
-            .ok_or_else(|| {
-                AwsError::new(
-                    "ec2:DescribeVpcs",
-                    "the region has no default VPC: set serverful.network.vpc_id and subnets",
-                )
-            })?,
+        None => default_vpc(aws).await?,
     };
-    let mut request = aws
-        .ec2
-        .describe_subnets()
-        .filters(Filter::builder().name("vpc-id").values(&vpc_id).build());
-    if subnets.is_empty() {
-        request = request.filters(
-            Filter::builder()
-                .name("default-for-az")
-                .values("true")
-                .build(),
-        );
-    } else {
-        request = request.set_subnet_ids(Some(subnets.to_vec()));
-    }
-    let found = request.send().await.map_err(error(OP))?;
-    // Default subnets: one per zone. Given subnets: all of them, however many per zone.
-    let mut zones = BTreeSet::new();
-    let mut chosen = Vec::new();
-    for s in found.subnets() {
-        if let (Some(zone), Some(id)) = (s.availability_zone(), s.subnet_id()) {
-            zones.insert(zone.to_string());
-            chosen.push((id.to_string(), zone.to_string()));
-        }
-    }
-    chosen.sort();
+    let chosen = subnet_zones(aws, &vpc_id, subnets).await?;
+    let zones: BTreeSet<String> = chosen.iter().map(|(_, zone)| zone.clone()).collect();
     if zones.len() < 2 {
         let which = if subnets.is_empty() {
             "default subnets"
@@ -85,7 +45,7 @@ pub async fn network(
             "subnets"
         };
         return Err(AwsError::new(
-            OP,
+            "ec2:DescribeSubnets",
             format!(
                 "the {which} of VPC {vpc_id} span {} availability zone(s); an Application Load Balancer needs two: set serverful.network.subnets",
                 zones.len()
@@ -100,20 +60,7 @@ pub async fn network(
         .collect();
     let zones_without_type: Vec<String> = zones.difference(&offered).cloned().collect();
     if instance_subnets.is_empty() {
-        return Err(AwsError::new(
-            "ec2:DescribeInstanceTypeOfferings",
-            format!(
-                "`{instance_type}` is not offered in any availability zone of the subnets of VPC \
-                 {vpc_id} ({})",
-                zones_without_type.join(", ")
-            ),
-        )
-        .with_hint(format!(
-            "set `serverful.network.subnets` to subnets in zones that offer it (`aws ec2 \
-             describe-instance-type-offerings --location-type availability-zone --filters \
-             Name=instance-type,Values={instance_type}` lists them), or pick another \
-             `serverful.instance_type`"
-        )));
+        return Err(not_offered(instance_type, &vpc_id, &zones_without_type));
     }
     Ok(Network {
         vpc_id,
@@ -121,6 +68,80 @@ pub async fn network(
         instance_subnets,
         zones_without_type,
     })
+}
+
+/// The region's default VPC.
+async fn default_vpc(aws: &Aws) -> Result<String, AwsError> {
+    aws.ec2
+        .describe_vpcs()
+        .filters(Filter::builder().name("is-default").values("true").build())
+        .send()
+        .await
+        .map_err(error("ec2:DescribeVpcs"))?
+        .vpcs()
+        .first()
+        .and_then(|v| v.vpc_id())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            AwsError::new(
+                "ec2:DescribeVpcs",
+                "the region has no default VPC: set serverful.network.vpc_id and subnets",
+            )
+        })
+}
+
+/// `(subnet, zone)` of the given subnets of `vpc_id`, all of them however many per zone,
+/// or of its default subnets (one per zone) when none are given; sorted.
+async fn subnet_zones(
+    aws: &Aws,
+    vpc_id: &str,
+    subnets: &[String],
+) -> Result<Vec<(String, String)>, AwsError> {
+    let mut request = aws
+        .ec2
+        .describe_subnets()
+        .filters(Filter::builder().name("vpc-id").values(vpc_id).build());
+    if subnets.is_empty() {
+        request = request.filters(
+            Filter::builder()
+                .name("default-for-az")
+                .values("true")
+                .build(),
+        );
+    } else {
+        request = request.set_subnet_ids(Some(subnets.to_vec()));
+    }
+    let found = request.send().await.map_err(error("ec2:DescribeSubnets"))?;
+    let mut chosen: Vec<(String, String)> = found
+        .subnets()
+        .iter()
+        .filter_map(|s| {
+            Some((
+                s.subnet_id()?.to_string(),
+                s.availability_zone()?.to_string(),
+            ))
+        })
+        .collect();
+    chosen.sort();
+    Ok(chosen)
+}
+
+/// No zone of the subnets offers `instance_type`: which zones, and how to find ones that do.
+fn not_offered(instance_type: &str, vpc_id: &str, zones: &[String]) -> AwsError {
+    AwsError::new(
+        "ec2:DescribeInstanceTypeOfferings",
+        format!(
+            "`{instance_type}` is not offered in any availability zone of the subnets of VPC \
+             {vpc_id} ({})",
+            zones.join(", ")
+        ),
+    )
+    .with_hint(format!(
+        "set `serverful.network.subnets` to subnets in zones that offer it (`aws ec2 \
+         describe-instance-type-offerings --location-type availability-zone --filters \
+         Name=instance-type,Values={instance_type}` lists them), or pick another \
+         `serverful.instance_type`"
+    ))
 }
 
 /// Which of `zones` offer `instance_type` (`DescribeInstanceTypeOfferings` by availability

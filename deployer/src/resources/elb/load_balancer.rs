@@ -140,28 +140,7 @@ impl Resource for LoadBalancer {
                 )
             })?;
         let Some(o) = observed else {
-            // AWS makes this call idempotent by name; moto makes a second balancer.
-            create_once(
-                "elasticloadbalancing:CreateLoadBalancer",
-                || async {
-                    aws.elb
-                        .create_load_balancer()
-                        .name(&self.name)
-                        .r#type(LoadBalancerTypeEnum::Application)
-                        .scheme(LoadBalancerSchemeEnum::InternetFacing)
-                        .set_subnets(Some(self.subnets.clone()))
-                        .security_groups(&group)
-                        .set_tags(Some(to_sdk(&self.tags)))
-                        .customize()
-                        .config_override(once())
-                        .send()
-                        .await
-                        .map(|_| ())
-                },
-                || async { Ok(find_load_balancer(aws, &self.name).await?.map(|_| ())) },
-            )
-            .await?;
-            return Ok(());
+            return self.create(aws, &group).await;
         };
         for change in changes {
             match change {
@@ -206,6 +185,30 @@ impl Resource for LoadBalancer {
 }
 
 impl LoadBalancer {
+    /// AWS makes this call idempotent by name; moto makes a second balancer.
+    async fn create(&self, aws: &Aws, group: &str) -> Result<(), AwsError> {
+        create_once(
+            "elasticloadbalancing:CreateLoadBalancer",
+            || async {
+                aws.elb
+                    .create_load_balancer()
+                    .name(&self.name)
+                    .r#type(LoadBalancerTypeEnum::Application)
+                    .scheme(LoadBalancerSchemeEnum::InternetFacing)
+                    .set_subnets(Some(self.subnets.clone()))
+                    .security_groups(group)
+                    .set_tags(Some(to_sdk(&self.tags)))
+                    .customize()
+                    .config_override(once())
+                    .send()
+                    .await
+                    .map(|_| ())
+            },
+            || async { Ok(find_load_balancer(aws, &self.name).await?.map(|_| ())) },
+        )
+        .await
+    }
+
     fn sorted_subnets(&self) -> Vec<String> {
         let mut subnets = self.subnets.clone();
         subnets.sort();

@@ -20,6 +20,18 @@ pub(super) fn expiry_of(rules: &[LifecycleRule]) -> Option<i32> {
 }
 
 impl Bucket {
+    /// The expiry of the rule this tool writes, in days, if the bucket has it.
+    pub(super) async fn find_expiry(&self, aws: &Aws) -> Result<Option<i32>, AwsError> {
+        Ok(aws
+            .s3
+            .get_bucket_lifecycle_configuration()
+            .bucket(&self.name)
+            .send()
+            .await
+            .found(Service::S3, "s3:GetBucketLifecycleConfiguration")?
+            .and_then(|o| expiry_of(o.rules())))
+    }
+
     /// The days after which objects expire; `None`: they are kept.
     pub(super) fn expiry(&self) -> Option<i32> {
         (self.expire_after_days > 0).then_some(self.expire_after_days as i32)

@@ -22,12 +22,10 @@ pub use self::settings::AccessBlock;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use serde_json::Value;
 
-use self::lifecycle::expiry_of;
 use self::settings::{ENCRYPTION, encrypted};
 use super::{Field, Kind, Resource, TagChange, Tags, tag_diff};
 use crate::aws::{Aws, AwsError, FoundExt, Service, error};
 use crate::manifest::OWNER_TAG;
-use crate::resources::tags::from_sdk;
 use crate::resources::tags::to_sdk;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -107,82 +105,13 @@ impl Resource for Bucket {
         if !self.head_bucket(aws.s3.head_bucket().bucket(b).send().await)? {
             return Ok(None);
         }
-        let tags = aws
-            .s3
-            .get_bucket_tagging()
-            .bucket(b)
-            .send()
-            .await
-            .found(Service::S3, "s3:GetBucketTagging")?
-            .map(|t| from_sdk(t.tag_set()))
-            .unwrap_or_default();
-        let access_block = aws
-            .s3
-            .get_public_access_block()
-            .bucket(b)
-            .send()
-            .await
-            .found(Service::S3, "s3:GetPublicAccessBlock")?
-            .and_then(|o| o.public_access_block_configuration().cloned())
-            .map(|c| AccessBlock {
-                block_public_acls: c.block_public_acls().unwrap_or(false),
-                ignore_public_acls: c.ignore_public_acls().unwrap_or(false),
-                block_public_policy: c.block_public_policy().unwrap_or(false),
-                restrict_public_buckets: c.restrict_public_buckets().unwrap_or(false),
-            });
-        let encryption = aws
-            .s3
-            .get_bucket_encryption()
-            .bucket(b)
-            .send()
-            .await
-            .found(Service::S3, "s3:GetBucketEncryption")?
-            .and_then(|o| {
-                let rule = o
-                    .server_side_encryption_configuration()?
-                    .rules()
-                    .first()?
-                    .clone();
-                Some(
-                    rule.apply_server_side_encryption_by_default()?
-                        .sse_algorithm()
-                        .as_str()
-                        .to_string(),
-                )
-            });
-        let expire_after_days = aws
-            .s3
-            .get_bucket_lifecycle_configuration()
-            .bucket(b)
-            .send()
-            .await
-            .found(Service::S3, "s3:GetBucketLifecycleConfiguration")?
-            .and_then(|o| expiry_of(o.rules()));
-        let policy = aws
-            .s3
-            .get_bucket_policy()
-            .bucket(b)
-            .send()
-            .await
-            .found(Service::S3, "s3:GetBucketPolicy")?
-            .and_then(|o| o.policy().and_then(|p| serde_json::from_str(p).ok()));
-        let has_objects = !aws
-            .s3
-            .list_objects_v2()
-            .bucket(b)
-            .max_keys(1)
-            .send()
-            .await
-            .map_err(error("s3:ListObjectsV2"))?
-            .contents()
-            .is_empty();
         Ok(Some(Observed {
-            access_block,
-            encryption,
-            expire_after_days,
-            policy,
-            tags,
-            has_objects,
+            tags: self.find_tags(aws).await?,
+            access_block: self.find_access_block(aws).await?,
+            encryption: self.find_encryption(aws).await?,
+            expire_after_days: self.find_expiry(aws).await?,
+            policy: self.find_policy(aws).await?,
+            has_objects: self.has_objects(aws).await?,
         }))
     }
 

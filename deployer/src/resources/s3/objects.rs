@@ -7,6 +7,20 @@ use super::Bucket;
 use crate::aws::{Aws, AwsError, error};
 
 impl Bucket {
+    /// Whether the bucket holds any object.
+    pub(super) async fn has_objects(&self, aws: &Aws) -> Result<bool, AwsError> {
+        Ok(!aws
+            .s3
+            .list_objects_v2()
+            .bucket(&self.name)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(error("s3:ListObjectsV2"))?
+            .contents()
+            .is_empty())
+    }
+
     /// Deletes every object, a page (at most 1000) at a time.
     pub(super) async fn delete_objects(&self, aws: &Aws) -> Result<(), AwsError> {
         loop {

@@ -6,12 +6,24 @@
 use serde_json::{Value, json};
 
 use super::Bucket;
-use crate::aws::{Aws, AwsError, error};
+use crate::aws::{Aws, AwsError, FoundExt, Service, error};
 
 /// The `Sid` of the statement this tool owns in a bucket policy.
 const PUBLIC_READ: &str = "PublicReadResults";
 
 impl Bucket {
+    /// The bucket's policy document; `None` when it has none.
+    pub(super) async fn find_policy(&self, aws: &Aws) -> Result<Option<Value>, AwsError> {
+        Ok(aws
+            .s3
+            .get_bucket_policy()
+            .bucket(&self.name)
+            .send()
+            .await
+            .found(Service::S3, "s3:GetBucketPolicy")?
+            .and_then(|o| o.policy().and_then(|p| serde_json::from_str(p).ok())))
+    }
+
     /// The statement that lets anyone read the objects.
     fn public_read(&self) -> Value {
         json!({

@@ -8,9 +8,9 @@ use aws_sdk_s3::types::{
 use serde::Serialize;
 
 use super::Bucket;
-use crate::aws::{Aws, AwsError, error};
+use crate::aws::{Aws, AwsError, FoundExt, Service, error};
 use crate::resources::Tags;
-use crate::resources::tags::to_sdk;
+use crate::resources::tags::{from_sdk, to_sdk};
 
 /// The four public access block switches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -32,6 +32,64 @@ pub(super) fn encrypted(algorithm: Option<&str>) -> bool {
 
 /// Tags as S3's SDK takes them.
 impl Bucket {
+    /// The bucket's tags; none when it has no tag set.
+    pub(super) async fn find_tags(&self, aws: &Aws) -> Result<Tags, AwsError> {
+        Ok(aws
+            .s3
+            .get_bucket_tagging()
+            .bucket(&self.name)
+            .send()
+            .await
+            .found(Service::S3, "s3:GetBucketTagging")?
+            .map(|t| from_sdk(t.tag_set()))
+            .unwrap_or_default())
+    }
+
+    /// The bucket's public access block; `None` when it has none.
+    pub(super) async fn find_access_block(
+        &self,
+        aws: &Aws,
+    ) -> Result<Option<AccessBlock>, AwsError> {
+        Ok(aws
+            .s3
+            .get_public_access_block()
+            .bucket(&self.name)
+            .send()
+            .await
+            .found(Service::S3, "s3:GetPublicAccessBlock")?
+            .and_then(|o| o.public_access_block_configuration().cloned())
+            .map(|c| AccessBlock {
+                block_public_acls: c.block_public_acls().unwrap_or(false),
+                ignore_public_acls: c.ignore_public_acls().unwrap_or(false),
+                block_public_policy: c.block_public_policy().unwrap_or(false),
+                restrict_public_buckets: c.restrict_public_buckets().unwrap_or(false),
+            }))
+    }
+
+    /// The algorithm of the bucket's default encryption, if it has one.
+    pub(super) async fn find_encryption(&self, aws: &Aws) -> Result<Option<String>, AwsError> {
+        Ok(aws
+            .s3
+            .get_bucket_encryption()
+            .bucket(&self.name)
+            .send()
+            .await
+            .found(Service::S3, "s3:GetBucketEncryption")?
+            .and_then(|o| {
+                let rule = o
+                    .server_side_encryption_configuration()?
+                    .rules()
+                    .first()?
+                    .clone();
+                Some(
+                    rule.apply_server_side_encryption_by_default()?
+                        .sse_algorithm()
+                        .as_str()
+                        .to_string(),
+                )
+            }))
+    }
+
     pub(super) fn access_block(&self) -> AccessBlock {
         // A public bucket still refuses ACLs; reads are granted by the bucket policy only.
         AccessBlock {
