@@ -13,10 +13,10 @@ use crate::resources::{Id, Kind};
 
 use serde_json::{Value, json};
 
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, Names};
 use crate::resources::ec2::{Network, Source};
 use crate::resources::{
-    Node, apigw, autoscaling, ec2, ecr, ecs, elb, iam, image, lambda, logs, s3,
+    Node, Tags, apigw, autoscaling, ec2, ecr, ecs, elb, iam, image, lambda, logs, s3,
 };
 
 /// Facts about the account that ARNs need.
@@ -96,147 +96,216 @@ pub const ECS_INSTANCE_POLICY: &str = "policy/service-role/AmazonEC2ContainerSer
 
 /// Every resource of the stack, in dependency order.
 pub fn desired(m: &Manifest, ctx: &Context) -> Vec<Box<dyn Node>> {
-    let account = &ctx.account;
-    let n = m.names();
-    let tags = m.resource_tags();
-    let p = &account.partition;
-    let arn = |service: &str, resource: &str| {
-        format!(
-            "arn:{p}:{service}:{}:{}:{resource}",
-            account.region, account.id
-        )
-    };
-    let log_arn = |group: &str| arn("logs", &format!("log-group:{group}:*"));
-
-    // What the predictor may touch: read inputs (and the model, if it comes from S3),
-    // write results and read them back for presigned URLs. Nothing else.
-    let mut data = vec![
-        json!({"Sid": "ReadInputs", "Effect": "Allow", "Action": "s3:GetObject",
-               "Resource": format!("arn:{p}:s3:::{}/*", n.input_bucket)}),
-        json!({"Sid": "WriteResults", "Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"],
-               "Resource": format!("arn:{p}:s3:::{}/*", n.output_bucket)}),
-    ];
-    if let Some((bucket, key)) = m.model.s3() {
-        data.push(
-            json!({"Sid": "ReadModel", "Effect": "Allow", "Action": "s3:GetObject",
-                         "Resource": format!("arn:{p}:s3:::{bucket}/{key}")}),
-        );
-    }
-    let policy =
-        |statements: Vec<Value>| Some(json!({"Version": "2012-10-17", "Statement": statements}));
-    let write_logs = |group: &str| {
-        json!({"Sid": "WriteLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-               "Resource": log_arn(group)})
-    };
-    let role =
-        |name: &str, service: &str, policy: Option<Value>, managed: &[String]| -> Box<dyn Node> {
-            Box::new(iam::Role {
-                name: name.to_string(),
-                service: service.to_string(),
-                policy,
-                managed: managed.iter().cloned().collect::<BTreeSet<_>>(),
-                tags: tags.clone(),
-            })
-        };
-
-    let mut nodes: Vec<Box<dyn Node>> = vec![Box::new(ecr::Repository {
-        name: n.repository.clone(),
-        scan_on_push: m.image.scan_on_push,
-        keep_last: m.image.keep_last,
-        lambda_pull: m.serverless.enabled.then(|| arn("lambda", "function:*")),
-        tags: tags.clone(),
-    })];
-    let image_push = ctx.push.as_ref().map(|push| {
-        let name = format!("{}:{}", n.repository, m.image.tag);
-        nodes.push(Box::new(image::Image {
-            name: name.clone(),
-            repository: n.repository.clone(),
-            tag: m.image.tag.clone(),
-            registry: m.image.registry.clone(),
-            built: push.built.clone(),
-            tags: tags.clone(),
-            client: push.client.clone(),
-        }));
-        Id::new(Kind::Image, name)
-    });
-    nodes.extend::<Vec<Box<dyn Node>>>(vec![
-        Box::new(s3::Bucket {
-            name: n.input_bucket.clone(),
-            setting: "buckets.input.name",
-            region: m.region.clone(),
-            partition: ctx.account.partition.clone(),
-            public: false,
-            expire_after_days: 0,
-            tags: tags.clone(),
-        }),
-        Box::new(s3::Bucket {
-            name: n.output_bucket.clone(),
-            setting: "buckets.output.name",
-            region: m.region.clone(),
-            partition: ctx.account.partition.clone(),
-            public: m.buckets.output.public,
-            expire_after_days: m.buckets.output.expire_after_days,
-            tags: tags.clone(),
-        }),
-    ]);
-
+    let parts = Parts::new(m, ctx);
+    let (mut nodes, image_push) = parts.storage();
     if m.serverless.enabled {
-        let mut statements = data.clone();
-        statements.push(write_logs(&n.lambda_log_group));
-        nodes.push(role(
-            &n.lambda_role,
-            "lambda.amazonaws.com",
-            policy(statements),
-            &[],
+        nodes.extend(parts.serverless(image_push.clone()));
+    }
+    if m.serverful.enabled {
+        nodes.extend(parts.serverful_access());
+        if let (Some(net), Some(ami)) = (&ctx.network, &ctx.ami) {
+            nodes.extend(serverful(m, ctx, net, ami, image_push));
+        }
+    }
+    nodes
+}
+
+/// What every part of the stack is built from: the manifest, the facts looked up, the
+/// names derived and the tags.
+struct Parts<'a> {
+    m: &'a Manifest,
+    ctx: &'a Context,
+    n: Names,
+    tags: Tags,
+}
+
+impl<'a> Parts<'a> {
+    fn new(m: &'a Manifest, ctx: &'a Context) -> Self {
+        Parts {
+            m,
+            ctx,
+            n: m.names(),
+            tags: m.resource_tags(),
+        }
+    }
+
+    /// An ARN of this account and region.
+    fn arn(&self, service: &str, resource: &str) -> String {
+        let a = &self.ctx.account;
+        format!(
+            "arn:{}:{service}:{}:{}:{resource}",
+            a.partition, a.region, a.id
+        )
+    }
+
+    fn log_arn(&self, group: &str) -> String {
+        self.arn("logs", &format!("log-group:{group}:*"))
+    }
+
+    fn role(
+        &self,
+        name: &str,
+        service: &str,
+        statements: Option<Vec<Value>>,
+        managed: &[String],
+    ) -> Box<dyn Node> {
+        Box::new(iam::Role {
+            name: name.to_string(),
+            service: service.to_string(),
+            policy: statements.map(|s| json!({"Version": "2012-10-17", "Statement": s})),
+            managed: managed.iter().cloned().collect::<BTreeSet<_>>(),
+            tags: self.tags.clone(),
+        })
+    }
+
+    /// What the predictor may touch: read inputs (and the model, if it comes from S3),
+    /// write results and read them back for presigned URLs. Nothing else.
+    fn data_access(&self) -> Vec<Value> {
+        let (p, n) = (&self.ctx.account.partition, &self.n);
+        let mut data = vec![
+            json!({"Sid": "ReadInputs", "Effect": "Allow", "Action": "s3:GetObject",
+                   "Resource": format!("arn:{p}:s3:::{}/*", n.input_bucket)}),
+            json!({"Sid": "WriteResults", "Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"],
+                   "Resource": format!("arn:{p}:s3:::{}/*", n.output_bucket)}),
+        ];
+        if let Some((bucket, key)) = self.m.model.s3() {
+            data.push(
+                json!({"Sid": "ReadModel", "Effect": "Allow", "Action": "s3:GetObject",
+                             "Resource": format!("arn:{p}:s3:::{bucket}/{key}")}),
+            );
+        }
+        data
+    }
+
+    fn write_logs(&self, group: &str) -> Value {
+        json!({"Sid": "WriteLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+               "Resource": self.log_arn(group)})
+    }
+
+    /// The repository, the image pushed to it (its id, which the targets wait for) and
+    /// the buckets.
+    fn storage(&self) -> (Vec<Box<dyn Node>>, Option<Id>) {
+        let (m, n, tags) = (self.m, &self.n, &self.tags);
+        let mut nodes: Vec<Box<dyn Node>> = vec![Box::new(ecr::Repository {
+            name: n.repository.clone(),
+            scan_on_push: m.image.scan_on_push,
+            keep_last: m.image.keep_last,
+            lambda_pull: m
+                .serverless
+                .enabled
+                .then(|| self.arn("lambda", "function:*")),
+            tags: tags.clone(),
+        })];
+        let image_push = self.ctx.push.as_ref().map(|push| {
+            let name = format!("{}:{}", n.repository, m.image.tag);
+            nodes.push(Box::new(image::Image {
+                name: name.clone(),
+                repository: n.repository.clone(),
+                tag: m.image.tag.clone(),
+                registry: m.image.registry.clone(),
+                built: push.built.clone(),
+                tags: tags.clone(),
+                client: push.client.clone(),
+            }));
+            Id::new(Kind::Image, name)
+        });
+        nodes.push(self.bucket(&n.input_bucket, "buckets.input.name", false, 0));
+        let out = &m.buckets.output;
+        nodes.push(self.bucket(
+            &n.output_bucket,
+            "buckets.output.name",
+            out.public,
+            out.expire_after_days,
         ));
-        nodes.push(Box::new(logs::LogGroup {
-            name: n.lambda_log_group.clone(),
-            retention_days: m.logs.retention_days,
-            tags: tags.clone(),
-        }));
+        (nodes, image_push)
+    }
+
+    fn bucket(
+        &self,
+        name: &str,
+        setting: &'static str,
+        public: bool,
+        expire_after_days: u32,
+    ) -> Box<dyn Node> {
+        Box::new(s3::Bucket {
+            name: name.to_string(),
+            setting,
+            region: self.m.region.clone(),
+            partition: self.ctx.account.partition.clone(),
+            public,
+            expire_after_days,
+            tags: self.tags.clone(),
+        })
+    }
+
+    /// Lambda behind an HTTP API: the function's role and log group, the function, the
+    /// API.
+    fn serverless(&self, image_push: Option<Id>) -> Vec<Box<dyn Node>> {
+        let (m, n, tags, account) = (self.m, &self.n, &self.tags, &self.ctx.account);
+        let p = &account.partition;
         let l = &m.serverless;
-        nodes.push(Box::new(lambda::Function {
-            name: n.function.clone(),
-            role_name: n.lambda_role.clone(),
-            role_arn: format!("arn:{p}:iam::{}:role/{}", account.id, n.lambda_role),
-            log_group: n.lambda_log_group.clone(),
-            image: ctx.image.uri.clone(),
-            architecture: ctx.image.architecture.clone(),
-            memory_mb: l.memory_mb,
-            timeout_s: l.timeout_s,
-            environment: predictor_env(m),
-            reserved_concurrency: l.reserved_concurrency,
-            provisioned_concurrency: l.provisioned_concurrency,
-            image_push: image_push.clone(),
-            tags: tags.clone(),
-        }));
+        let mut statements = self.data_access();
+        statements.push(self.write_logs(&n.lambda_log_group));
         let mut routes = vec![l.route.clone()];
         if l.route != "GET /healthz" {
             routes.push("GET /healthz".into());
         }
-        nodes.push(Box::new(apigw::HttpApi {
-            name: n.http_api.clone(),
-            function: n.function.clone(),
-            // With provisioned concurrency the API invokes the alias that has it.
-            function_arn: match l.provisioned_concurrency {
-                Some(_) => arn(
-                    "lambda",
-                    &format!("function:{}:{}", n.function, lambda::ALIAS),
+        // With provisioned concurrency the API invokes the alias that has it.
+        let qualifier = l.provisioned_concurrency.map(|_| lambda::ALIAS.to_string());
+        let function_arn = match &qualifier {
+            Some(alias) => self.arn("lambda", &format!("function:{}:{alias}", n.function)),
+            None => self.arn("lambda", &format!("function:{}", n.function)),
+        };
+        vec![
+            self.role(
+                &n.lambda_role,
+                "lambda.amazonaws.com",
+                Some(statements),
+                &[],
+            ),
+            Box::new(logs::LogGroup {
+                name: n.lambda_log_group.clone(),
+                retention_days: m.logs.retention_days,
+                tags: tags.clone(),
+            }),
+            Box::new(lambda::Function {
+                name: n.function.clone(),
+                role_name: n.lambda_role.clone(),
+                role_arn: format!("arn:{p}:iam::{}:role/{}", account.id, n.lambda_role),
+                log_group: n.lambda_log_group.clone(),
+                image: self.ctx.image.uri.clone(),
+                architecture: self.ctx.image.architecture.clone(),
+                memory_mb: l.memory_mb,
+                timeout_s: l.timeout_s,
+                environment: predictor_env(m),
+                reserved_concurrency: l.reserved_concurrency,
+                provisioned_concurrency: l.provisioned_concurrency,
+                image_push,
+                tags: tags.clone(),
+            }),
+            Box::new(apigw::HttpApi {
+                name: n.http_api.clone(),
+                function: n.function.clone(),
+                function_arn,
+                qualifier,
+                routes,
+                // The function's own timeout, within API Gateway's 30 s limit.
+                timeout_ms: (l.timeout_s * 1000).min(30_000),
+                execute_arn_prefix: format!(
+                    "arn:{p}:execute-api:{}:{}",
+                    account.region, account.id
                 ),
-                None => arn("lambda", &format!("function:{}", n.function)),
-            },
-            qualifier: l.provisioned_concurrency.map(|_| lambda::ALIAS.to_string()),
-            routes,
-            // The function's own timeout, within API Gateway's 30 s limit.
-            timeout_ms: (l.timeout_s * 1000).min(30_000),
-            execute_arn_prefix: format!("arn:{p}:execute-api:{}:{}", account.region, account.id),
-            arn_prefix: format!("arn:{p}:apigateway:{}", account.region),
-            tags: tags.clone(),
-        }));
+                arn_prefix: format!("arn:{p}:apigateway:{}", account.region),
+                tags: tags.clone(),
+            }),
+        ]
     }
 
-    if m.serverful.enabled {
-        let repo_arn = arn("ecr", &format!("repository/{}", n.repository));
+    /// The serverful side's roles, instance profile and log group: what its instances and
+    /// tasks run as and write to.
+    fn serverful_access(&self) -> Vec<Box<dyn Node>> {
+        let (n, tags) = (&self.n, &self.tags);
+        let repo_arn = self.arn("ecr", &format!("repository/{}", n.repository));
         let execution = vec![
             // GetAuthorizationToken has no resource-level permissions: `*` is the only form.
             json!({"Sid": "EcrAuth", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"}),
@@ -244,42 +313,34 @@ pub fn desired(m: &Manifest, ctx: &Context) -> Vec<Box<dyn Node>> {
                    "Action": ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
                    "Resource": repo_arn}),
             json!({"Sid": "WriteLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                   "Resource": log_arn(&n.ecs_log_group)}),
+                   "Resource": self.log_arn(&n.ecs_log_group)}),
         ];
-        nodes.push(role(
-            &n.task_execution_role,
-            "ecs-tasks.amazonaws.com",
-            policy(execution),
-            &[],
-        ));
-        nodes.push(role(
-            &n.task_role,
-            "ecs-tasks.amazonaws.com",
-            policy(data.clone()),
-            &[],
-        ));
-        let instance_policy = format!("arn:{p}:iam::aws:{ECS_INSTANCE_POLICY}");
-        nodes.push(role(
-            &n.instance_role,
-            "ec2.amazonaws.com",
-            None,
-            &[instance_policy],
-        ));
-        nodes.push(Box::new(iam::InstanceProfile {
-            name: n.instance_profile.clone(),
-            role: n.instance_role.clone(),
-            tags: tags.clone(),
-        }));
-        nodes.push(Box::new(logs::LogGroup {
-            name: n.ecs_log_group.clone(),
-            retention_days: m.logs.retention_days,
-            tags: tags.clone(),
-        }));
-        if let (Some(net), Some(ami)) = (&ctx.network, &ctx.ami) {
-            nodes.extend(serverful(m, ctx, net, ami, image_push));
-        }
+        let tasks = "ecs-tasks.amazonaws.com";
+        let instance_policy = format!(
+            "arn:{}:iam::aws:{ECS_INSTANCE_POLICY}",
+            self.ctx.account.partition
+        );
+        vec![
+            self.role(&n.task_execution_role, tasks, Some(execution), &[]),
+            self.role(&n.task_role, tasks, Some(self.data_access()), &[]),
+            self.role(
+                &n.instance_role,
+                "ec2.amazonaws.com",
+                None,
+                &[instance_policy],
+            ),
+            Box::new(iam::InstanceProfile {
+                name: n.instance_profile.clone(),
+                role: n.instance_role.clone(),
+                tags: tags.clone(),
+            }),
+            Box::new(logs::LogGroup {
+                name: n.ecs_log_group.clone(),
+                retention_days: self.m.logs.retention_days,
+                tags: tags.clone(),
+            }),
+        ]
     }
-    nodes
 }
 
 /// Every resource the stack's names can denote, whatever the manifest enables now:
