@@ -9,6 +9,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 
 use crate::aws::{Aws, AwsError};
+use crate::error::Class;
 use crate::output::Progress;
 use crate::plan::{Action, Change, Plan};
 use crate::resources::{Id, Node, Observation};
@@ -24,11 +25,25 @@ pub enum Outcome {
         code: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         hint: Option<String>,
+        /// What kind of failure it was, for the exit code.
+        #[serde(skip)]
+        class: Class,
     },
     /// Not attempted because a change it depends on failed.
     Skipped {
         because: Id,
     },
+}
+
+impl Outcome {
+    fn failed(e: &AwsError) -> Outcome {
+        Outcome::Failed {
+            error: e.to_string(),
+            code: e.code.clone(),
+            hint: e.hint.clone(),
+            class: Class::of_aws(e),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -138,11 +153,7 @@ pub async fn execute(
             }
             Err(e) => {
                 progress.failed(change, &e);
-                Outcome::Failed {
-                    error: e.to_string(),
-                    code: e.code.clone(),
-                    hint: e.hint.clone(),
-                }
+                Outcome::failed(&e)
             }
         };
         outcomes.insert(i, outcome);
@@ -201,14 +212,7 @@ async fn delete_replaced(
         }
         if let Err(e) = nodes[change.node].delete(aws, &seen[change.node]).await {
             progress.failed(change, &e);
-            outcomes.insert(
-                i,
-                Outcome::Failed {
-                    error: e.to_string(),
-                    code: e.code.clone(),
-                    hint: e.hint.clone(),
-                },
-            );
+            outcomes.insert(i, Outcome::failed(&e));
         }
     }
     outcomes

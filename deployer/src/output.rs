@@ -553,6 +553,7 @@ mod tests {
                     error: "logs:CreateLogGroup: boom".into(),
                     code: None,
                     hint: None,
+                    class: crate::error::Class::Failed,
                 },
             ),
             applied(

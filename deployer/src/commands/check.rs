@@ -158,7 +158,7 @@ pub fn text(m: &Manifest, account: Option<&str>, findings: &[Finding]) -> String
 /// A failed read as a problem, with the explanation `up` would give (credentials,
 /// permissions, the network).
 async fn problem(check: &'static str, e: AwsError, m: &Manifest) -> Finding {
-    let e = if e.code.is_some() || e.unreachable {
+    let e = if e.code.is_some() || e.is_unreachable() {
         Error::Aws(e).explain(m).await
     } else {
         Error::Aws(e)

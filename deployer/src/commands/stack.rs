@@ -199,12 +199,18 @@ pub async fn apply(
     let causes: Vec<Cause> = applied
         .iter()
         .filter_map(|a| match &a.outcome {
-            Outcome::Failed { error, code, hint } => Some(Cause {
+            Outcome::Failed {
+                error,
+                code,
+                hint,
+                class,
+            } => Some(Cause {
                 id: a.change.id.clone(),
                 action: a.change.action,
                 error: error.clone(),
                 code: code.clone(),
                 hint: hint.clone(),
+                class: *class,
             }),
             _ => None,
         })
