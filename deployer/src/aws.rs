@@ -2,30 +2,47 @@
 //! answers are classified: finders turn those into `Ok(None)`; anything else is an error.
 
 use std::fmt;
+use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
 use aws_sdk_ecr::error::ProvideErrorMetadata;
 use aws_smithy_runtime_api::client::result::SdkError;
 use tokio::sync::OnceCell;
 
+use crate::image::registry::RegistryError;
 use crate::manifest::{Manifest, Timeouts};
 
-/// An AWS call that failed: which operation, AWS's error code, its message, and what to
-/// do about it when that is known.
-#[derive(Debug, Clone, thiserror::Error)]
+/// An AWS call that failed: which operation, AWS's error code, its message, what to do
+/// about it when that is known, and the SDK's error it came from (the `-v` log shows
+/// its chain).
+#[derive(Debug, Clone)]
 pub struct AwsError {
     pub operation: &'static str,
     pub code: Option<String>,
     pub message: String,
     /// Printed on its own line, `hint: …`.
     pub hint: Option<String>,
+    /// How the call failed, which decides the exit code.
+    pub kind: Kind,
+    /// The SDK's (or the registry client's) error, kept whole.
+    pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+/// How a call failed: told by the SDK's error kinds and by the waits, never by text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// AWS answered with an error, or this tool found its answer wanting.
+    Refused,
     /// The request never reached an endpoint (connection refused, no route, DNS): the
     /// SDK's own dispatch-failure kind, not anything AWS said.
-    pub unreachable: bool,
+    Unreachable,
     /// The request was never sent for another reason (no credentials to sign it with,
     /// a request that could not be built): the SDK's construction or dispatch failure.
-    /// Errors this tool makes itself have neither flag.
-    pub unsent: bool,
+    Unsent,
+    /// A bounded wait ran out before AWS got there ([`crate::wait::until`]).
+    TimedOut,
+    /// The image registry refused or failed (a push, a manifest read).
+    Registry,
 }
 
 impl fmt::Display for AwsError {
@@ -37,6 +54,14 @@ impl fmt::Display for AwsError {
     }
 }
 
+/// The source is the SDK's error itself (not the `Arc` around it), so that it can be
+/// downcast.
+impl std::error::Error for AwsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
+}
+
 impl AwsError {
     pub fn new(operation: &'static str, message: impl Into<String>) -> Self {
         AwsError {
@@ -44,15 +69,56 @@ impl AwsError {
             code: None,
             message: message.into(),
             hint: None,
-            unreachable: false,
-            unsent: false,
+            kind: Kind::Refused,
+            source: None,
         }
+    }
+
+    /// A bounded wait for `operation` that ran out.
+    pub fn timed_out(operation: &'static str, message: impl Into<String>) -> Self {
+        AwsError {
+            kind: Kind::TimedOut,
+            ..AwsError::new(operation, message)
+        }
+    }
+
+    /// A registry call that failed, as a step of a plan; a failure of ECR's token keeps
+    /// its own kind (the registry was never reached).
+    pub fn registry(operation: &'static str, e: RegistryError) -> Self {
+        match e {
+            RegistryError::Token(aws) => aws,
+            e => AwsError {
+                kind: Kind::Registry,
+                hint: e.hint().map(str::to_string),
+                source: Some(Arc::new(e)),
+                ..AwsError::new(operation, "")
+            }
+            .with_source_message(),
+        }
+    }
+
+    /// The message of the source, when there is no other.
+    fn with_source_message(mut self) -> Self {
+        if let Some(source) = &self.source {
+            self.message = source.to_string();
+        }
+        self
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
+
+    pub fn is_unreachable(&self) -> bool {
+        self.kind == Kind::Unreachable
+    }
+}
+
+/// The id or ARN a create call answered with. AWS always sends one; an answer without it
+/// is an error naming the call, never an empty id that a later call trips over.
+pub fn created<T>(operation: &'static str, field: &str, value: Option<T>) -> Result<T, AwsError> {
+    value.ok_or_else(|| AwsError::new(operation, format!("the answer has no `{field}`")))
 }
 
 /// The services this tool calls, for not-found classification.
@@ -118,8 +184,8 @@ impl Service {
 /// Converts an SDK error into an [`AwsError`] naming `operation`.
 pub fn error<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> AwsError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: fmt::Debug,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: fmt::Debug + Send + Sync + 'static,
 {
     move |e| {
         let (code, message) = match &e {
@@ -129,22 +195,25 @@ where
             ),
             other => (None, chain(other)),
         };
-        // A connect timeout (packets silently dropped by a firewall) is as unreachable
-        // as a refused connection.
-        let unreachable = matches!(&e, SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout());
-        let unsent = !unreachable
-            && matches!(
-                &e,
-                SdkError::ConstructionFailure(_) | SdkError::DispatchFailure(_)
-            );
         AwsError {
             operation,
             code,
             message,
             hint: None,
-            unreachable,
-            unsent,
+            kind: kind_of(&e),
+            source: Some(Arc::new(e)),
         }
+    }
+}
+
+/// How an SDK call failed, by the SDK's error kinds.
+fn kind_of<E, R>(e: &SdkError<E, R>) -> Kind {
+    match e {
+        // A connect timeout (packets silently dropped by a firewall) is as unreachable
+        // as a refused connection.
+        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => Kind::Unreachable,
+        SdkError::ConstructionFailure(_) | SdkError::DispatchFailure(_) => Kind::Unsent,
+        _ => Kind::Refused,
     }
 }
 
@@ -170,8 +239,8 @@ pub trait FoundExt<T> {
 
 impl<T, E, R> FoundExt<T> for Result<T, SdkError<E, R>>
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: fmt::Debug + HttpStatus,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: fmt::Debug + HttpStatus + Send + Sync + 'static,
 {
     fn found(self, service: Service, operation: &'static str) -> Result<Option<T>, AwsError> {
         match self {
@@ -243,7 +312,7 @@ pub async fn create_once<T, E, C, CF, F, FF>(
     mut find: F,
 ) -> Result<T, AwsError>
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     C: FnMut() -> CF,
     CF: std::future::Future<Output = Result<T, SdkError<E, aws_smithy_runtime_api::http::Response>>>,
     F: FnMut() -> FF,
@@ -430,4 +499,90 @@ pub(crate) fn has_configured_credentials() -> bool {
     ]
     .iter()
     .any(|v| std::env::var_os(v).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityError;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+
+    use super::*;
+    use crate::resources::Resource;
+    use crate::resources::recording::{self, json_ok, recording};
+
+    type StsError = SdkError<GetCallerIdentityError, aws_smithy_runtime_api::http::Response>;
+
+    #[test]
+    fn a_failed_call_keeps_the_sdks_error_and_is_classified_by_its_kind() {
+        let refused: StsError = SdkError::dispatch_failure(ConnectorError::io(
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into(),
+        ));
+        let e = error("sts:GetCallerIdentity")(refused);
+        assert_eq!(e.kind, Kind::Unreachable);
+        let source = std::error::Error::source(&e).expect("the SDK's error is kept");
+        assert!(source.downcast_ref::<StsError>().is_some(), "{source:?}");
+        assert!(chain(&e).contains("refused"), "{}", chain(&e));
+
+        let unsigned: StsError = SdkError::construction_failure("no credentials to sign with");
+        assert_eq!(error("sts:GetCallerIdentity")(unsigned).kind, Kind::Unsent);
+    }
+
+    #[tokio::test]
+    async fn an_api_created_without_an_id_is_an_error_naming_the_call() {
+        let (endpoint, seen) = recording(json_ok("{}"));
+        let aws = recording::aws(&endpoint).await;
+        let api = crate::resources::apigw::HttpApi {
+            name: "t-api".into(),
+            function: "t-fn".into(),
+            function_arn: "arn:aws:lambda:us-east-1:123456789012:function:t-fn".into(),
+            qualifier: None,
+            routes: vec!["POST /predict".into()],
+            timeout_ms: 29_000,
+            execute_arn_prefix: "arn:aws:execute-api:us-east-1:123456789012".into(),
+            arn_prefix: "arn:aws:apigateway:us-east-1".into(),
+            tags: Default::default(),
+        };
+        let e = api.apply(&aws, None, &[]).await.unwrap_err();
+        assert_eq!(e.operation, "apigateway:CreateApi", "{e}");
+        assert!(e.message.contains("`ApiId`"), "{e}");
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            1,
+            "nothing is called with an empty id"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_security_group_created_without_an_id_is_an_error_naming_the_call() {
+        let body = r#"<CreateSecurityGroupResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId></CreateSecurityGroupResponse>"#;
+        let (endpoint, _) = recording(format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        ));
+        let aws = recording::aws(&endpoint).await;
+        let group = crate::resources::ec2::SecurityGroup {
+            name: "t-sg".into(),
+            description: "t".into(),
+            vpc_id: "vpc-1".into(),
+            ingress: Vec::new(),
+            tags: Default::default(),
+        };
+        let e = group.apply(&aws, None, &[]).await.unwrap_err();
+        assert_eq!(e.operation, "ec2:CreateSecurityGroup", "{e}");
+        assert!(e.message.contains("`GroupId`"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_id_is_an_error_and_a_present_one_is_taken() {
+        assert_eq!(
+            created("ecr:CreateRepository", "repositoryArn", Some(1)).unwrap(),
+            1
+        );
+        let e = created::<u8>("ecr:CreateRepository", "repositoryArn", None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "ecr:CreateRepository: the answer has no `repositoryArn`"
+        );
+    }
 }

@@ -6,7 +6,8 @@
 
 use crate::aws::Aws;
 use crate::error::Error;
-use crate::image::{self, registry::Platform, registry::Registry};
+use crate::image;
+use crate::image::registry::{Platform, Registry, RegistryError};
 use crate::manifest::Manifest;
 use crate::resources::ec2;
 use crate::stack::{self, Account, Context, Push};
@@ -26,92 +27,18 @@ pub async fn context(
     push: Option<Push>,
     lookup: Lookup,
 ) -> Result<Context, Error> {
-    let repository = manifest.names().repository;
-    let host = manifest.image.registry.clone().unwrap_or_else(|| {
-        format!(
-            "{}.dkr.ecr.{}.{}",
-            account.id,
-            account.region,
-            dns_suffix(&account.partition)
-        )
-    });
-    let uri = if let Some(uri) = &manifest.image.uri {
-        uri.clone()
-    } else if let Some(built) = push.as_ref().and_then(|p| p.built.as_ref()) {
-        format!("{host}/{repository}@{}", built.digest)
-    } else {
-        // What the tag points at now; a stack never built shows the tag itself.
-        let push = push.as_ref().expect("no image.uri: the push step exists");
-        let registry = push
-            .client
-            .get_or_try_init(|| Registry::connect(aws, manifest.image.registry.as_deref()))
-            .await
-            .map_err(Error::Image)?;
-        match registry
-            .digest_of(&repository, &manifest.image.tag)
-            .await
-            .map_err(Error::Image)?
-        {
-            Some(digest) => registry.pinned(&repository, &digest),
-            None => format!("{host}/{repository}:{}", manifest.image.tag),
-        }
-    };
+    let uri = image_uri(aws, manifest, &account, push.as_ref()).await?;
     let mut notes = Vec::new();
     // What the image is built for (OCI names): one, or an index's entries.
-    let candidates: Vec<String> = match push.as_ref().and_then(|p| p.built.as_ref()) {
+    let candidates = match push.as_ref().and_then(|p| p.built.as_ref()) {
         Some(built) => vec![built.architecture.clone()],
-        None => match image_architecture(aws, manifest, push.as_ref(), &uri).await {
-            Ok(archs) => archs,
-            // Unreadable is not wrong: the targets' own pulls will tell. Say what was
-            // assumed instead of stopping a deploy on a registry this run cannot read.
-            Err(Unread(e)) => {
-                let arch = image::host_architecture().to_string();
-                notes.push(format!(
-                    "could not read what `{uri}` is built for ({e}); assuming `{}`",
-                    image::lambda_architecture(&arch)
-                ));
-                Ok(vec![arch])
-            }
-        }?,
+        None => read_architectures(aws, manifest, push.as_ref(), &uri, &mut notes).await?,
     };
-    let runnable: Vec<&'static str> = candidates
-        .iter()
-        .filter_map(|a| aws_architecture(a))
-        .collect();
-    if runnable.is_empty() {
-        return Err(Error::Usage {
-            message: format!(
-                "`{uri}` is built for `{}`; AWS runs x86_64 and arm64 only",
-                candidates.join("`, `")
-            ),
-            hint: Some("deploy an image built for linux/amd64 or linux/arm64".into()),
-        });
-    }
+    let runnable = runnable(&uri, &candidates)?;
     let architecture = runnable.first().copied().unwrap_or("x86_64");
     let (network, ami) = if manifest.serverful.enabled {
-        let s = &manifest.serverful;
-        let instance_arch = instance_architecture(aws, manifest, &runnable).await?;
-        let net = &s.network;
-        let network =
-            ec2::network(aws, net.vpc_id.as_deref(), &net.subnets, &s.instance_type).await?;
-        let recommended = ec2::recommended_ami(aws, &instance_arch).await?;
-        // The instances keep the AMI they run until asked to move: AWS publishes a new
-        // ECS-optimized AMI every few weeks, and a plan that changes by itself is noise.
-        let current = ec2::find_template(aws, &manifest.names().launch_template)
-            .await?
-            .filter(|t| t.data.instance_type == s.instance_type && !t.data.image_id.is_empty())
-            .map(|t| t.data.image_id);
-        match current {
-            Some(current) if !lookup.refresh_ami && current != recommended => {
-                notes.push(format!(
-                    "AWS recommends a newer ECS-optimized AMI, `{recommended}`; the \
-                     instances keep `{current}` until `--refresh-ami` (instances launched \
-                     after that use the new one)"
-                ));
-                (Some(network), Some(current))
-            }
-            _ => (Some(network), Some(recommended)),
-        }
+        let (network, ami) = serverful(aws, manifest, &runnable, lookup, &mut notes).await?;
+        (Some(network), Some(ami))
     } else {
         (None, None)
     };
@@ -126,6 +53,116 @@ pub async fn context(
         notes,
         push,
     })
+}
+
+/// The image both targets run: the manifest's `image.uri`, the one built in this run,
+/// or what the tag points at now (a stack never built shows the tag itself).
+async fn image_uri(
+    aws: &Aws,
+    manifest: &Manifest,
+    account: &Account,
+    push: Option<&Push>,
+) -> Result<String, Error> {
+    let repository = manifest.names().repository;
+    let host = manifest.image.registry.clone().unwrap_or_else(|| {
+        format!(
+            "{}.dkr.ecr.{}.{}",
+            account.id,
+            account.region,
+            dns_suffix(&account.partition)
+        )
+    });
+    if let Some(uri) = &manifest.image.uri {
+        return Ok(uri.clone());
+    }
+    if let Some(built) = push.and_then(|p| p.built.as_ref()) {
+        return Ok(format!("{host}/{repository}@{}", built.digest));
+    }
+    let push = push.expect("no image.uri: the push step exists");
+    let registry = push
+        .client
+        .get_or_try_init(|| Registry::connect(aws, manifest.image.registry.as_deref()))
+        .await?;
+    Ok(
+        match registry.digest_of(&repository, &manifest.image.tag).await? {
+            Some(digest) => registry.pinned(&repository, &digest),
+            None => format!("{host}/{repository}:{}", manifest.image.tag),
+        },
+    )
+}
+
+/// What an image this run did not build is built for. Unreadable is not wrong: the
+/// targets' own pulls will tell. What was assumed is said in `notes` instead of
+/// stopping a deploy on a registry this run cannot read.
+async fn read_architectures(
+    aws: &Aws,
+    manifest: &Manifest,
+    push: Option<&Push>,
+    uri: &str,
+    notes: &mut Vec<String>,
+) -> Result<Vec<String>, Error> {
+    match image_architecture(aws, manifest, push, uri).await {
+        Ok(archs) => archs,
+        Err(Unread(e)) => {
+            let arch = image::host_architecture().to_string();
+            notes.push(format!(
+                "could not read what `{uri}` is built for ({e}); assuming `{}`",
+                image::lambda_architecture(&arch)
+            ));
+            Ok(vec![arch])
+        }
+    }
+}
+
+/// The architectures of `candidates` AWS runs (EC2's and Lambda's names); none is an
+/// error.
+fn runnable(uri: &str, candidates: &[String]) -> Result<Vec<&'static str>, Error> {
+    let runnable: Vec<&'static str> = candidates
+        .iter()
+        .filter_map(|a| aws_architecture(a))
+        .collect();
+    if runnable.is_empty() {
+        return Err(Error::Usage {
+            message: format!(
+                "`{uri}` is built for `{}`; AWS runs x86_64 and arm64 only",
+                candidates.join("`, `")
+            ),
+            hint: Some("deploy an image built for linux/amd64 or linux/arm64".into()),
+        });
+    }
+    Ok(runnable)
+}
+
+/// The serverful target's network and AMI. The instances keep the AMI they run until
+/// asked to move: AWS publishes a new ECS-optimized AMI every few weeks, and a plan that
+/// changes by itself is noise.
+async fn serverful(
+    aws: &Aws,
+    manifest: &Manifest,
+    runnable: &[&str],
+    lookup: Lookup,
+    notes: &mut Vec<String>,
+) -> Result<(ec2::Network, String), Error> {
+    let s = &manifest.serverful;
+    let instance_arch = instance_architecture(aws, manifest, runnable).await?;
+    let net = &s.network;
+    let network = ec2::network(aws, net.vpc_id.as_deref(), &net.subnets, &s.instance_type).await?;
+    let recommended = ec2::recommended_ami(aws, &instance_arch).await?;
+    let current = ec2::find_template(aws, &manifest.names().launch_template)
+        .await?
+        .filter(|t| t.data.instance_type == s.instance_type && !t.data.image_id.is_empty())
+        .map(|t| t.data.image_id);
+    match current {
+        Some(current) if !lookup.refresh_ami && current != recommended => {
+            notes.push(format!(
+                "AWS recommends a newer ECS-optimized AMI, `{recommended}`; the \
+                 instances keep `{current}` until `--refresh-ami` (instances launched \
+                 after that use the new one)"
+            ));
+            Ok((network, current))
+        }
+        _ => Ok((network, recommended)),
+    }
 }
 
 /// The OCI architecture of an image this run did not build (`image.uri`, or the tag's
@@ -144,17 +181,17 @@ async fn image_architecture(
                 .client
                 .get_or_try_init(|| Registry::connect(aws, manifest.image.registry.as_deref()))
                 .await
-                .map_err(Unread)?;
+                .map_err(unread)?;
             read(ours, &host, &reference).await
         }
         None => {
             let ours = Registry::connect(aws, manifest.image.registry.as_deref())
                 .await
-                .map_err(Unread)?;
+                .map_err(unread)?;
             read(&ours, &host, &reference).await
         }
     }
-    .map_err(Unread)?;
+    .map_err(unread)?;
     Ok(match platform {
         Some(Platform::Image(arch)) => Ok(vec![arch]),
         None => Ok(vec![image::host_architecture().to_string()]),
@@ -183,8 +220,12 @@ fn aws_architecture(oci: &str) -> Option<&'static str> {
     }
 }
 
-/// Why an image's architecture could not be read (the registry's answer).
+/// Why an image's architecture could not be read (the registry's answer), for a note.
 struct Unread(String);
+
+fn unread(e: RegistryError) -> Unread {
+    Unread(e.to_string())
+}
 
 /// What `reference` is built for, read with this account's registry credentials when it
 /// lives there, anonymously elsewhere.
@@ -192,7 +233,7 @@ async fn read(
     ours: &Registry,
     host: &str,
     reference: &oci_client::Reference,
-) -> Result<Option<Platform>, String> {
+) -> Result<Option<Platform>, RegistryError> {
     if ours.host == host {
         ours.platform(reference).await
     } else {

@@ -9,6 +9,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 
 use crate::aws::{Aws, AwsError};
+use crate::error::Class;
 use crate::output::Progress;
 use crate::plan::{Action, Change, Plan};
 use crate::resources::{Id, Node, Observation};
@@ -24,11 +25,25 @@ pub enum Outcome {
         code: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         hint: Option<String>,
+        /// What kind of failure it was, for the exit code.
+        #[serde(skip)]
+        class: Class,
     },
     /// Not attempted because a change it depends on failed.
     Skipped {
         because: Id,
     },
+}
+
+impl Outcome {
+    fn failed(e: &AwsError) -> Outcome {
+        Outcome::Failed {
+            error: e.to_string(),
+            code: e.code.clone(),
+            hint: e.hint.clone(),
+            class: Class::of_aws(e),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -67,65 +82,19 @@ pub async fn execute(
     let mut outcomes = delete_replaced(aws, plan, nodes, seen, progress).await;
     let mut started: BTreeSet<usize> = outcomes.keys().copied().collect();
     let mut running = FuturesUnordered::new();
-    let index: BTreeMap<&Id, usize> = plan
-        .changes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (&c.id, i))
-        .collect();
-
     loop {
-        // Start every change whose dependencies have all finished; skip those whose
-        // dependencies failed or were skipped.
-        let mut progressed = true;
-        while progressed {
-            progressed = false;
-            for (i, change) in plan.changes.iter().enumerate() {
-                if started.contains(&i) {
-                    continue;
-                }
-                let deps: Vec<usize> = change
-                    .after
-                    .iter()
-                    .filter_map(|d| index.get(d).copied())
-                    .collect();
-                if let Some(bad) = deps.iter().find(
-                    |d| matches!(outcomes.get(d), Some(o) if !matches!(o, Outcome::Done { .. })),
-                ) {
-                    let because = match &outcomes[bad] {
-                        Outcome::Skipped { because } => because.clone(),
-                        _ => plan.changes[*bad].id.clone(),
-                    };
-                    progress.skipped(&change.id, &because);
-                    outcomes.insert(i, Outcome::Skipped { because });
-                    started.insert(i);
-                    progressed = true;
-                } else if deps
-                    .iter()
-                    .all(|d| matches!(outcomes.get(d), Some(Outcome::Done { .. })))
-                {
-                    started.insert(i);
-                    if change.action != Action::Replace {
-                        progress.started(change);
-                    }
-                    let node = &nodes[change.node];
-                    let obs = gone.get(&i).unwrap_or(&seen[change.node]);
-                    running.push(async move {
-                        let t = Instant::now();
-                        let result = match change.action {
-                            Action::Update if change.follows.is_some() => {
-                                recheck(aws, &plan.stack, node.as_ref()).await
-                            }
-                            Action::Create | Action::Update | Action::Replace => {
-                                apply(aws, &plan.stack, node.as_ref(), obs).await
-                            }
-                            Action::Delete => node.delete(aws, obs).await,
-                            Action::Empty => node.empty(aws, obs).await,
-                        };
-                        (i, result, t.elapsed().as_secs_f64())
-                    });
-                }
+        for i in ready(plan, &mut started, &mut outcomes, progress) {
+            let change = &plan.changes[i];
+            if change.action != Action::Replace {
+                progress.started(change);
             }
+            let node = nodes[change.node].as_ref();
+            let obs = gone.get(&i).unwrap_or(&seen[change.node]);
+            running.push(async move {
+                let t = Instant::now();
+                let result = run(aws, &plan.stack, change, node, obs).await;
+                (i, result, t.elapsed().as_secs_f64())
+            });
         }
         let Some((i, result, seconds)) = running.next().await else {
             break;
@@ -138,16 +107,11 @@ pub async fn execute(
             }
             Err(e) => {
                 progress.failed(change, &e);
-                Outcome::Failed {
-                    error: e.to_string(),
-                    code: e.code.clone(),
-                    hint: e.hint.clone(),
-                }
+                Outcome::failed(&e)
             }
         };
         outcomes.insert(i, outcome);
     }
-
     plan.changes
         .iter()
         .enumerate()
@@ -158,6 +122,74 @@ pub async fn execute(
             }),
         })
         .collect()
+}
+
+/// The changes not `started` yet whose dependencies have all finished, now marked
+/// started; those whose dependencies failed or were skipped are skipped, in `outcomes`.
+fn ready(
+    plan: &Plan,
+    started: &mut BTreeSet<usize>,
+    outcomes: &mut BTreeMap<usize, Outcome>,
+    progress: &Progress,
+) -> Vec<usize> {
+    let index: BTreeMap<&Id, usize> = plan
+        .changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (&c.id, i))
+        .collect();
+    let mut ready = Vec::new();
+    // A skip can skip what depends on it in turn: look again until nothing changes.
+    let mut progressed = true;
+    while progressed {
+        progressed = false;
+        for (i, change) in plan.changes.iter().enumerate() {
+            if started.contains(&i) {
+                continue;
+            }
+            let deps: Vec<usize> = change
+                .after
+                .iter()
+                .filter_map(|d| index.get(d).copied())
+                .collect();
+            if let Some(bad) = deps
+                .iter()
+                .find(|d| matches!(outcomes.get(d), Some(o) if !matches!(o, Outcome::Done { .. })))
+            {
+                let because = match &outcomes[bad] {
+                    Outcome::Skipped { because } => because.clone(),
+                    _ => plan.changes[*bad].id.clone(),
+                };
+                progress.skipped(&change.id, &because);
+                outcomes.insert(i, Outcome::Skipped { because });
+                started.insert(i);
+                progressed = true;
+            } else if deps
+                .iter()
+                .all(|d| matches!(outcomes.get(d), Some(Outcome::Done { .. })))
+            {
+                started.insert(i);
+                ready.push(i);
+            }
+        }
+    }
+    ready
+}
+
+/// Makes one change: `obs` is how the resource was seen (missing, for one replaced).
+async fn run(
+    aws: &Aws,
+    stack: &str,
+    change: &Change,
+    node: &dyn Node,
+    obs: &Observation,
+) -> Result<(), AwsError> {
+    match change.action {
+        Action::Update if change.follows.is_some() => recheck(aws, stack, node).await,
+        Action::Create | Action::Update | Action::Replace => apply(aws, stack, node, obs).await,
+        Action::Delete => node.delete(aws, obs).await,
+        Action::Empty => node.empty(aws, obs).await,
+    }
 }
 
 /// Deletes what the plan replaces, before anything else runs, one at a time, each
@@ -201,14 +233,7 @@ async fn delete_replaced(
         }
         if let Err(e) = nodes[change.node].delete(aws, &seen[change.node]).await {
             progress.failed(change, &e);
-            outcomes.insert(
-                i,
-                Outcome::Failed {
-                    error: e.to_string(),
-                    code: e.code.clone(),
-                    hint: e.hint.clone(),
-                },
-            );
+            outcomes.insert(i, Outcome::failed(&e));
         }
     }
     outcomes

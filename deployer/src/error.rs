@@ -8,11 +8,63 @@ use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_smithy_runtime_api::client::result::ConnectorError;
 
-use crate::aws::AwsError;
+use crate::aws::{AwsError, Kind};
 use crate::image::BuildError;
+use crate::image::registry::RegistryError;
 use crate::manifest::{Manifest, ManifestError};
 use crate::plan::Action;
 use crate::resources::Id;
+
+/// What kind of failure ended a command; each has its own exit code, so that a script
+/// can tell what to do without reading the message (README, "Exit codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    /// 1: AWS refused a call, a change failed, or anything not below.
+    Failed,
+    /// 2: the input is wrong: the manifest, the arguments.
+    Input,
+    /// 3: something around the tool is missing: credentials, the network, permissions,
+    /// ONNX Runtime or cargo, the local runtime.
+    Precondition,
+    /// 4: a bounded wait for AWS ran out; trying again may succeed.
+    Timeout,
+    /// 5: the image registry refused, failed or did not answer.
+    Registry,
+}
+
+impl Class {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Class::Failed => 1,
+            Class::Input => 2,
+            Class::Precondition => 3,
+            Class::Timeout => 4,
+            Class::Registry => 5,
+        }
+    }
+
+    /// The class of a failed AWS call, by its kind.
+    pub fn of_aws(e: &AwsError) -> Class {
+        match e.kind {
+            Kind::Refused => Class::Failed,
+            Kind::Unreachable | Kind::Unsent => Class::Precondition,
+            Kind::TimedOut => Class::Timeout,
+            Kind::Registry => Class::Registry,
+        }
+    }
+
+    /// The class shared by all of `classes`, else [`Class::Failed`].
+    fn common(classes: impl IntoIterator<Item = Class>) -> Class {
+        let mut classes = classes.into_iter();
+        let first = classes.next().unwrap_or(Class::Failed);
+        if classes.all(|c| c == first) {
+            first
+        } else {
+            Class::Failed
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -25,9 +77,9 @@ pub enum Error {
     },
     #[error("{0}")]
     Aws(#[from] AwsError),
-    /// Building or pushing the image.
+    /// The image registry refused or failed: a push, a manifest read.
     #[error("image: {0}")]
-    Image(String),
+    Registry(#[from] RegistryError),
     /// Building the image's inputs: the predictor binary, ONNX Runtime.
     #[error("{0}")]
     Build(#[from] BuildError),
@@ -135,6 +187,8 @@ pub struct Cause {
     pub error: String,
     pub code: Option<String>,
     pub hint: Option<String>,
+    /// What kind of failure it was (`timeout`, `registry`, …).
+    pub class: Class,
 }
 
 /// The summary, then each cause in its own paragraph, its hint on its own line: the
@@ -196,14 +250,23 @@ impl Error {
     /// has failed, by asking the credential chain, STS or the registry's port. The same
     /// for every command. The error as it was goes to the `-v` log.
     pub async fn explain(self, m: &Manifest) -> Error {
+        // ECR's token is an AWS call like any other.
+        let this = match self {
+            Error::Registry(RegistryError::Token(e)) => Error::Aws(e),
+            other => other,
+        };
+        this.explain_aws(m).await
+    }
+
+    async fn explain_aws(self, m: &Manifest) -> Error {
         let explained = match &self {
-            Error::Aws(e) if e.unreachable => Some(unreachable(m, e.operation)),
+            Error::Aws(e) if e.is_unreachable() => Some(unreachable(m, e.operation)),
             Error::Aws(e) => match e.code.as_deref() {
                 Some(code) if REJECTED.contains(&code) => Some(rejected(m, code).await),
                 Some(code) if EXPIRED.contains(&code) => Some(expired(m).await),
                 Some(code) if DENIED.contains(&code) => Some(denied(m, e).await),
                 // A request that was never sent, for no network reason: the credentials.
-                None if e.unsent => match credentials_failure(m).await {
+                None if e.kind == Kind::Unsent => match credentials_failure(m).await {
                     Some(problem) => Some(problem),
                     None => registry_down(m),
                 },
@@ -212,7 +275,7 @@ impl Error {
             },
             // Flattened to text on the way up (a registry's or the local runtime's
             // error): what around the tool could have caused it, asked directly.
-            Error::Image(_) | Error::Local(_) | Error::Failed { .. } => {
+            Error::Registry(_) | Error::Local(_) | Error::Failed { .. } => {
                 match credentials_failure(m).await {
                     Some(problem) => Some(problem),
                     None => registry_down(m),
@@ -222,18 +285,45 @@ impl Error {
         };
         match explained {
             Some(e) => {
-                tracing::info!(error = %self, "explained as: {e}");
+                tracing::info!(error = %crate::aws::chain(&self), "explained as: {e}");
                 e
             }
             None => self,
         }
     }
 
-    /// 2: the input is wrong (manifest, arguments); 1: anything that happened around it.
-    pub fn exit_code(&self) -> u8 {
+    /// What kind of failure this is; changes that failed are of their causes' class
+    /// when they share one.
+    pub fn class(&self) -> Class {
         match self {
-            Error::Manifest(_) | Error::Usage { .. } => 2,
-            _ => 1,
+            Error::Manifest(_) | Error::Usage { .. } => Class::Input,
+            Error::Aws(e) => Class::of_aws(e),
+            Error::Registry(RegistryError::Token(e)) => Class::of_aws(e),
+            Error::Registry(_) | Error::RegistryDown { .. } => Class::Registry,
+            Error::Build(e) => e.class(),
+            Error::Failed { causes, .. } => Class::common(causes.iter().map(|c| c.class)),
+            Error::Local(_)
+            | Error::Unreachable { .. }
+            | Error::NoCredentials { .. }
+            | Error::CredentialsExpired { .. }
+            | Error::CredentialsRejected { .. }
+            | Error::Credentials(_)
+            | Error::Denied { .. } => Class::Precondition,
+            Error::Foreign { .. } | Error::Cancelled => Class::Failed,
+        }
+    }
+
+    /// The exit code of the error's class (README, "Exit codes").
+    pub fn exit_code(&self) -> u8 {
+        self.class().exit_code()
+    }
+
+    /// The exit code under `plan --detailed-exitcode`, where 2 means "changes": the
+    /// input's errors exit 1 there (terraform's convention), the other classes keep theirs.
+    pub fn detailed_exit_code(&self) -> u8 {
+        match self.class() {
+            Class::Input => 1,
+            class => class.exit_code(),
         }
     }
 
@@ -242,10 +332,16 @@ impl Error {
         match self {
             Error::Manifest(_) => "manifest",
             Error::Usage { .. } => "usage",
+            Error::Aws(AwsError {
+                kind: Kind::TimedOut,
+                ..
+            }) => "timeout",
             Error::Aws(_) => "aws",
-            Error::Image(_) => "image",
+            Error::Registry(_) => "image",
             Error::Build(BuildError::OrtMissing { .. }) => "onnx_runtime_missing",
             Error::Build(BuildError::NoCargo { .. }) => "cargo_missing",
+            Error::Build(BuildError::MissingLibrary { .. }) => "library_missing",
+            Error::Build(BuildError::NoBinary { .. }) => "predictor_binary_missing",
             Error::Build(_) => "build_failed",
             Error::Foreign { .. } => "foreign",
             Error::Failed { .. } => "changes_failed",
@@ -266,6 +362,7 @@ impl Error {
             Error::Usage { hint, .. } => return hint.clone(),
             Error::Manifest(e) => return e.hint().map(str::to_string),
             Error::Aws(AwsError { hint, .. }) => return hint.clone(),
+            Error::Registry(e) => return e.hint().map(str::to_string),
             Error::Unreachable { loopback: true, .. } | Error::RegistryDown { loopback: true, .. } => {
                 "start the local emulator and registry: `scripts/local-stack.sh start`".into()
             }
@@ -604,6 +701,106 @@ fn registry_down(m: &Manifest) -> Option<Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn aws(kind: Kind) -> Error {
+        Error::Aws(AwsError {
+            kind,
+            ..AwsError::new("ecs:DescribeServices", "m")
+        })
+    }
+
+    fn failed(classes: &[Class]) -> Error {
+        Error::Failed {
+            command: "up",
+            total: classes.len(),
+            skipped: 0,
+            causes: classes
+                .iter()
+                .map(|&class| Cause {
+                    id: Id::new(crate::resources::Kind::LogGroup, "/s"),
+                    action: Action::Create,
+                    error: "logs:CreateLogGroup: m".into(),
+                    code: None,
+                    hint: None,
+                    class,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn each_class_of_error_has_its_exit_code_and_json_code() {
+        let usage = Error::Usage {
+            message: "m".into(),
+            hint: None,
+        };
+        let not_stored = RegistryError::NotStored {
+            name: "r/p:latest".into(),
+            stored: None,
+            digest: "sha256:a".into(),
+        };
+        let token = RegistryError::Token(AwsError {
+            kind: Kind::Unreachable,
+            ..AwsError::new("ecr:GetAuthorizationToken", "m")
+        });
+        let ort = BuildError::OrtMissing {
+            path: "/x".into(),
+            origin: "`ORT_DYLIB_PATH`",
+        };
+        let cases = [
+            (usage, 2, "usage"),
+            (aws(Kind::Refused), 1, "aws"),
+            (aws(Kind::Unreachable), 3, "aws"),
+            (aws(Kind::Unsent), 3, "aws"),
+            (aws(Kind::TimedOut), 4, "timeout"),
+            (aws(Kind::Registry), 5, "aws"),
+            (Error::Registry(not_stored), 5, "image"),
+            (Error::Registry(token), 3, "image"),
+            (Error::Build(ort), 3, "onnx_runtime_missing"),
+            (
+                Error::Build(BuildError::NoBinary { path: "/x".into() }),
+                2,
+                "predictor_binary_missing",
+            ),
+            (
+                Error::NoCredentials { tried: Vec::new() },
+                3,
+                "no_credentials",
+            ),
+            (Error::Local("m".into()), 3, "local_runtime"),
+            (
+                Error::RegistryDown {
+                    host: "127.0.0.1:5000".into(),
+                    loopback: true,
+                },
+                5,
+                "registry_unreachable",
+            ),
+            (Error::Cancelled, 1, "cancelled"),
+        ];
+        for (e, exit, code) in cases {
+            assert_eq!((e.exit_code(), e.code()), (exit, code), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn failed_changes_exit_with_the_class_their_causes_share() {
+        assert_eq!(failed(&[Class::Timeout, Class::Timeout]).exit_code(), 4);
+        assert_eq!(failed(&[Class::Registry]).exit_code(), 5);
+        assert_eq!(failed(&[Class::Timeout, Class::Registry]).exit_code(), 1);
+        assert_eq!(failed(&[Class::Failed, Class::Timeout]).exit_code(), 1);
+    }
+
+    #[test]
+    fn with_detailed_exitcode_only_the_input_leaves_2_to_the_changes() {
+        let usage = Error::Usage {
+            message: "m".into(),
+            hint: None,
+        };
+        assert_eq!(usage.detailed_exit_code(), 1);
+        assert_eq!(aws(Kind::TimedOut).detailed_exit_code(), 4);
+        assert_eq!(aws(Kind::Refused).detailed_exit_code(), 1);
+    }
 
     #[test]
     fn hosts_of_the_services_called() {

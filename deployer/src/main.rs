@@ -48,7 +48,8 @@ enum Command {
     },
     /// Show the changes `up` (or `down`, with --destroy) would make.
     Plan {
-        /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+        /// Exit 0 when there are no changes, 2 when there are; an error in the input exits
+        /// 1 (the other errors keep their codes).
         #[arg(long)]
         detailed_exitcode: bool,
         /// Plan the deletion of the stack instead.
@@ -164,6 +165,8 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
+            // The error's whole chain (the SDK's own errors under AWS's answer), for `-v`.
+            tracing::info!(error = %aws::chain(&e), class = ?e.class(), "failed");
             match format {
                 Format::Text => {
                     eprintln!("error: {e}");
@@ -180,8 +183,11 @@ fn main() -> ExitCode {
                     println!("{}", serde_json::json!({ "error": error }));
                 }
             }
-            // With --detailed-exitcode, 2 means "changes": every error is 1.
-            ExitCode::from(if detailed { 1 } else { e.exit_code() })
+            ExitCode::from(if detailed {
+                e.detailed_exit_code()
+            } else {
+                e.exit_code()
+            })
         }
     }
 }
@@ -321,33 +327,7 @@ async fn on_stack(
     format: output::Format,
     progress: &Progress,
 ) -> Result<u8, Error> {
-    let load = match &command {
-        Command::Plan {
-            destroy,
-            refresh_ami,
-            ..
-        } => Load {
-            build: None,
-            destroying: *destroy,
-            refresh_ami: *refresh_ami,
-        },
-        Command::Up {
-            source,
-            skip_build,
-            refresh_ami,
-            ..
-        } => Load {
-            build: (!skip_build && manifest.image.uri.is_none()).then(|| source.clone()),
-            destroying: false,
-            refresh_ami: *refresh_ami,
-        },
-        Command::Down { .. } => Load {
-            destroying: true,
-            ..Load::default()
-        },
-        _ => Load::default(),
-    };
-    let loaded = stack::load(aws, manifest, file, load, progress).await?;
+    let loaded = stack::load(aws, manifest, file, load_for(&command, manifest), progress).await?;
     let (plan, how) = match command {
         Command::Plan {
             detailed_exitcode,
@@ -390,4 +370,35 @@ async fn on_stack(
         _ => unreachable!("the other commands are run by run_stack"),
     };
     stack::apply(aws, manifest, file, &loaded, &plan, how, format, progress).await
+}
+
+/// What `command` needs loaded: `up` builds the image unless told not to (or given one),
+/// `down` and `plan --destroy` only what the stack owns.
+fn load_for(command: &Command, manifest: &Manifest) -> Load {
+    match command {
+        Command::Plan {
+            destroy,
+            refresh_ami,
+            ..
+        } => Load {
+            build: None,
+            destroying: *destroy,
+            refresh_ami: *refresh_ami,
+        },
+        Command::Up {
+            source,
+            skip_build,
+            refresh_ami,
+            ..
+        } => Load {
+            build: (!skip_build && manifest.image.uri.is_none()).then(|| source.clone()),
+            destroying: false,
+            refresh_ami: *refresh_ami,
+        },
+        Command::Down { .. } => Load {
+            destroying: true,
+            ..Load::default()
+        },
+        _ => Load::default(),
+    }
 }

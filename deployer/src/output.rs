@@ -566,6 +566,7 @@ mod tests {
                     error: "logs:CreateLogGroup: boom".into(),
                     code: None,
                     hint: None,
+                    class: crate::error::Class::Failed,
                 },
             ),
             applied(

@@ -59,7 +59,7 @@ where
             told.clone_from(&why);
         }
         if Instant::now() + interval > deadline {
-            return Err(AwsError::new(
+            return Err(AwsError::timed_out(
                 operation,
                 format!("gave up after {}s: {why}", limit.as_secs()),
             ));
@@ -98,17 +98,14 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::Kind;
 
     #[tokio::test]
     async fn retrying_repeats_only_transient_errors() {
         let busy = |e: &AwsError| e.code.as_deref() == Some("DependencyViolation");
         let error = |code: &str| AwsError {
-            operation: "ec2:DeleteSecurityGroup",
             code: Some(code.into()),
-            message: "m".into(),
-            hint: None,
-            unreachable: false,
-            unsent: false,
+            ..AwsError::new("ec2:DeleteSecurityGroup", "m")
         };
         let mut n = 0;
         let v = retrying(
@@ -169,6 +166,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.operation, "lambda:Wait");
         assert_eq!(e.message, "InvalidImage: exec format error");
+        assert_eq!(e.kind, Kind::Refused, "a failure is not a timeout");
     }
 
     #[tokio::test]
@@ -180,5 +178,16 @@ mod tests {
         .unwrap_err();
         assert!(e.message.starts_with("gave up after 0s"), "{}", e.message);
         assert!(e.message.ends_with("0 of 1 tasks running"), "{}", e.message);
+        assert_eq!(e.kind, Kind::TimedOut);
+        let retried = retrying::<(), _, _>(
+            "ec2:DeleteSecurityGroup",
+            20 * MS,
+            5 * MS,
+            || async { Err(AwsError::new("ec2:DeleteSecurityGroup", "in use")) },
+            |_| true,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(retried.kind, Kind::TimedOut);
     }
 }

@@ -156,7 +156,7 @@ fn a_local_endpoint_that_is_not_listening_says_so_and_how_to_start_it() {
         .env("AWS_ENDPOINT_URL", &endpoint)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         format!(
@@ -188,7 +188,7 @@ fn a_local_endpoint_that_is_not_listening_says_so_and_how_to_start_it() {
         .env_remove("AWS_ENDPOINT_URL")
         .output()
         .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{command}");
+        assert_eq!(out.status.code(), Some(3), "{command}");
         assert_eq!(
             String::from_utf8_lossy(&out.stderr),
             format!(
@@ -220,7 +220,7 @@ fn no_credentials_names_every_source_tried_for_every_command() {
         &["-f", m, "bench", "--out", report.to_str().unwrap()],
     ] {
         let out = run(&mut bare(&home.0, args), &[]);
-        assert_eq!(out.code, Some(1), "{args:?}: {}", out.stderr);
+        assert_eq!(out.code, Some(3), "{args:?}: {}", out.stderr);
         assert_eq!(out.stderr, expected, "{args:?}");
     }
     // `build` meets it pushing to ECR, after building the image (its progress first).
@@ -238,7 +238,7 @@ fn no_credentials_names_every_source_tried_for_every_command() {
         ),
         &[],
     );
-    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
     let (progress, error) = out.stderr.split_at(out.stderr.find("error: ").unwrap());
     assert!(
         progress.starts_with("[time] · built image sha256:") && progress.lines().count() == 1,
@@ -248,7 +248,7 @@ fn no_credentials_names_every_source_tried_for_every_command() {
 
     // `-o json`: the same error as data on stdout, the same exit code.
     let out = run(&mut bare(&home.0, &["-f", m, "-o", "json", "plan"]), &[]);
-    assert_eq!(out.code, Some(1));
+    assert_eq!(out.code, Some(3));
     assert_eq!(out.stderr, "");
     let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(json["error"]["code"], "no_credentials");
@@ -284,7 +284,7 @@ fn an_expired_sso_session_says_which_profile_and_how_to_sign_in() {
         bare(&home.0, &["-f", manifest.to_str().unwrap(), "plan"]).env("AWS_PROFILE", "dev"),
         &[],
     );
-    assert_eq!(out.code, Some(1));
+    assert_eq!(out.code, Some(3));
     assert_eq!(
         out.stderr,
         "error: the SSO session of profile `dev` has expired (or was never signed in)\n\
@@ -316,7 +316,7 @@ fn credentials_aws_rejects_name_the_key_and_where_it_came_from() {
             ),
         &[],
     );
-    assert_eq!(out.code, Some(1));
+    assert_eq!(out.code, Some(3));
     assert_eq!(
         out.stderr,
         "error: AWS rejected the access key `AKIA…MPLE` from `AWS_ACCESS_KEY_ID` (`InvalidClientTokenId`)\n\
@@ -346,7 +346,7 @@ fn credentials_aws_rejects_name_the_key_and_where_it_came_from() {
         bare(&home.0, &["-f", manifest.to_str().unwrap(), "status"]).env("AWS_PROFILE", "dev"),
         &[],
     );
-    assert_eq!(out.code, Some(1));
+    assert_eq!(out.code, Some(3));
     assert_eq!(
         out.stderr,
         "error: AWS rejected the access key `AKIA…MPLE` from profile `dev` (`SignatureDoesNotMatch`)\n\
@@ -379,7 +379,7 @@ fn expired_session_credentials_say_where_they_came_from() {
             .env("AWS_SESSION_TOKEN", "IQoJb3JpZ2luX2VjEXAMPLE"),
         &[],
     );
-    assert_eq!(out.code, Some(1));
+    assert_eq!(out.code, Some(3));
     assert_eq!(
         out.stderr,
         "error: the AWS credentials from `AWS_ACCESS_KEY_ID` have expired\n\
@@ -403,7 +403,7 @@ fn aws_out_of_reach_names_its_host_and_the_proxy_in_the_way() {
             .env("HTTPS_PROXY", &proxy),
         &[(&proxy, "http://127.0.0.1:<port>")],
     );
-    assert_eq!(out.code, Some(1));
+    assert_eq!(out.code, Some(3));
     assert_eq!(
         out.stderr,
         "error: could not reach `sts.us-east-1.amazonaws.com` through the proxy `http://127.0.0.1:<port>`\n\
@@ -497,7 +497,7 @@ fn access_denied_names_the_principal_and_the_action() {
             ),
         &[],
     );
-    assert_eq!(out.code, Some(1));
+    assert_eq!(out.code, Some(3));
     assert_eq!(
         out.stderr,
         "error: `arn:aws:iam::123456789012:user/dev` may not `ec2:DescribeInstanceTypes` (`UnauthorizedOperation`)\n\
@@ -516,7 +516,7 @@ fn a_local_registry_that_is_not_running_says_so_and_how_to_start_it() {
             deployer_command(&["-f", m, command]).env("AWS_ENDPOINT_URL", &moto.endpoint),
             &[(&port.to_string(), "<port>")],
         );
-        assert_eq!(out.code, Some(1), "{command}: {}", out.stderr);
+        assert_eq!(out.code, Some(5), "{command}: {}", out.stderr);
         assert_eq!(
             out.stderr,
             "error: nothing answers at `127.0.0.1:<port>` (the manifest's `image.registry`)\n\
@@ -545,7 +545,7 @@ fn a_missing_onnx_runtime_says_where_it_was_looked_for() {
         .env("ORT_DYLIB_PATH", &missing),
         &[(dir, "<tmp>")],
     );
-    assert_eq!(out.code, Some(1));
+    assert_eq!(out.code, Some(3));
     assert_eq!(
         out.stderr,
         "error: ONNX Runtime is not at `<tmp>/lib/libonnxruntime.so` (`ORT_DYLIB_PATH`)\n\
@@ -570,7 +570,7 @@ fn a_build_without_cargo_or_that_fails_shows_the_command_and_its_errors() {
         .env("PATH", &empty.0),
         &[],
     );
-    assert_eq!(out.code, Some(1));
+    assert_eq!(out.code, Some(3));
     assert_eq!(
         out.stderr,
         format!(

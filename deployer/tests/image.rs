@@ -261,7 +261,7 @@ async fn a_wrong_password_is_a_clear_error_and_pushes_nothing() {
     .output()
     .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
     assert!(stderr.contains("error: image:"), "{stderr}");
     assert!(stderr.contains(&registry.host), "{stderr}");
     assert_eq!(registry.blob_uploads(), 0);

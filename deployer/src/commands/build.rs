@@ -42,7 +42,7 @@ pub fn build_image(
         progress.info("building the predictor (cargo build --release -p predictor)");
     }
     let inputs = image::locate(&root, source.predictor_bin)?;
-    let built = image::build(&inputs).map_err(Error::Image)?;
+    let built = image::build(&inputs)?;
     let size = built.size();
     progress.info(&format!(
         "built image {} in {:.1} s: {} layers, {:.1} MB compressed, {:.1} MB uncompressed",
@@ -79,13 +79,11 @@ pub async fn push_built(
         );
         return Ok(0);
     }
-    let registry = image::registry::Registry::connect(aws, manifest.image.registry.as_deref())
-        .await
-        .map_err(Error::Image)?;
+    let registry =
+        image::registry::Registry::connect(aws, manifest.image.registry.as_deref()).await?;
     let pushed = registry
         .push(&repository, &manifest.image.tag, built)
-        .await
-        .map_err(Error::Image)?;
+        .await?;
     progress.info(&format!(
         "pushed {}:{} in {:.2} s: {} blob(s) uploaded ({:.1} MB), {} already there",
         repository,

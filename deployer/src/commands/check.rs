@@ -158,7 +158,7 @@ pub fn text(m: &Manifest, account: Option<&str>, findings: &[Finding]) -> String
 /// A failed read as a problem, with the explanation `up` would give (credentials,
 /// permissions, the network).
 async fn problem(check: &'static str, e: AwsError, m: &Manifest) -> Finding {
-    let e = if e.code.is_some() || e.unreachable {
+    let e = if e.code.is_some() || e.is_unreachable() {
         Error::Aws(e).explain(m).await
     } else {
         Error::Aws(e)
@@ -205,21 +205,30 @@ async fn credentials(aws: &Aws, m: &Manifest, findings: &mut Vec<Finding>) -> Op
 /// The zones that offer the instance type, the network the group gets, the EC2 capacity
 /// it may use, and the service-linked roles.
 async fn serverful(aws: &Aws, m: &Manifest) -> Vec<Finding> {
-    let s = &m.serverful;
-    if !s.enabled {
+    if !m.serverful.enabled {
         return Vec::new();
     }
-    let mut out = Vec::new();
-    let t = &s.instance_type;
+    let mut out = vec![
+        instance_type(aws, m).await,
+        network(aws, m).await,
+        vcpus(aws, m).await,
+    ];
+    for (role, when_missing) in SERVICE_LINKED_ROLES {
+        out.push(service_linked_role(aws, m, role, when_missing).await);
+    }
+    out
+}
+
+/// The zones of the region that offer `serverful.instance_type`.
+async fn instance_type(aws: &Aws, m: &Manifest) -> Finding {
+    let t = &m.serverful.instance_type;
     match region_zones(aws, t).await {
-        Ok((_, offered)) if offered.is_empty() => out.push(
-            Finding::new(
-                "instance type",
-                Status::Problem,
-                format!("`{t}` is offered in none of `{}`'s zones", m.region),
-            )
-            .hint("pick another `serverful.instance_type`"),
-        ),
+        Ok((_, offered)) if offered.is_empty() => Finding::new(
+            "instance type",
+            Status::Problem,
+            format!("`{t}` is offered in none of `{}`'s zones", m.region),
+        )
+        .hint("pick another `serverful.instance_type`"),
         Ok((all, offered)) => {
             let missing: Vec<&String> = all.difference(&offered).collect();
             let mut message = format!(
@@ -234,12 +243,17 @@ async fn serverful(aws: &Aws, m: &Manifest) -> Vec<Finding> {
                     join(missing)
                 ));
             }
-            out.push(Finding::new("instance type", Status::Ok, message));
+            Finding::new("instance type", Status::Ok, message)
         }
-        Err(e) => out.push(problem("instance type", e, m).await),
+        Err(e) => problem("instance type", e, m).await,
     }
+}
+
+/// The VPC and subnets the load balancer and the instances get.
+async fn network(aws: &Aws, m: &Manifest) -> Finding {
+    let s = &m.serverful;
     let net = &s.network;
-    match ec2::network(aws, net.vpc_id.as_deref(), &net.subnets, t).await {
+    match ec2::network(aws, net.vpc_id.as_deref(), &net.subnets, &s.instance_type).await {
         Ok(n) => {
             let mut message = format!(
                 "VPC `{}`: the load balancer in {} subnet(s), the instances in {}",
@@ -253,35 +267,40 @@ async fn serverful(aws: &Aws, m: &Manifest) -> Vec<Finding> {
                     join(&n.zones_without_type)
                 ));
             }
-            out.push(Finding::new("network", Status::Ok, message));
+            Finding::new("network", Status::Ok, message)
         }
-        Err(e) => out.push(problem("network", e, m).await),
+        Err(e) => problem("network", e, m).await,
     }
-    out.push(vcpus(aws, m).await);
-    for (role, when_missing) in SERVICE_LINKED_ROLES {
-        out.push(match role.find(aws).await {
-            Ok(Some(_)) => Finding::new(
-                "service-linked role",
-                Status::Ok,
-                format!("`{}` exists", role.name),
+}
+
+/// Whether a service-linked role exists; `when_missing` says who would create it.
+async fn service_linked_role(
+    aws: &Aws,
+    m: &Manifest,
+    role: ServiceLinkedRole,
+    when_missing: &str,
+) -> Finding {
+    match role.find(aws).await {
+        Ok(Some(_)) => Finding::new(
+            "service-linked role",
+            Status::Ok,
+            format!("`{}` exists", role.name),
+        ),
+        Ok(None) => Finding::new(
+            "service-linked role",
+            Status::Warning,
+            format!(
+                "`{}` does not exist yet: {when_missing}, which needs \
+                 `iam:CreateServiceLinkedRole` for `{}` (in `deployer policy`)",
+                role.name, role.service
             ),
-            Ok(None) => Finding::new(
-                "service-linked role",
-                Status::Warning,
-                format!(
-                    "`{}` does not exist yet: {when_missing}, which needs \
-                     `iam:CreateServiceLinkedRole` for `{}` (in `deployer policy`)",
-                    role.name, role.service
-                ),
-            )
-            .hint(format!(
-                "or create it now: `aws iam create-service-linked-role --aws-service-name {}`",
-                role.service
-            )),
-            Err(e) => problem("service-linked role", e, m).await,
-        });
+        )
+        .hint(format!(
+            "or create it now: `aws iam create-service-linked-role --aws-service-name {}`",
+            role.service
+        )),
+        Err(e) => problem("service-linked role", e, m).await,
     }
-    out
 }
 
 /// Every zone of the region, and those that offer `instance_type`.
@@ -320,27 +339,9 @@ async fn vcpus(aws: &Aws, m: &Manifest) -> Finding {
     const CHECK: &str = "ec2 vcpu quota";
     let s = &m.serverful;
     let t = &s.instance_type;
-    let out = aws
-        .ec2
-        .describe_instance_types()
-        .instance_types(InstanceType::from(t.as_str()))
-        .send()
-        .await;
-    let per_instance = match out {
-        Ok(out) => out
-            .instance_types()
-            .first()
-            .and_then(|i| i.v_cpu_info())
-            .and_then(|v| v.default_v_cpus()),
-        Err(SdkError::ServiceError(e)) if e.err().code() == Some("InvalidInstanceType") => {
-            return Finding::new(
-                CHECK,
-                Status::Problem,
-                format!("`{t}` is not an instance type of `{}`", m.region),
-            )
-            .hint("`aws ec2 describe-instance-types` lists them");
-        }
-        Err(e) => return problem(CHECK, error("ec2:DescribeInstanceTypes")(e), m).await,
+    let per_instance = match instance_vcpus(aws, m).await {
+        Ok(n) => n,
+        Err(finding) => return finding,
     };
     let instances = autoscaling::headroom(s.max);
     let Some(per_instance) = per_instance else {
@@ -372,25 +373,9 @@ async fn vcpus(aws: &Aws, m: &Manifest) -> Finding {
         )
         .hint(compare);
     }
-    let answer = aws
-        .quotas
-        .get_service_quota()
-        .service_code("ec2")
-        .quota_code(VCPU_QUOTA)
-        .send()
-        .await;
-    let value = match answer {
-        Ok(out) => out.quota().and_then(|q| q.value()),
-        // Not known to the endpoint (the emulator knows VPC quotas only), or not ours to
-        // read: said, not guessed.
-        Err(SdkError::ServiceError(e))
-            if e.err().is_no_such_resource_exception()
-                || e.err().is_access_denied_exception()
-                || e.raw().status().as_u16() == 404 =>
-        {
-            None
-        }
-        Err(e) => return problem(CHECK, error("servicequotas:GetServiceQuota")(e), m).await,
+    let value = match vcpu_quota(aws, m).await {
+        Ok(v) => v,
+        Err(finding) => return finding,
     };
     let Some(value) = value else {
         return Finding::new(
@@ -400,7 +385,71 @@ async fn vcpus(aws: &Aws, m: &Manifest) -> Finding {
         )
         .hint(compare);
     };
-    let have = value.floor() as i64;
+    quota_finding(m, &wanted, value.floor() as i64, need)
+}
+
+/// The vCPUs of one `serverful.instance_type`, as EC2 says (`None` when it does not);
+/// a finding when it cannot be read.
+async fn instance_vcpus(aws: &Aws, m: &Manifest) -> Result<Option<i32>, Finding> {
+    const CHECK: &str = "ec2 vcpu quota";
+    let t = &m.serverful.instance_type;
+    let out = aws
+        .ec2
+        .describe_instance_types()
+        .instance_types(InstanceType::from(t.as_str()))
+        .send()
+        .await;
+    match out {
+        Ok(out) => Ok(out
+            .instance_types()
+            .first()
+            .and_then(|i| i.v_cpu_info())
+            .and_then(|v| v.default_v_cpus())),
+        Err(SdkError::ServiceError(e)) if e.err().code() == Some("InvalidInstanceType") => {
+            Err(Finding::new(
+                CHECK,
+                Status::Problem,
+                format!("`{t}` is not an instance type of `{}`", m.region),
+            )
+            .hint("`aws ec2 describe-instance-types` lists them"))
+        }
+        Err(e) => Err(problem(CHECK, error("ec2:DescribeInstanceTypes")(e), m).await),
+    }
+}
+
+/// The account's standard on-demand vCPU quota (`None` when Service Quotas does not
+/// give it); a finding when reading it failed otherwise.
+async fn vcpu_quota(aws: &Aws, m: &Manifest) -> Result<Option<f64>, Finding> {
+    let answer = aws
+        .quotas
+        .get_service_quota()
+        .service_code("ec2")
+        .quota_code(VCPU_QUOTA)
+        .send()
+        .await;
+    match answer {
+        Ok(out) => Ok(out.quota().and_then(|q| q.value())),
+        // Not known to the endpoint (the emulator knows VPC quotas only), or not ours to
+        // read: said, not guessed.
+        Err(SdkError::ServiceError(e))
+            if e.err().is_no_such_resource_exception()
+                || e.err().is_access_denied_exception()
+                || e.raw().status().as_u16() == 404 =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(problem(
+            "ec2 vcpu quota",
+            error("servicequotas:GetServiceQuota")(e),
+            m,
+        )
+        .await),
+    }
+}
+
+/// The vCPUs the group may `need` against the quota the account `have`s.
+fn quota_finding(m: &Manifest, wanted: &str, have: i64, need: i64) -> Finding {
+    const CHECK: &str = "ec2 vcpu quota";
     if have < need {
         Finding::new(
             CHECK,
@@ -490,46 +539,48 @@ pub struct Limits {
 /// The manifest's reserved concurrency and memory against the account's limits
 /// (`ours`: what the stack's function reserves now).
 pub fn lambda_findings(limits: Limits, ours: i64, m: &Manifest) -> Vec<Finding> {
+    let mut out = vec![concurrency_finding(limits, ours, m)];
+    out.extend(memory_finding(limits, m));
+    out
+}
+
+/// The reservation the manifest asks for against what the account leaves unreserved.
+fn concurrency_finding(limits: Limits, ours: i64, m: &Manifest) -> Finding {
     const CHECK: &str = "lambda quotas";
     let s = &m.serverless;
-    let mut out = Vec::new();
     let available = limits.unreserved.unwrap_or(limits.total) + ours;
     let reserve = s.reserved_concurrency.map_or(0, i64::from);
     let left = available - reserve;
     // The floor applies to reservations only: without one, nothing is taken from the pool.
     if reserve > 0 && left < LAMBDA_MIN_UNRESERVED {
-        out.push(
-            Finding::new(
-                CHECK,
-                Status::Problem,
-                format!(
-                    "`serverless.reserved_concurrency: {reserve}` leaves {left} of the account's \
+        Finding::new(
+            CHECK,
+            Status::Problem,
+            format!(
+                "`serverless.reserved_concurrency: {reserve}` leaves {left} of the account's \
                      {available} unreserved concurrency; Lambda keeps at least \
                      {LAMBDA_MIN_UNRESERVED} unreserved"
-                ),
-            )
-            .hint(format!(
-                "reserve at most {} (or none), or ask for a higher Lambda `Concurrent \
+            ),
+        )
+        .hint(format!(
+            "reserve at most {} (or none), or ask for a higher Lambda `Concurrent \
                  executions` quota in Service Quotas",
-                (available - LAMBDA_MIN_UNRESERVED).max(0)
-            )),
-        );
+            (available - LAMBDA_MIN_UNRESERVED).max(0)
+        ))
     } else if limits.total < DEFAULT_ACCOUNT_CONCURRENCY {
-        out.push(
-            Finding::new(
-                CHECK,
-                Status::Warning,
-                format!(
-                    "the account runs at most {} Lambda environments at once (AWS's default is \
+        Finding::new(
+            CHECK,
+            Status::Warning,
+            format!(
+                "the account runs at most {} Lambda environments at once (AWS's default is \
                      {DEFAULT_ACCOUNT_CONCURRENCY}; new accounts start lower): the serverless side \
                      throttles above that",
-                    limits.total
-                ),
-            )
-            .hint("ask for a higher Lambda `Concurrent executions` quota in Service Quotas"),
-        );
+                limits.total
+            ),
+        )
+        .hint("ask for a higher Lambda `Concurrent executions` quota in Service Quotas")
     } else {
-        out.push(Finding::new(
+        Finding::new(
             CHECK,
             Status::Ok,
             format!(
@@ -541,10 +592,16 @@ pub fn lambda_findings(limits: Limits, ours: i64, m: &Manifest) -> Vec<Finding> 
                     String::new()
                 }
             ),
-        ));
+        )
     }
+}
+
+/// The function's memory against Lambda's limit, and the cap seen on reduced accounts.
+fn memory_finding(limits: Limits, m: &Manifest) -> Option<Finding> {
+    const CHECK: &str = "lambda quotas";
+    let s = &m.serverless;
     if s.memory_mb > LAMBDA_MAX_MEMORY_MB {
-        out.push(
+        Some(
             Finding::new(
                 CHECK,
                 Status::Problem,
@@ -554,9 +611,9 @@ pub fn lambda_findings(limits: Limits, ours: i64, m: &Manifest) -> Vec<Finding> 
                 ),
             )
             .hint(format!("use at most {LAMBDA_MAX_MEMORY_MB}")),
-        );
+        )
     } else if s.memory_mb > NEW_ACCOUNT_MEMORY_MB && limits.total < DEFAULT_ACCOUNT_CONCURRENCY {
-        out.push(
+        Some(
             Finding::new(
                 CHECK,
                 Status::Warning,
@@ -570,9 +627,10 @@ pub fn lambda_findings(limits: Limits, ours: i64, m: &Manifest) -> Vec<Finding> 
                 "if `up` is refused the memory, use at most {NEW_ACCOUNT_MEMORY_MB} or ask AWS \
                  support to lift the account's Lambda memory limit"
             )),
-        );
+        )
+    } else {
+        None
     }
-    out
 }
 
 /// Each bucket name: free, this stack's, or taken (by another account, in another region,

@@ -168,18 +168,7 @@ pub async fn apply(
     progress: &Progress,
 ) -> Result<u8, Error> {
     let stack = loaded.stack.as_str();
-    if how.command == "up" && !plan.foreign.is_empty() {
-        return Err(Error::Foreign {
-            stack: stack.to_string(),
-            ids: plan.foreign.iter().map(|f| f.id.clone()).collect(),
-        });
-    }
-    for f in &plan.foreign {
-        progress.info(&format!(
-            "{} is not tagged for stack `{stack}`: left alone",
-            f.id
-        ));
-    }
+    refuse_foreign(stack, plan, how.command, progress)?;
     if !plan.is_empty() {
         eprint!("{}", output::plan_text(plan));
         confirm(
@@ -189,41 +178,17 @@ pub async fn apply(
     }
     let started = Instant::now();
     if how.command == "down" {
-        // The local runtime's processes use what `down` deletes: stop them first.
-        let stopped = local::stop(manifest).await;
-        if stopped > 0 {
-            progress.info(&format!("local runtime stopped ({stopped} processes)"));
-        }
+        stop_runtime(manifest, progress).await;
     }
     let applied = engine::execute(aws, plan, &loaded.nodes, &loaded.seen, progress).await;
-    let causes: Vec<Cause> = applied
-        .iter()
-        .filter_map(|a| match &a.outcome {
-            Outcome::Failed { error, code, hint } => Some(Cause {
-                id: a.change.id.clone(),
-                action: a.change.action,
-                error: error.clone(),
-                code: code.clone(),
-                hint: hint.clone(),
-            }),
-            _ => None,
-        })
-        .collect();
+    let causes = causes(&applied);
     let mut endpoints = if how.command == "up" {
         endpoints(aws, manifest).await?
     } else {
         Vec::new()
     };
     if how.runtime && causes.is_empty() {
-        progress.info("starting the local runtime (both targets as processes on this machine)");
-        let digest = loaded
-            .ctx
-            .as_ref()
-            .and_then(|c| c.image.uri.split_once('@').map(|(_, d)| d));
-        let state = local::start(manifest, file, digest, LOCAL_READY)
-            .await
-            .map_err(Error::Local)?;
-        endpoints = local_endpoints(manifest, &state);
+        endpoints = start_runtime(manifest, file, loaded, progress).await?;
     }
     let report = Report {
         stack,
@@ -250,6 +215,78 @@ pub async fn apply(
             .count(),
         causes,
     })
+}
+
+/// `up` refuses to touch what exists under the stack's names without its tag; `down`
+/// leaves it alone and says so.
+fn refuse_foreign(
+    stack: &str,
+    plan: &Plan,
+    command: &str,
+    progress: &Progress,
+) -> Result<(), Error> {
+    if command == "up" && !plan.foreign.is_empty() {
+        return Err(Error::Foreign {
+            stack: stack.to_string(),
+            ids: plan.foreign.iter().map(|f| f.id.clone()).collect(),
+        });
+    }
+    for f in &plan.foreign {
+        progress.info(&format!(
+            "{} is not tagged for stack `{stack}`: left alone",
+            f.id
+        ));
+    }
+    Ok(())
+}
+
+/// The changes that failed, each with AWS's answer: the root causes (the skipped are not).
+fn causes(applied: &[engine::Applied]) -> Vec<Cause> {
+    applied
+        .iter()
+        .filter_map(|a| match &a.outcome {
+            Outcome::Failed {
+                error,
+                code,
+                hint,
+                class,
+            } => Some(Cause {
+                id: a.change.id.clone(),
+                action: a.change.action,
+                error: error.clone(),
+                code: code.clone(),
+                hint: hint.clone(),
+                class: *class,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Stops the local runtime: its processes use what `down` deletes.
+async fn stop_runtime(manifest: &Manifest, progress: &Progress) {
+    let stopped = local::stop(manifest).await;
+    if stopped > 0 {
+        progress.info(&format!("local runtime stopped ({stopped} processes)"));
+    }
+}
+
+/// Starts (or updates) the local runtime on the image just deployed; its endpoints.
+async fn start_runtime(
+    manifest: &Manifest,
+    file: &Path,
+    loaded: &Loaded,
+    progress: &Progress,
+) -> Result<Vec<crate::output::Endpoint>, Error> {
+    progress.info("starting the local runtime (both targets as processes on this machine)");
+    let digest = loaded
+        .ctx
+        .as_ref()
+        .and_then(|c| c.image.uri.split_once('@').map(|(_, d)| d));
+    let state = local::start(manifest, file, digest, LOCAL_READY)
+        .await
+        .map_err(Error::Local)?;
+    Ok(local_endpoints(manifest, &state))
 }
 
 /// Asks before changing anything, but only when a person is at a terminal.

@@ -5,9 +5,17 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
+use super::BuildError;
+
+/// A library `ldd` could not find on this machine.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Missing {
+    pub library: String,
+}
+
 /// The libraries `ldd` prints for one executable or library: absolute paths, the
 /// dynamic loader included, the kernel's vDSO left out.
-pub fn parse_ldd(output: &str) -> Result<BTreeSet<String>, String> {
+pub fn parse_ldd(output: &str) -> Result<BTreeSet<String>, Missing> {
     let mut libs = BTreeSet::new();
     for line in output.lines().map(str::trim).filter(|l| !l.is_empty()) {
         if line.starts_with("statically linked") || line.contains("not a dynamic executable") {
@@ -17,7 +25,9 @@ pub fn parse_ldd(output: &str) -> Result<BTreeSet<String>, String> {
             Some((name, rest)) => {
                 let rest = rest.trim();
                 if rest.starts_with("not found") {
-                    return Err(format!("{} is not found on this machine", name.trim()));
+                    return Err(Missing {
+                        library: name.trim().to_string(),
+                    });
                 }
                 rest.split_whitespace().next().unwrap_or_default()
             }
@@ -33,22 +43,25 @@ pub fn parse_ldd(output: &str) -> Result<BTreeSet<String>, String> {
 
 /// The shared-library closure of every file in `binaries` (`ldd` already follows
 /// dependencies of dependencies).
-pub fn closure(binaries: &[&Path]) -> Result<BTreeSet<String>, String> {
+pub fn closure(binaries: &[&Path]) -> Result<BTreeSet<String>, BuildError> {
     let mut all = BTreeSet::new();
     for b in binaries {
+        let failed = |reason: String| BuildError::Ldd {
+            binary: b.to_path_buf(),
+            reason,
+        };
         let out = Command::new("ldd")
             .arg(b)
             .output()
-            .map_err(|e| format!("running ldd on {}: {e}", b.display()))?;
+            .map_err(|e| failed(e.to_string()))?;
         let text = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() && !text.contains("statically linked") {
-            return Err(format!(
-                "ldd {}: {}",
-                b.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
+            return Err(failed(String::from_utf8_lossy(&out.stderr).trim().into()));
         }
-        all.extend(parse_ldd(&text).map_err(|e| format!("{}: {e}", b.display()))?);
+        all.extend(parse_ldd(&text).map_err(|m| BuildError::MissingLibrary {
+            binary: b.to_path_buf(),
+            library: m.library,
+        })?);
     }
     Ok(all)
 }
@@ -81,7 +94,9 @@ mod tests {
         let out = "\tlibonnxruntime.so.1 => not found\n";
         assert_eq!(
             parse_ldd(out).unwrap_err(),
-            "libonnxruntime.so.1 is not found on this machine"
+            Missing {
+                library: "libonnxruntime.so.1".into()
+            }
         );
     }
 

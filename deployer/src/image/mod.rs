@@ -81,8 +81,11 @@ pub fn lambda_architecture(oci: &str) -> &'static str {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))
+fn read(path: &Path) -> Result<Vec<u8>, BuildError> {
+    std::fs::read(path).map_err(|source| BuildError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// The environment both targets start the predictor with (the manifest adds the rest).
@@ -97,7 +100,7 @@ pub fn env() -> Vec<String> {
 
 /// The three layers, least to most often changed: runtime libraries (and the files
 /// glibc and TLS need), the model, the binary. A code change re-uploads only the last.
-pub fn layers(inputs: &Inputs) -> Result<Vec<Layer>, String> {
+pub fn layers(inputs: &Inputs) -> Result<Vec<Layer>, BuildError> {
     let libs = closure::closure(&[&inputs.binary, &inputs.ort_lib])?;
     let mut runtime = vec![
         Entry::dir("/tmp", 0o1777),
@@ -137,10 +140,11 @@ pub fn layers(inputs: &Inputs) -> Result<Vec<Layer>, String> {
             .collect();
         handles
             .into_iter()
-            .map(|h| {
+            .zip(["runtime", "model", "binary"])
+            .map(|(h, name)| {
                 h.join()
-                    .map_err(|_| "a layer build panicked".to_string())?
-                    .map_err(|e| format!("building a layer: {e}"))
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                    .map_err(|source| BuildError::Layer { name, source })
             })
             .collect()
     })
@@ -193,7 +197,7 @@ pub fn manifest(layers: &[Layer], config: &[u8]) -> Vec<u8> {
 }
 
 /// Builds the image from `inputs`.
-pub fn build(inputs: &Inputs) -> Result<Built, String> {
+pub fn build(inputs: &Inputs) -> Result<Built, BuildError> {
     let layers = layers(inputs)?;
     let architecture = host_architecture().to_string();
     let config = config(&layers, &architecture);
@@ -230,8 +234,51 @@ pub enum BuildError {
     /// ONNX Runtime's library is not where it was looked for.
     #[error("ONNX Runtime is not at `{}` ({origin})", .path.display())]
     OrtMissing { path: PathBuf, origin: &'static str },
-    #[error("{0}")]
-    Other(String),
+    /// The predictor binary given (or built) is not there.
+    #[error("the predictor binary `{}` does not exist", .path.display())]
+    NoBinary { path: PathBuf },
+    /// `cargo metadata` did not say where the build went.
+    #[error("`cargo metadata`: {reason}")]
+    Metadata { reason: String },
+    /// A shared library the binaries need is not on this machine.
+    #[error("`{}` needs `{library}`, which is not on this machine", .binary.display())]
+    MissingLibrary { binary: PathBuf, library: String },
+    /// `ldd` could not tell the binaries' libraries.
+    #[error("`ldd {}` failed: {reason}", .binary.display())]
+    Ldd { binary: PathBuf, reason: String },
+    /// A file of the image could not be read.
+    #[error("cannot read `{}`: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A layer could not be written.
+    #[error("building the {name} layer: {source}")]
+    Layer {
+        name: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl BuildError {
+    /// A tool or library missing from this machine is a precondition; a binary that is
+    /// not where the arguments say is the input; the rest is a failed build.
+    pub fn class(&self) -> crate::error::Class {
+        use crate::error::Class;
+        match self {
+            BuildError::NoCargo { .. }
+            | BuildError::OrtMissing { .. }
+            | BuildError::MissingLibrary { .. }
+            | BuildError::Ldd { .. } => Class::Precondition,
+            BuildError::NoBinary { .. } => Class::Input,
+            BuildError::Failed { .. }
+            | BuildError::Metadata { .. }
+            | BuildError::Read { .. }
+            | BuildError::Layer { .. } => Class::Failed,
+        }
+    }
 }
 
 /// The inputs of a build: the given predictor binary, or a fresh release build of it.
@@ -241,10 +288,7 @@ pub fn locate(root: &Path, binary: Option<PathBuf>) -> Result<Inputs, BuildError
         None => cargo_build(root)?,
     };
     if !binary.is_file() {
-        return Err(BuildError::Other(format!(
-            "the predictor binary `{}` does not exist",
-            binary.display()
-        )));
+        return Err(BuildError::NoBinary { path: binary });
     }
     let (ort_lib, origin) = match std::env::var_os("ORT_DYLIB_PATH") {
         Some(p) => (PathBuf::from(p), "`ORT_DYLIB_PATH`"),
@@ -299,12 +343,18 @@ fn cargo_build(root: &Path) -> Result<PathBuf, BuildError> {
         .args(["metadata", "--format-version", "1", "--no-deps"])
         .current_dir(root)
         .output()
-        .map_err(|e| BuildError::Other(format!("running cargo metadata: {e}")))?;
-    let meta: serde_json::Value = serde_json::from_slice(&meta.stdout)
-        .map_err(|e| BuildError::Other(format!("reading cargo metadata: {e}")))?;
+        .map_err(|e| BuildError::Metadata {
+            reason: e.to_string(),
+        })?;
+    let meta: serde_json::Value =
+        serde_json::from_slice(&meta.stdout).map_err(|e| BuildError::Metadata {
+            reason: e.to_string(),
+        })?;
     let target = meta["target_directory"]
         .as_str()
-        .ok_or_else(|| BuildError::Other("cargo metadata has no target_directory".into()))?;
+        .ok_or_else(|| BuildError::Metadata {
+            reason: "no `target_directory` in its answer".into(),
+        })?;
     Ok(Path::new(target).join("release/predictor"))
 }
 

@@ -16,7 +16,7 @@ use oci_client::{Client, Reference};
 use serde::Serialize;
 
 use super::{Built, MANIFEST_TYPE, Size, UNCOMPRESSED_ANNOTATION};
-use crate::aws::{Aws, error, is_loopback};
+use crate::aws::{Aws, AwsError, error, is_loopback};
 
 /// The environment variables holding credentials for a registry the manifest names
 /// (`image.registry`); without them, it is used anonymously.
@@ -57,6 +57,69 @@ pub enum Platform {
     Index(Vec<String>),
 }
 
+/// What went wrong with an image registry: its answer (or its silence) to a call, or an
+/// answer this tool cannot read.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// ECR's authorization token could not be had: an AWS call, with its own kind.
+    #[error(transparent)]
+    Token(#[from] AwsError),
+    /// The registry refused the call or did not answer.
+    #[error("{doing}: {source}")]
+    Call {
+        /// What was asked, with the reference: ``reading `host/repo:tag` ``.
+        doing: String,
+        #[source]
+        source: Box<OciDistributionError>,
+    },
+    /// The registry answered something that is not what the distribution spec says.
+    #[error("{doing}: {reason}")]
+    Unreadable { doing: String, reason: String },
+    /// The tag points at another image and the registry refused to move it.
+    #[error(
+        "`{name}` already points at `{other}` and the registry refused to move it to `{digest}`: {source}"
+    )]
+    Immovable {
+        name: String,
+        other: String,
+        digest: String,
+        #[source]
+        source: Box<OciDistributionError>,
+    },
+    /// The push ended with the tag pointing at another image (or none).
+    #[error("`{name}` points at {} after the push, not at `{digest}`", .stored.as_deref().map_or("nothing".into(), |s| format!("`{s}`")))]
+    NotStored {
+        name: String,
+        stored: Option<String>,
+        digest: String,
+    },
+}
+
+impl RegistryError {
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            RegistryError::Immovable { .. } => Some(
+                "the repository's tags may be immutable: push under another `image.tag`, or make its tags mutable",
+            ),
+            _ => None,
+        }
+    }
+}
+
+fn call(doing: impl Into<String>) -> impl FnOnce(OciDistributionError) -> RegistryError {
+    move |source| RegistryError::Call {
+        doing: doing.into(),
+        source: Box::new(source),
+    }
+}
+
+fn unreadable(doing: impl Into<String>) -> impl FnOnce(serde_json::Error) -> RegistryError {
+    move |e| RegistryError::Unreadable {
+        doing: doing.into(),
+        reason: e.to_string(),
+    }
+}
+
 /// Whether the registry said the manifest or its repository is not there: by the OCI
 /// envelope's codes or the HTTP status, never by text (the messages differ: ECR says
 /// `Requested image not found` and `The repository with name 'X' does not exist…`,
@@ -77,13 +140,20 @@ fn not_found(e: &OciDistributionError) -> bool {
 
 /// The registry host and Basic credentials in an ECR authorization token (base64 of
 /// `AWS:<password>`) and its proxy endpoint (`https://<account>.dkr.ecr.<region>.amazonaws.com`).
-pub fn ecr_credentials(token: &str, endpoint: &str) -> Result<(String, String, String), String> {
+pub fn ecr_credentials(
+    token: &str,
+    endpoint: &str,
+) -> Result<(String, String, String), RegistryError> {
+    let bad_token = |reason: String| RegistryError::Unreadable {
+        doing: "ecr:GetAuthorizationToken".into(),
+        reason,
+    };
     let token = aws_smithy_types::base64::decode(token)
-        .map_err(|e| format!("ecr:GetAuthorizationToken: the token is not base64: {e}"))?;
+        .map_err(|e| bad_token(format!("the token is not base64: {e}")))?;
     let token = String::from_utf8_lossy(&token);
     let (user, password) = token
         .split_once(':')
-        .ok_or("ecr:GetAuthorizationToken: the token is not `user:password`")?;
+        .ok_or_else(|| bad_token("the token is not `user:password`".into()))?;
     let host = endpoint
         .trim_start_matches("https://")
         .trim_start_matches("http://")
@@ -113,7 +183,7 @@ impl Registry {
 
     /// The manifest's registry (`image.registry`, credentials from the environment), or
     /// the account's ECR registry with a token from `GetAuthorizationToken`.
-    pub async fn connect(aws: &Aws, registry: Option<&str>) -> Result<Registry, String> {
+    pub async fn connect(aws: &Aws, registry: Option<&str>) -> Result<Registry, RegistryError> {
         if let Some(host) = registry {
             let auth = match (std::env::var(USER_VAR), std::env::var(PASSWORD_VAR)) {
                 (Ok(u), Ok(p)) => RegistryAuth::Basic(u, p),
@@ -126,12 +196,12 @@ impl Registry {
             .get_authorization_token()
             .send()
             .await
-            .map_err(error("ecr:GetAuthorizationToken"))
-            .map_err(|e| e.to_string())?;
-        let data = out
-            .authorization_data()
-            .first()
-            .ok_or("ecr:GetAuthorizationToken returned no authorization data")?;
+            .map_err(error("ecr:GetAuthorizationToken"))?;
+        let data = crate::aws::created(
+            "ecr:GetAuthorizationToken",
+            "authorizationData",
+            out.authorization_data().first(),
+        )?;
         let (host, user, password) = ecr_credentials(
             data.authorization_token().unwrap_or_default(),
             data.proxy_endpoint().unwrap_or_default(),
@@ -149,7 +219,11 @@ impl Registry {
     }
 
     /// The digest `tag` points at, if it exists.
-    pub async fn digest_of(&self, repository: &str, tag: &str) -> Result<Option<String>, String> {
+    pub async fn digest_of(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<String>, RegistryError> {
         match self
             .client
             .fetch_manifest_digest(&self.tagged(repository, tag), &self.auth)
@@ -157,7 +231,9 @@ impl Registry {
         {
             Ok(d) => Ok(Some(d)),
             Err(e) if not_found(&e) => Ok(None),
-            Err(e) => Err(format!("reading {}/{repository}:{tag}: {e}", self.host)),
+            Err(e) => Err(call(format!("reading `{}/{repository}:{tag}`", self.host))(
+                e,
+            )),
         }
     }
 
@@ -167,18 +243,18 @@ impl Registry {
         &self,
         repository: &str,
         tag: &str,
-    ) -> Result<Option<(String, Size)>, String> {
+    ) -> Result<Option<(String, Size)>, RegistryError> {
         let pulled = self
             .client
             .pull_manifest_raw(&self.tagged(repository, tag), &self.auth, &[MANIFEST_TYPE])
             .await;
+        let doing = format!("reading `{}/{repository}:{tag}`", self.host);
         let (body, digest) = match pulled {
             Ok(found) => found,
             Err(e) if not_found(&e) => return Ok(None),
-            Err(e) => return Err(format!("reading {}/{repository}:{tag}: {e}", self.host)),
+            Err(e) => return Err(call(doing)(e)),
         };
-        let m: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| format!("the image manifest: {e}"))?;
+        let m: serde_json::Value = serde_json::from_slice(&body).map_err(unreadable(doing))?;
         let compressed = m["layers"]
             .as_array()
             .into_iter()
@@ -202,7 +278,7 @@ impl Registry {
     /// What `reference` (`host/repository@sha256:…` or `:tag`) is built for: an image
     /// manifest's config names one architecture, an index lists several. `None` when the
     /// registry has no such image.
-    pub async fn platform(&self, reference: &Reference) -> Result<Option<Platform>, String> {
+    pub async fn platform(&self, reference: &Reference) -> Result<Option<Platform>, RegistryError> {
         let name = reference.whole();
         let pulled = self
             .client
@@ -220,10 +296,11 @@ impl Registry {
         let body = match pulled {
             Ok((body, _)) => body,
             Err(e) if not_found(&e) => return Ok(None),
-            Err(e) => return Err(format!("reading {name}: {e}")),
+            Err(e) => return Err(call(format!("reading `{name}`"))(e)),
         };
-        let m: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| format!("the image manifest of {name}: {e}"))?;
+        let m: serde_json::Value = serde_json::from_slice(&body).map_err(unreadable(format!(
+            "reading the image manifest of `{name}`"
+        )))?;
         if let Some(list) = m["manifests"].as_array() {
             return Ok(Some(Platform::Index(
                 list.iter()
@@ -242,9 +319,9 @@ impl Registry {
         self.client
             .pull_blob(reference, &config, &mut bytes)
             .await
-            .map_err(|e| format!("reading the config of {name}: {e}"))?;
+            .map_err(call(format!("reading the config of `{name}`")))?;
         let config: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("the image config of {name}: {e}"))?;
+            .map_err(unreadable(format!("reading the image config of `{name}`")))?;
         Ok(Some(Platform::Image(
             config["architecture"]
                 .as_str()
@@ -254,10 +331,14 @@ impl Registry {
     }
 
     /// Pushes `image` as `repository:tag`: missing blobs, then the manifest.
-    pub async fn push(&self, repository: &str, tag: &str, image: &Built) -> Result<Pushed, String> {
+    pub async fn push(
+        &self,
+        repository: &str,
+        tag: &str,
+        image: &Built,
+    ) -> Result<Pushed, RegistryError> {
         let started = Instant::now();
         let reference = self.tagged(repository, tag);
-        let name = format!("{}/{repository}:{tag}", self.host);
         let existing = self.digest_of(repository, tag).await?;
         let mut pushed = Pushed {
             reference: self.pinned(repository, &image.digest),
@@ -271,9 +352,22 @@ impl Registry {
         };
         if pushed.unchanged {
             pushed.blobs_skipped = image.layers.len() + 1;
-            pushed.seconds = started.elapsed().as_secs_f64();
-            return Ok(pushed);
+        } else {
+            self.upload_blobs(&reference, image, &mut pushed).await?;
+            self.put_manifest(repository, tag, image, existing).await?;
         }
+        pushed.seconds = started.elapsed().as_secs_f64();
+        Ok(pushed)
+    }
+
+    /// Uploads the layers and the config the registry does not have yet.
+    async fn upload_blobs(
+        &self,
+        reference: &Reference,
+        image: &Built,
+        pushed: &mut Pushed,
+    ) -> Result<(), RegistryError> {
+        let name = reference.whole();
         let config_digest = super::layer::sha256(&image.config);
         let blobs = image
             .layers
@@ -283,20 +377,34 @@ impl Registry {
         for (digest, bytes) in blobs {
             let exists = self
                 .client
-                .blob_exists(&reference, digest)
+                .blob_exists(reference, digest)
                 .await
-                .map_err(|e| format!("checking blob {digest} in {name}: {e}"))?;
+                .map_err(call(format!("checking blob `{digest}` in `{name}`")))?;
             if exists {
                 pushed.blobs_skipped += 1;
                 continue;
             }
             self.client
-                .push_blob(&reference, bytes.to_vec(), digest)
+                .push_blob(reference, bytes.to_vec(), digest)
                 .await
-                .map_err(|e| format!("uploading blob {digest} to {name}: {e}"))?;
+                .map_err(call(format!("uploading blob `{digest}` to `{name}`")))?;
             pushed.blobs_uploaded += 1;
             pushed.bytes_uploaded += bytes.len() as u64;
         }
+        Ok(())
+    }
+
+    /// Points the tag at the image's manifest, then checks that the registry stored
+    /// that digest. `existing` is what the tag pointed at before.
+    async fn put_manifest(
+        &self,
+        repository: &str,
+        tag: &str,
+        image: &Built,
+        existing: Option<String>,
+    ) -> Result<(), RegistryError> {
+        let reference = self.tagged(repository, tag);
+        let name = reference.whole();
         let sent = self
             .client
             .push_manifest_raw(
@@ -305,27 +413,26 @@ impl Registry {
                 http::HeaderValue::from_static(MANIFEST_TYPE),
             )
             .await;
-        if let Err(e) = sent {
+        if let Err(source) = sent {
             return Err(match existing {
-                Some(other) => format!(
-                    "{name} already points at {other} and the registry refused to move it to {}: {e} \
-                     (is the repository's tag immutable?)",
-                    image.digest
-                ),
-                None => format!("pushing the manifest of {name}: {e}"),
+                Some(other) => RegistryError::Immovable {
+                    name,
+                    other,
+                    digest: image.digest.clone(),
+                    source: Box::new(source),
+                },
+                None => call(format!("pushing the manifest of `{name}`"))(source),
             });
         }
-        // The registry names the digest it stored: it must be ours.
         let stored = self.digest_of(repository, tag).await?;
         if stored.as_deref() != Some(image.digest.as_str()) {
-            return Err(format!(
-                "{name} points at {} after the push, not at {}",
-                stored.as_deref().unwrap_or("nothing"),
-                image.digest
-            ));
+            return Err(RegistryError::NotStored {
+                name,
+                stored,
+                digest: image.digest.clone(),
+            });
         }
-        pushed.seconds = started.elapsed().as_secs_f64();
-        Ok(pushed)
+        Ok(())
     }
 }
 

@@ -31,7 +31,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::aws::{Aws, is_loopback};
-use crate::image::registry::Registry;
+use crate::image::registry::{Registry, RegistryError};
 use crate::manifest::Manifest;
 use fleet::{Fleet, Release};
 use lambda::{Pool, Version};
@@ -217,7 +217,7 @@ struct Supervisor<'a> {
     /// The serverful and the serverless front's URL.
     urls: (String, String),
     fronts: [tokio::task::JoinHandle<()>; 2],
-    registry: Result<Registry, String>,
+    registry: Result<Registry, RegistryError>,
     names: crate::manifest::Names,
     problem: Option<String>,
     last_poll: Option<Instant>,

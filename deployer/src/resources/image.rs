@@ -39,7 +39,7 @@ impl Image {
         self.client
             .get_or_try_init(|| Registry::connect(aws, self.registry.as_deref()))
             .await
-            .map_err(|e| AwsError::new("registry:Connect", e))
+            .map_err(|e| AwsError::registry("registry:Connect", e))
     }
 }
 
@@ -84,7 +84,7 @@ impl Resource for Image {
             .await?
             .describe(&self.repository, &self.tag)
             .await
-            .map_err(|e| AwsError::new("registry:GetManifest", e))?;
+            .map_err(|e| AwsError::registry("registry:GetManifest", e))?;
         Ok(found.map(|(digest, size)| Observed {
             digest,
             size,
@@ -119,7 +119,7 @@ impl Resource for Image {
             .await?
             .push(&self.repository, &self.tag, built)
             .await
-            .map_err(|e| AwsError::new("registry:Push", e))?;
+            .map_err(|e| AwsError::registry("registry:Push", e))?;
         tracing::info!(
             reference = pushed.reference,
             uploaded = pushed.blobs_uploaded,

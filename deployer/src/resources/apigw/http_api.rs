@@ -8,7 +8,7 @@ use super::integration::{Integration, IntegrationSettings, find_integration};
 use super::once;
 use super::route::{Routes, find_routes};
 use super::stage::{STAGE, ensure_stage, find_stage_auto_deploy};
-use crate::aws::{Aws, AwsError, FoundExt, Service, create_once, error};
+use crate::aws::{Aws, AwsError, FoundExt, Service, create_once, created, error};
 use crate::manifest::OWNER_TAG;
 use crate::resources::{Field, Id, Kind, Resource, TagChange, Tags, tag_diff};
 
@@ -227,7 +227,7 @@ impl HttpApi {
     /// Creates the API once: its name is not unique, so a blind retry of a create whose
     /// answer was lost would make a second one (see [`crate::aws::create_once`]).
     async fn create_api(&self, aws: &Aws) -> Result<String, AwsError> {
-        create_once(
+        let id = create_once(
             "apigateway:CreateApi",
             || async {
                 aws.apigw
@@ -239,7 +239,7 @@ impl HttpApi {
                     .config_override(once())
                     .send()
                     .await
-                    .map(|out| out.api_id.unwrap_or_default())
+                    .map(|out| out.api_id)
             },
             || async {
                 let found = find_api(aws, &self.name).await?;
@@ -247,10 +247,12 @@ impl HttpApi {
                     .filter(|api| {
                         api.tags().and_then(|t| t.get(OWNER_TAG)) == self.tags.get(OWNER_TAG)
                     })
-                    .and_then(|api| api.api_id))
+                    .and_then(|api| api.api_id)
+                    .map(Some))
             },
         )
-        .await
+        .await?;
+        created("apigateway:CreateApi", "ApiId", id)
     }
 }
 

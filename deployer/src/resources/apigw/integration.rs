@@ -7,7 +7,7 @@ use std::fmt;
 use aws_sdk_apigatewayv2::types::IntegrationType;
 
 use super::{HttpApi, once};
-use crate::aws::{Aws, AwsError, create_once, error};
+use crate::aws::{Aws, AwsError, create_once, created, error};
 
 pub const PAYLOAD_FORMAT: &str = "2.0";
 
@@ -74,7 +74,7 @@ impl HttpApi {
             }
             // Integrations have no name: created once (see [`crate::aws::create_once`]).
             None => {
-                create_once(
+                let id = create_once(
                     "apigateway:CreateIntegration",
                     || async {
                         aws.apigw
@@ -88,16 +88,18 @@ impl HttpApi {
                             .config_override(once())
                             .send()
                             .await
-                            .map(|out| out.integration_id.unwrap_or_default())
+                            .map(|out| out.integration_id)
                     },
                     || async {
                         Ok(find_integration(aws, api)
                             .await?
                             .map(|i| i.id)
-                            .filter(|id| !id.is_empty()))
+                            .filter(|id| !id.is_empty())
+                            .map(Some))
                     },
                 )
-                .await
+                .await?;
+                created("apigateway:CreateIntegration", "IntegrationId", id)
             }
         }
     }

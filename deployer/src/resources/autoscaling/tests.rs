@@ -51,12 +51,8 @@ fn the_desired_count_belongs_to_scaling_not_to_the_diff() {
 #[test]
 fn only_an_instance_profile_not_yet_visible_is_waited_for() {
     let e = |message: &str| AwsError {
-        operation: "autoscaling:CreateAutoScalingGroup",
         code: Some("ValidationError".into()),
-        message: message.into(),
-        hint: None,
-        unreachable: false,
-        unsent: false,
+        ..AwsError::new("autoscaling:CreateAutoScalingGroup", message)
     };
     assert!(profile_not_visible(&e(
         "You must use a valid fully-formed launch template. Value (p) for parameter \

@@ -10,7 +10,7 @@ use aws_sdk_ec2::types::{Filter, ResourceType, SecurityGroup as SdkGroup, TagSpe
 
 use super::ingress::{self, Rule, Source};
 
-use crate::aws::{Aws, AwsError, FoundExt, Service, error};
+use crate::aws::{Aws, AwsError, FoundExt, Service, created, error};
 use crate::manifest::OWNER_TAG;
 use crate::resources::tags::{from_sdk, to_sdk};
 use crate::resources::{Field, Id, Kind, Resource, TagChange, Tags, tag_diff};
@@ -167,7 +167,7 @@ impl Resource for SecurityGroup {
                 .send()
                 .await
                 .map_err(error("ec2:CreateSecurityGroup"))?;
-            let id = out.group_id().unwrap_or_default();
+            let id = created("ec2:CreateSecurityGroup", "GroupId", out.group_id())?;
             return self.sync_ingress(aws, id, &BTreeSet::new()).await;
         };
         for change in changes {

@@ -9,7 +9,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 };
 
 use super::{add_tags, tags_of};
-use crate::aws::{Aws, AwsError, FoundExt, Service, error};
+use crate::aws::{Aws, AwsError, FoundExt, Service, created, error};
 use crate::resources::Change as _;
 use crate::resources::tags::to_sdk;
 use crate::resources::{Field, Kind, Resource, TagChange, Tags, tag_diff};
@@ -171,13 +171,14 @@ impl Resource for TargetGroup {
                 .send()
                 .await
                 .map_err(error("elasticloadbalancing:CreateTargetGroup"))?;
-            let arn = out
-                .target_groups()
-                .first()
-                .and_then(|t| t.target_group_arn())
-                .unwrap_or_default()
-                .to_string();
-            return self.put_attributes(aws, &arn).await;
+            let arn = created(
+                "elasticloadbalancing:CreateTargetGroup",
+                "TargetGroupArn",
+                out.target_groups()
+                    .first()
+                    .and_then(|t| t.target_group_arn()),
+            )?;
+            return self.put_attributes(aws, arn).await;
         };
         // The plan replaces the group instead; should such a change reach here, it is
         // refused before anything else is changed.

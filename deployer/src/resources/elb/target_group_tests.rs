@@ -104,7 +104,7 @@ async fn a_replacement_is_refused_before_any_in_place_change() {
         Change::Port { from: 80, to: 8080 },
     ];
     let e = t.apply(&aws, Some(&o), &changes).await.unwrap_err();
-    assert!(!e.unreachable, "{e:?}");
+    assert!(!e.is_unreachable(), "{e:?}");
     assert_eq!(e.operation, "elasticloadbalancing:ModifyTargetGroup");
     assert_eq!(
         e.message,

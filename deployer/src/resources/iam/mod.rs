@@ -48,12 +48,8 @@ mod tests {
     #[test]
     fn only_no_such_entity_is_iam_propagating() {
         let e = |code: &str, message: &str| AwsError {
-            operation: "iam:AddRoleToInstanceProfile",
             code: Some(code.into()),
-            message: message.into(),
-            hint: None,
-            unreachable: false,
-            unsent: false,
+            ..AwsError::new("iam:AddRoleToInstanceProfile", message)
         };
         assert!(not_yet_visible(&e(
             "NoSuchEntity",

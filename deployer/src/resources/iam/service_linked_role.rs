@@ -70,12 +70,8 @@ mod tests {
     #[test]
     fn only_a_taken_name_counts_as_an_existing_service_linked_role() {
         let e = |code: &str, message: &str| AwsError {
-            operation: "iam:CreateServiceLinkedRole",
             code: Some(code.into()),
-            message: message.into(),
-            hint: None,
-            unreachable: false,
-            unsent: false,
+            ..AwsError::new("iam:CreateServiceLinkedRole", message)
         };
         assert!(already_taken(&e(
             "InvalidInput",

@@ -198,12 +198,8 @@ mod tests {
     #[test]
     fn only_the_role_propagation_error_is_retried() {
         let e = |code: &str, msg: &str| AwsError {
-            operation: "lambda:CreateFunction",
             code: Some(code.into()),
-            message: msg.into(),
-            hint: None,
-            unreachable: false,
-            unsent: false,
+            ..AwsError::new("lambda:CreateFunction", msg)
         };
         assert!(role_not_ready(&e(
             "InvalidParameterValueException",
