@@ -65,6 +65,20 @@ pub async fn owned(
     Ok(nodes)
 }
 
+/// What of the stack is still in AWS, each found by the finder `up` and `down` use:
+/// after `down`, nothing (the integration tests' destroy check).
+pub async fn remaining(aws: &Aws, m: &Manifest) -> Result<Vec<Id>, AwsError> {
+    let account = Account::of(aws, m).await?;
+    let mut left = Vec::new();
+    for node in owned(aws, m, &account).await? {
+        let seen = node.observe(aws, &m.name).await?;
+        if seen.exists {
+            left.push(seen.id);
+        }
+    }
+    Ok(left)
+}
+
 /// The resources of `owned` that `desired` does not hold, in their order.
 pub fn unwanted(desired: &[Box<dyn Node>], owned: Vec<Box<dyn Node>>) -> Vec<Box<dyn Node>> {
     let wanted: BTreeSet<Id> = desired.iter().map(|n| n.id()).collect();

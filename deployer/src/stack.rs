@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
+use crate::aws::{Aws, AwsError};
 use crate::image::Built;
 use crate::image::registry::Registry;
 use crate::resources::{Id, Kind};
@@ -25,6 +26,17 @@ pub struct Account {
     pub id: String,
     pub partition: String,
     pub region: String,
+}
+
+impl Account {
+    /// The account the credentials belong to, in the manifest's region (one STS call).
+    pub async fn of(aws: &Aws, m: &Manifest) -> Result<Account, AwsError> {
+        Ok(Account {
+            id: aws.account().await?.to_string(),
+            partition: aws.partition().to_string(),
+            region: m.region.clone(),
+        })
+    }
 }
 
 /// What the stack is built from besides the manifest: facts looked up before planning.

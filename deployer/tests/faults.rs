@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::inventory::held as everything;
 use common::{
-    Moto, deployer, deployer_command, fake_digest, moto_host, mutating, pinned_manifest, via,
+    Moto, deployer, deployer_command, fake_digest, moto_host, mutating, pinned_manifest, remaining,
+    via,
 };
 use testkit::{Behaviour, Faults, Proxy, Rng, Window};
 
@@ -67,9 +68,10 @@ async fn assert_converged(moto: &Moto, m: &str, what: &str) -> Vec<String> {
 }
 
 /// Asserts that nothing of the stack is left (the service-linked role is the
-/// account's).
-async fn assert_empty(moto: &Moto, what: &str) {
+/// account's): in moto's full listing, and to the deployer's own finders.
+async fn assert_empty(moto: &Moto, m: &str, what: &str) {
     assert_eq!(everything(moto).await, Vec::<String>::new(), "{what}");
+    assert_eq!(remaining(moto, m).await, Vec::<String>::new(), "{what}");
 }
 
 /// 20 % of the calls get a fault (a fifth each: throttling, 500 before, 500 after the
@@ -102,7 +104,7 @@ async fn converge_at_20_percent(seeds: std::ops::Range<u64>) {
         let down_faults = proxy.injected().len() - down_from;
         let down = down.expect(0);
         let down_calls = moto.requests().len() - calls;
-        assert_empty(&moto, &format!("seed {seed}: after down")).await;
+        assert_empty(&moto, &m, &format!("seed {seed}: after down")).await;
         let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
         for i in &proxy.injected()[before..] {
             *kinds.entry(i.fault.kind()).or_default() += 1;
@@ -166,7 +168,7 @@ async fn deleted_bucket_names(moto: &Moto, proxy: &Proxy, m: &str) -> (usize, us
     let from = proxy.calls();
     via(proxy, &["-f", m, "down", "--delete-buckets"]).expect(0);
     let down = proxy.calls() - from;
-    assert_empty(moto, "down --delete-buckets").await;
+    assert_empty(moto, m, "down --delete-buckets").await;
     let refused = via(proxy, &["-f", m, "up"]);
     assert_eq!(
         proxy.altered(),
@@ -269,7 +271,7 @@ async fn killed_and_rerun(moto: &Moto, proxy: &Proxy, m: &str, up: usize, down: 
         let rerun = via(proxy, args);
         assert_eq!(rerun.code, Some(0), "{what}: {}", rerun.stderr);
         if trial % 2 == 0 {
-            assert_empty(moto, &what).await;
+            assert_empty(moto, m, &what).await;
         } else {
             assert_converged(moto, m, &what).await;
         }

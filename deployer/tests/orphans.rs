@@ -7,7 +7,7 @@
 mod common;
 
 use common::inventory::held;
-use common::{Moto, deployer, edited, fake_digest, mutating, pinned_manifest};
+use common::{Moto, deployer, edited, fake_digest, mutating, pinned_manifest, remaining};
 
 /// `(kind, name)` of the plan's changes with `action`, and whether each is unwanted.
 fn changes(plan: &serde_json::Value, action: &str) -> Vec<(String, String, bool)> {
@@ -169,4 +169,5 @@ async fn what_the_manifest_no_longer_asks_for_is_planned_deleted_and_down_needs_
     assert_ne!(plan.code, Some(0), "{}", plan.stderr);
     deployer(&moto, &["-f", &gone, "down", "--yes", "--delete-buckets"]).expect(0);
     assert_eq!(held(&moto).await, Vec::<String>::new());
+    assert_eq!(remaining(&moto, &gone).await, Vec::<String>::new());
 }

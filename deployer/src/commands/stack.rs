@@ -50,11 +50,7 @@ pub async fn load(
     load: Load,
     progress: &Progress,
 ) -> Result<Loaded, Error> {
-    let account = Account {
-        id: aws.account().await?.to_string(),
-        partition: aws.partition().to_string(),
-        region: manifest.region.clone(),
-    };
+    let account = Account::of(aws, manifest).await?;
     let built = match load.build {
         Some(source) => Some(Arc::new(build_image(file, source, progress)?)),
         None => None,

@@ -1,7 +1,7 @@
 //! Manifest checks: YAML and type errors from serde, then every rule AWS would
 //! otherwise reject halfway through an `up` (ranges, name rules, lengths after prefixing).
 
-use super::{Manifest, Position, Problem, Spans};
+use super::{Manifest, Names, Position, Problem, Spans};
 
 /// Deserialises `source`, turning serde's error into a positioned problem with the
 /// field's path and, for a mistyped key, the closest valid one.
@@ -145,14 +145,29 @@ const ROLE_URL_EXPIRY_S: u32 = 6 * 3600;
 /// The longest wait a timeout may set: three hours, past any wait AWS documents.
 const MAX_TIMEOUT_S: u32 = 3 * 3600;
 
-/// Every semantic problem in `m`, positioned with `spans`.
+/// Every semantic problem in `m`, positioned with `spans`, section by section.
 pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
     let mut c = Checker {
         spans,
         problems: Vec::new(),
     };
     let names = m.names();
+    let name_ok = stack_name(&mut c, m, &names);
+    region_endpoint_tags(&mut c, m);
+    image(&mut c, m, &names, name_ok);
+    buckets(&mut c, m, &names, name_ok);
+    model_logs_timeouts(&mut c, m);
+    serverful(&mut c, m);
+    local(&mut c, m);
+    prices(&mut c, m);
+    serverless(&mut c, m);
+    predictor(&mut c, m);
+    c.problems
+}
 
+/// The stack's name, and the names AWS would refuse that derive from it; whether
+/// the name itself is valid.
+fn stack_name(c: &mut Checker, m: &Manifest, names: &Names) -> bool {
     let name_ok = is_stack_name(&m.name);
     if !name_ok {
         c.hint(
@@ -198,6 +213,11 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
             }
         }
     }
+    name_ok
+}
+
+/// Where the stack goes and what it is tagged with.
+fn region_endpoint_tags(c: &mut Checker, m: &Manifest) {
     if m.region.is_empty() {
         c.hint(
             "region",
@@ -239,7 +259,11 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
             c.fail(&path, "tag values are at most 256 characters");
         }
     }
+}
 
+/// The repository and the image. Names derived from an invalid stack name were
+/// reported with it.
+fn image(c: &mut Checker, m: &Manifest, names: &Names, name_ok: bool) {
     // Image. Names derived from an invalid stack name were reported with it.
     if (name_ok || m.image.repository.is_some()) && !is_ecr_repository(&names.repository) {
         c.hint(
@@ -257,8 +281,10 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
             format!("`{uri}` names no tag or digest (`repo:tag` or `repo@sha256:…`)"),
         );
     }
+}
 
-    // Buckets and model
+/// The buckets' names and the results' lifetime and links.
+fn buckets(c: &mut Checker, m: &Manifest, names: &Names, name_ok: bool) {
     let explicit = [
         m.buckets.input.name.is_some(),
         m.buckets.output.name.is_some(),
@@ -272,7 +298,7 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
             continue;
         }
         if let Err(why) = check_bucket_name(name) {
-            let at = if spans.locate(path) == spans.locate("") {
+            let at = if c.spans.locate(path) == c.spans.locate("") {
                 "name"
             } else {
                 path
@@ -313,6 +339,10 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
         0,
         36_500,
     );
+}
+
+/// Where the model comes from, how long logs are kept, how long waits may take.
+fn model_logs_timeouts(c: &mut Checker, m: &Manifest) {
     if m.model.source != "bundled" {
         match m.model.s3() {
             Some((bucket, key)) if check_bucket_name(bucket).is_ok() && !key.is_empty() => {}
@@ -340,8 +370,10 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
     c.range("timeouts.create_s", t.create_s, 1, MAX_TIMEOUT_S);
     c.range("timeouts.update_s", t.update_s, 1, MAX_TIMEOUT_S);
     c.range("timeouts.delete_s", t.delete_s, 1, MAX_TIMEOUT_S);
+}
 
-    // Serverful
+/// ECS on EC2 behind the load balancer.
+fn serverful(c: &mut Checker, m: &Manifest) {
     let s = &m.serverful;
     if !is_instance_type(&s.instance_type) {
         c.fail(
@@ -401,8 +433,10 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
         );
     }
     c.range("serverful.wait_s", s.wait_s, 0, 3600);
+}
 
-    // The local runtime
+/// The local runtime.
+fn local(c: &mut Checker, m: &Manifest) {
     let local = &m.local;
     c.range("local.concurrency", local.concurrency, 1, 1000);
     c.range("local.reclaim_after_s", local.reclaim_after_s, 1, 86_400);
@@ -418,8 +452,10 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
             ),
         );
     }
+}
 
-    // Bench prices
+/// `bench`'s price table.
+fn prices(c: &mut Checker, m: &Manifest) {
     let p = &m.bench.prices;
     for (field, v) in [
         ("lambda_gb_second", p.lambda_gb_second),
@@ -436,8 +472,10 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
             );
         }
     }
+}
 
-    // Serverless
+/// Lambda behind the HTTP API.
+fn serverless(c: &mut Checker, m: &Manifest) {
     let l = &m.serverless;
     c.range("serverless.memory_mb", l.memory_mb, 128, 10_240);
     if (1..=900).contains(&l.timeout_s) && l.timeout_s > 30 {
@@ -476,8 +514,11 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
             );
         }
     }
+}
 
-    // Predictor
+/// The predictor's settings, with the serverless target's limits when it is on.
+fn predictor(c: &mut Checker, m: &Manifest) {
+    let l = &m.serverless;
     let p = &m.predictor;
     c.range("predictor.confidence", p.confidence, 0.0, 1.0);
     c.range("predictor.iou", p.iou, 0.0, 1.0);
@@ -513,7 +554,6 @@ pub(super) fn check(m: &Manifest, spans: &Spans) -> Vec<Problem> {
     } else {
         c.range("predictor.deadline_ms", p.deadline_ms, 100, 900_000);
     }
-    c.problems
 }
 
 /// Lowercase, digits and hyphens; the length limit comes from the names derived from it

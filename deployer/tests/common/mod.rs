@@ -67,6 +67,17 @@ pub fn edited(base: &Path, name: &str, edits: &[(&str, &str)]) -> String {
     file
 }
 
+/// What of the stack of the manifest `file` moto still holds, found by the deployer's
+/// own finders (`inventory::remaining`, the ones `up` and `down` use): empty after
+/// `down`. [`inventory::held`] lists independently of them.
+pub async fn remaining(moto: &Moto, file: &str) -> Vec<String> {
+    let mut m = deployer::manifest::Manifest::load(Path::new(file)).unwrap();
+    m.endpoint = Some(moto.endpoint.clone());
+    let aws = deployer::aws::Aws::connect(&m).await;
+    let left = deployer::inventory::remaining(&aws, &m).await.unwrap();
+    left.iter().map(ToString::to_string).collect()
+}
+
 /// Runs `deployer` with `args` against `moto` (no terminal, the emulator's credentials).
 pub fn deployer(moto: &Moto, args: &[&str]) -> Run {
     deployer_at(&moto.endpoint, args)
