@@ -1,6 +1,7 @@
 //! `apply` replayed against a recording endpoint where moto cannot show it: a capacity
-//! provider's update (moto neither reports an update status nor fails one) and a
-//! service's rollout (moto has no rollout state, no circuit breaker and no rollback).
+//! provider's update (moto reports it complete at once, never in progress or failed, and
+//! never refuses a second one) and a service's rollout (moto has no rollout state, no
+//! circuit breaker and no rollback).
 //! ECS speaks JSON 1.1, so each call is named by its `X-Amz-Target`; Elastic Load
 //! Balancing and Auto Scaling by the `Action` of their query form. The answers are
 //! shaped as the ECS API reference shows them.
@@ -9,8 +10,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::capacity_provider::Pace;
 use super::task_definition::tests::spec;
 use super::{CapacityProvider, ProviderObserved, Service, ServiceObserved};
+use crate::aws::{Aws, AwsError};
 use crate::resources::Resource;
 use crate::resources::recording::{Request, amz_json_ok, aws, recording_each, xml_ok};
 
@@ -45,6 +48,31 @@ async fn replay<R: Resource>(
         .map_err(|e| e.to_string());
     let (ops, bodies) = operations(&seen.lock().unwrap());
     (ops, bodies, result)
+}
+
+/// `call` against `responses` (in order, the last repeating): the operations it called
+/// and how it ended; bounded like [`replay`].
+async fn replay_call<F, Fut>(responses: Vec<String>, call: F) -> (Vec<String>, Result<(), String>)
+where
+    F: FnOnce(Aws) -> Fut,
+    Fut: std::future::Future<Output = Result<(), AwsError>>,
+{
+    let (endpoint, seen) = recording_each(responses);
+    let result = tokio::time::timeout(Duration::from_secs(20), call(aws(&endpoint).await))
+        .await
+        .expect("the call ends within its waits")
+        .map_err(|e| e.to_string());
+    (operations(&seen.lock().unwrap()).0, result)
+}
+
+/// An error as the JSON 1.1 services (ECS) answer it: the code in the body's `__type`.
+fn amz_json_error(code: &str, message: &str) -> String {
+    let body = json!({"__type": code, "message": message}).to_string();
+    format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 // The capacity provider.
@@ -141,14 +169,23 @@ fn update_auto_scaling_group() -> String {
 }
 
 /// Managed scaling at another target is one UpdateCapacityProvider carrying the target
-/// and termination protection, and nothing else: no wait follows it (see the report of
-/// issue #15: terraform-provider-aws waits for UPDATE_COMPLETE here).
+/// and termination protection, then the wait until ECS has made the update: it is
+/// asynchronous (UPDATE_IN_PROGRESS, then UPDATE_COMPLETE), as terraform-provider-aws's
+/// `waitCapacityProviderUpdated` waits for it.
 #[tokio::test]
 async fn a_new_target_capacity_is_one_update_capacity_provider() {
     let mut o = provider_in_sync();
     o.target_capacity = Some(80);
-    let (ops, bodies, result) = replay(&provider(), &o, vec![update_capacity_provider()]).await;
-    assert_eq!(ops, ["UpdateCapacityProvider"]);
+    let (ops, bodies, result) = replay(
+        &provider(),
+        &o,
+        vec![
+            update_capacity_provider(),
+            describe_capacity_providers("UPDATE_COMPLETE", None),
+        ],
+    )
+    .await;
+    assert_eq!(ops, ["UpdateCapacityProvider", "DescribeCapacityProviders"]);
     assert_eq!(result, Ok(()));
     let sent: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
     assert_eq!(
@@ -163,9 +200,9 @@ async fn a_new_target_capacity_is_one_update_capacity_provider() {
     );
 }
 
-/// Every change at once: the update and the tags, then the wait until the provider is
-/// ACTIVE, the attachment, and only then the group's minimum (no instance may register
-/// before the provider is attached).
+/// Every change at once: the update and the wait for it, the tags, then the wait until
+/// the provider is ACTIVE, the attachment, and only then the group's minimum (no
+/// instance may register before the provider is attached).
 #[tokio::test]
 async fn an_update_then_the_attachment_then_the_group_minimum() {
     let o = ProviderObserved {
@@ -180,6 +217,7 @@ async fn an_update_then_the_attachment_then_the_group_minimum() {
         &o,
         vec![
             update_capacity_provider(),
+            describe_capacity_providers("UPDATE_COMPLETE", None),
             amz_json_ok("{}"),
             describe_capacity_providers("UPDATE_COMPLETE", None),
             put_cluster_capacity_providers(),
@@ -191,6 +229,7 @@ async fn an_update_then_the_attachment_then_the_group_minimum() {
         ops,
         [
             "UpdateCapacityProvider",
+            "DescribeCapacityProviders",
             "TagResource",
             "DescribeCapacityProviders",
             "PutClusterCapacityProviders",
@@ -199,9 +238,9 @@ async fn an_update_then_the_attachment_then_the_group_minimum() {
     );
     assert_eq!(result, Ok(()));
     assert!(
-        bodies[4].contains("AutoScalingGroupName=s-instances") && bodies[4].contains("MinSize=1"),
+        bodies[5].contains("AutoScalingGroupName=s-instances") && bodies[5].contains("MinSize=1"),
         "{}",
-        bodies[4]
+        bodies[5]
     );
 }
 
@@ -229,8 +268,105 @@ async fn a_failed_update_stops_before_the_attachment() {
     assert_eq!(
         result,
         Err(format!(
-            "ecs:DescribeCapacityProviders: capacity provider UPDATE_FAILED: {reason}"
+            "ecs:UpdateCapacityProvider: capacity provider UPDATE_FAILED: {reason}"
         ))
+    );
+}
+
+/// A new target alone (the provider attached, the group at its minimum): an update ECS
+/// then fails is `apply`'s failure, with ECS's reason, not a success.
+#[tokio::test]
+async fn a_failed_update_fails_apply_with_its_reason() {
+    let mut o = provider_in_sync();
+    o.target_capacity = Some(80);
+    // As ECS words it (pulumi/pulumi-aws#6018).
+    let reason = "The capacity provider cannot be updated due to an internal error. Try again.";
+    let (ops, _, result) = replay(
+        &provider(),
+        &o,
+        vec![
+            update_capacity_provider(),
+            describe_capacity_providers("UPDATE_FAILED", Some(reason)),
+        ],
+    )
+    .await;
+    assert_eq!(ops, ["UpdateCapacityProvider", "DescribeCapacityProviders"]);
+    assert_eq!(
+        result,
+        Err(format!(
+            "ecs:UpdateCapacityProvider: capacity provider UPDATE_FAILED: {reason}"
+        ))
+    );
+}
+
+/// Fast enough for a test: looks at about 0, 20, 60 ms; gives up at 500 ms.
+const FAST: Pace = Pace {
+    limit: Duration::from_millis(500),
+    first: Duration::from_millis(20),
+};
+
+/// ECS refuses an update while the previous one is in progress (UpdateInProgressException):
+/// the call is repeated, then the new update waited for until UPDATE_COMPLETE.
+#[tokio::test]
+async fn an_update_is_repeated_while_another_is_in_progress() {
+    let (ops, result) = replay_call(
+        vec![
+            amz_json_error(
+                "UpdateInProgressException",
+                "The capacity provider is already being updated.",
+            ),
+            update_capacity_provider(),
+            describe_capacity_providers("UPDATE_IN_PROGRESS", None),
+            describe_capacity_providers("UPDATE_COMPLETE", None),
+        ],
+        |aws| async move { provider().update_managed_scaling(&aws, FAST).await },
+    )
+    .await;
+    assert_eq!(
+        ops,
+        [
+            "UpdateCapacityProvider",
+            "UpdateCapacityProvider",
+            "DescribeCapacityProviders",
+            "DescribeCapacityProviders",
+        ]
+    );
+    assert_eq!(result, Ok(()));
+}
+
+/// Still in progress when the limit comes: the call gives up, saying so, and no other
+/// error is retried.
+#[tokio::test]
+async fn an_update_in_progress_past_the_limit_gives_up() {
+    let busy = amz_json_error(
+        "UpdateInProgressException",
+        "The capacity provider is already being updated.",
+    );
+    let (ops, result) = replay_call(vec![busy], |aws| async move {
+        provider().update_managed_scaling(&aws, FAST).await
+    })
+    .await;
+    assert!(
+        ops.len() > 1 && ops.iter().all(|op| op == "UpdateCapacityProvider"),
+        "{ops:?}"
+    );
+    let e = result.unwrap_err();
+    assert!(
+        e.starts_with("ecs:UpdateCapacityProvider: gave up after 0s: "),
+        "{e}"
+    );
+    let other = amz_json_error("ClientException", "The update is already in progress.");
+    let (ops, result) = replay_call(vec![other], |aws| async move {
+        provider().update_managed_scaling(&aws, FAST).await
+    })
+    .await;
+    assert_eq!(ops, ["UpdateCapacityProvider"]);
+    assert_eq!(
+        result,
+        Err(
+            "ecs:UpdateCapacityProvider: ClientException: The update is already in progress."
+                .into()
+        )
     );
 }
 
