@@ -425,13 +425,14 @@ fn describe_target_groups() -> String {
     ))
 }
 
-fn register_task_definition() -> String {
+/// RegisterTaskDefinition's answer: revision `n`.
+fn register_task_definition(n: u32) -> String {
     amz_json_ok(
         &json!({
             "taskDefinition": {
-                "taskDefinitionArn": revision(3),
+                "taskDefinitionArn": revision(n),
                 "family": "s-predictor",
-                "revision": 3,
+                "revision": n,
                 "status": "ACTIVE",
                 "networkMode": "host"
             },
@@ -441,6 +442,7 @@ fn register_task_definition() -> String {
     )
 }
 
+/// Deployment `ecs-svc/n` (ECS created them in that order) of revision `revision_n`.
 fn deployment(
     id: &str,
     status: &str,
@@ -448,6 +450,8 @@ fn deployment(
     state: &str,
     reason: &str,
 ) -> serde_json::Value {
+    let n: f64 = id.trim_start_matches("ecs-svc/").parse().unwrap();
+    let created = 1.7e9 + 60.0 * n;
     json!({
         "id": id,
         "status": status,
@@ -456,8 +460,8 @@ fn deployment(
         "pendingCount": 0,
         "runningCount": if state == "FAILED" { 0 } else { 1 },
         "failedTasks": if state == "FAILED" { 3 } else { 0 },
-        "createdAt": 1.7e9,
-        "updatedAt": 1.7e9,
+        "createdAt": created,
+        "updatedAt": created,
         "rolloutState": state,
         "rolloutStateReason": reason
     })
@@ -484,20 +488,22 @@ fn service_answer(deployments: Vec<serde_json::Value>, event: &str) -> serde_jso
     })
 }
 
-fn update_service() -> String {
+/// UpdateService's answer: the deployment it started, `ecs-svc/{id}` of revision `to`,
+/// in progress; the one before it, on revision 2, still serving.
+fn update_service(id: u32, to: u32) -> String {
     let started = deployment(
-        "ecs-svc/3",
+        &format!("ecs-svc/{id}"),
         "PRIMARY",
-        3,
+        to,
         "IN_PROGRESS",
-        "ECS deployment ecs-svc/3 in progress.",
+        &format!("ECS deployment ecs-svc/{id} in progress."),
     );
     let old = deployment(
-        "ecs-svc/2",
+        &format!("ecs-svc/{}", id - 1),
         "ACTIVE",
         2,
         "COMPLETED",
-        "ECS deployment ecs-svc/2 completed.",
+        &format!("ECS deployment ecs-svc/{} completed.", id - 1),
     );
     amz_json_ok(
         &json!({"service": service_answer(vec![started, old], "(service s-predictor) has reached a steady state.")})
@@ -529,8 +535,8 @@ async fn a_new_revision_is_rolled_out_and_waited_for() {
         &service_in_sync(),
         vec![
             describe_target_groups(),
-            register_task_definition(),
-            update_service(),
+            register_task_definition(3),
+            update_service(3, 3),
             describe_services(
                 vec![done],
                 "(service s-predictor) has reached a steady state.",
@@ -560,6 +566,32 @@ async fn a_new_revision_is_rolled_out_and_waited_for() {
     );
 }
 
+const STOPPED_TASK: &str = "arn:aws:ecs:us-east-1:123456789012:task/s-cluster/1a2b3c4d5e6f";
+
+/// ListTasks's answer: one stopped task.
+fn list_stopped_tasks() -> String {
+    amz_json_ok(&json!({"taskArns": [STOPPED_TASK]}).to_string())
+}
+
+/// DescribeTasks's answer: the stopped task and why.
+fn describe_stopped_tasks() -> String {
+    amz_json_ok(
+        &json!({
+            "tasks": [{
+                "taskArn": STOPPED_TASK,
+                "lastStatus": "STOPPED",
+                "desiredStatus": "STOPPED",
+                "stopCode": "ServiceSchedulerInitiated",
+                "stoppedReason": "Task failed ELB health checks in (target-group \
+                                  arn:aws:elasticloadbalancing:us-east-1:123456789012:\
+                                  targetgroup/s-tg/73e2d6bc24d8a067)"
+            }],
+            "failures": []
+        })
+        .to_string(),
+    )
+}
+
 /// The circuit breaker tripped: ECS rolls back with a new PRIMARY on the last completed
 /// revision and keeps the failed deployment ACTIVE and FAILED. `apply` stops at once
 /// with the failure, the rollback and why the tasks stopped, instead of waiting for the
@@ -582,34 +614,19 @@ async fn a_tripped_circuit_breaker_fails_the_rollout_with_its_reasons() {
         "FAILED",
         "ECS deployment circuit breaker: tasks failed to start.",
     );
-    let task = format!("{ACCOUNT}:task/s-cluster/1a2b3c4d5e6f");
     let (ops, _, result) = replay(
         &s,
         &service_in_sync(),
         vec![
             describe_target_groups(),
-            register_task_definition(),
-            update_service(),
+            register_task_definition(3),
+            update_service(3, 3),
             describe_services(
                 vec![rollback, failed],
                 "(service s-predictor) rolling back to deployment ecs-svc/2.",
             ),
-            amz_json_ok(&json!({"taskArns": [task]}).to_string()),
-            amz_json_ok(
-                &json!({
-                    "tasks": [{
-                        "taskArn": task,
-                        "lastStatus": "STOPPED",
-                        "desiredStatus": "STOPPED",
-                        "stopCode": "ServiceSchedulerInitiated",
-                        "stoppedReason": "Task failed ELB health checks in (target-group \
-                                          arn:aws:elasticloadbalancing:us-east-1:123456789012:\
-                                          targetgroup/s-tg/73e2d6bc24d8a067)"
-                    }],
-                    "failures": []
-                })
-                .to_string(),
-            ),
+            list_stopped_tasks(),
+            describe_stopped_tasks(),
         ],
     )
     .await;
@@ -665,7 +682,7 @@ async fn a_rollout_still_in_progress_gives_up_after_the_wait() {
         &o,
         vec![
             describe_target_groups(),
-            update_service(),
+            update_service(3, 2),
             describe_services(
                 vec![started, old],
                 "(service s-predictor) has started 1 tasks: (task 9c5f).",
@@ -685,6 +702,177 @@ async fn a_rollout_still_in_progress_gives_up_after_the_wait() {
             "ecs:DescribeServices: gave up after 1s: 1 of 1 task(s) running, 0 failed, 1 \
              older deployment(s) draining; (service s-predictor) has started 1 tasks: (task \
              9c5f)."
+                .into()
+        )
+    );
+}
+
+/// The circuit breaker tripped and the rollback completed before the first look: the
+/// service shows one COMPLETED PRIMARY, on the old revision, and no FAILED deployment.
+/// That is this `up`'s failure, naming both revisions, the latest event and why the tasks
+/// stopped, not a success.
+#[tokio::test]
+async fn a_rollback_finished_before_the_first_look_fails_the_rollout() {
+    let mut s = service();
+    s.task.image = "r/s-predictor@sha256:bb".into();
+    let rolled_back = deployment(
+        "ecs-svc/4",
+        "PRIMARY",
+        2,
+        "COMPLETED",
+        "ECS deployment ecs-svc/4 completed.",
+    );
+    let (ops, _, result) = replay(
+        &s,
+        &service_in_sync(),
+        vec![
+            describe_target_groups(),
+            register_task_definition(3),
+            update_service(3, 3),
+            describe_services(
+                vec![rolled_back],
+                "(service s-predictor) has reached a steady state.",
+            ),
+            list_stopped_tasks(),
+            describe_stopped_tasks(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        ops,
+        [
+            "DescribeTargetGroups",
+            "RegisterTaskDefinition",
+            "UpdateService",
+            "DescribeServices",
+            "ListTasks",
+            "DescribeTasks",
+        ]
+    );
+    assert_eq!(
+        result,
+        Err(
+            "ecs:DescribeServices: the service runs `s-predictor:2`, not `s-predictor:3` \
+             which this `up` deployed: the circuit breaker rolled the deployment back (or \
+             another deployment replaced it); (service s-predictor) has reached a steady \
+             state.; stopped tasks: Task failed ELB health checks in (target-group \
+             arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/s-tg/\
+             73e2d6bc24d8a067)"
+                .into()
+        )
+    );
+}
+
+/// An earlier `up`'s deployment of revision 3 failed and was rolled back to revision 2;
+/// it is still listed, FAILED, while it drains. This `up` deploys revision 4: that stale
+/// failure does not fail it. The wait goes on (here it gives up after its one look,
+/// saying where the rollout stood) instead of stopping at once with the old failure.
+#[tokio::test]
+async fn a_failed_deployment_of_an_earlier_up_does_not_fail_the_new_rollout() {
+    let mut s = service();
+    s.task.image = "r/s-predictor@sha256:cc".into();
+    let ours = deployment(
+        "ecs-svc/5",
+        "PRIMARY",
+        4,
+        "IN_PROGRESS",
+        "ECS deployment ecs-svc/5 in progress.",
+    );
+    let rolled_back = deployment(
+        "ecs-svc/4",
+        "ACTIVE",
+        2,
+        "COMPLETED",
+        "ECS deployment ecs-svc/4 completed.",
+    );
+    let stale = deployment(
+        "ecs-svc/3",
+        "ACTIVE",
+        3,
+        "FAILED",
+        "ECS deployment circuit breaker: tasks failed to start.",
+    );
+    let (ops, _, result) = replay(
+        &s,
+        &service_in_sync(),
+        vec![
+            describe_target_groups(),
+            register_task_definition(4),
+            update_service(5, 4),
+            describe_services(
+                vec![ours, rolled_back, stale],
+                "(service s-predictor) has started 1 tasks: (task 7d1e).",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        ops,
+        [
+            "DescribeTargetGroups",
+            "RegisterTaskDefinition",
+            "UpdateService",
+            "DescribeServices",
+        ]
+    );
+    assert_eq!(
+        result,
+        Err(
+            "ecs:DescribeServices: gave up after 1s: 1 of 1 task(s) running, 0 failed, 2 \
+             older deployment(s) draining; (service s-predictor) has started 1 tasks: (task \
+             7d1e)."
+                .into()
+        )
+    );
+}
+
+/// The same, for an `up` that deploys the revision the service runs (here: the breaker
+/// turned back on), after an earlier deployment of that revision failed: the revision
+/// does not tell the stale FAILED deployment from this one; the time ECS created each
+/// does (this one's from UpdateService's answer).
+#[tokio::test]
+async fn a_failed_deployment_of_the_same_revision_from_before_does_not_fail_the_new_rollout() {
+    let o = ServiceObserved {
+        circuit_breaker: Some(false),
+        ..service_in_sync()
+    };
+    let ours = deployment(
+        "ecs-svc/5",
+        "PRIMARY",
+        2,
+        "IN_PROGRESS",
+        "ECS deployment ecs-svc/5 in progress.",
+    );
+    let stale = deployment(
+        "ecs-svc/3",
+        "ACTIVE",
+        2,
+        "FAILED",
+        "ECS deployment circuit breaker: tasks failed to start.",
+    );
+    let (ops, _, result) = replay(
+        &service(),
+        &o,
+        vec![
+            describe_target_groups(),
+            update_service(5, 2),
+            describe_services(
+                vec![ours, stale],
+                "(service s-predictor) has started 1 tasks: (task 7d1e).",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        ops,
+        ["DescribeTargetGroups", "UpdateService", "DescribeServices"]
+    );
+    assert_eq!(
+        result,
+        Err(
+            "ecs:DescribeServices: gave up after 1s: 1 of 1 task(s) running, 0 failed, 1 \
+             older deployment(s) draining; (service s-predictor) has started 1 tasks: (task \
+             7d1e)."
                 .into()
         )
     );
