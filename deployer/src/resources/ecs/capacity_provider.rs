@@ -6,16 +6,17 @@
 use std::time::Duration;
 
 use aws_sdk_ecs::types::{
-    AutoScalingGroupProvider, AutoScalingGroupProviderUpdate, CapacityProviderField,
-    ManagedScaling, ManagedScalingStatus, ManagedTerminationProtection,
+    AutoScalingGroupProvider, AutoScalingGroupProviderUpdate, ManagedScaling, ManagedScalingStatus,
+    ManagedTerminationProtection,
 };
 
+use super::capacity_provider_status::find_capacity_provider;
 use super::cluster::find_cluster;
 use super::tag;
 use crate::aws::{Aws, AwsError, FoundExt, Service as Svc, error};
 use crate::resources::tags::{from_sdk, to_sdk};
 use crate::resources::{Field, Id, Kind, Resource, TagChange, Tags, tag_diff};
-use crate::wait::{self, Poll};
+use crate::wait;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CapacityProvider {
@@ -138,20 +139,35 @@ impl CapacityProvider {
         Ok(())
     }
 
-    async fn update_managed_scaling(&self, aws: &Aws) -> Result<(), AwsError> {
-        aws.ecs
-            .update_capacity_provider()
-            .name(&self.name)
-            .auto_scaling_group_provider(
-                AutoScalingGroupProviderUpdate::builder()
-                    .managed_scaling(self.managed_scaling())
-                    .managed_termination_protection(ManagedTerminationProtection::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(error("ecs:UpdateCapacityProvider"))?;
-        Ok(())
+    /// Sets managed scaling, repeating the call while an earlier update is still in
+    /// progress, then waits until ECS has made the update: both bounded by `pace`.
+    pub(super) async fn update_managed_scaling(
+        &self,
+        aws: &Aws,
+        pace: Pace,
+    ) -> Result<(), AwsError> {
+        wait::retrying(
+            "ecs:UpdateCapacityProvider",
+            pace.limit,
+            pace.first,
+            || async {
+                aws.ecs
+                    .update_capacity_provider()
+                    .name(&self.name)
+                    .auto_scaling_group_provider(
+                        AutoScalingGroupProviderUpdate::builder()
+                            .managed_scaling(self.managed_scaling())
+                            .managed_termination_protection(ManagedTerminationProtection::Enabled)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(error("ecs:UpdateCapacityProvider"))
+            },
+            update_in_progress,
+        )
+        .await?;
+        self.wait_updated(aws, pace).await
     }
 
     fn managed_scaling(&self) -> ManagedScaling {
@@ -278,7 +294,11 @@ impl Resource for CapacityProvider {
             None => self.create(aws).await?,
             Some(o) => {
                 if scaling {
-                    self.update_managed_scaling(aws).await?;
+                    let pace = Pace {
+                        limit: aws.timeouts.update(),
+                        first: UPDATE_FIRST_PAUSE,
+                    };
+                    self.update_managed_scaling(aws, pace).await?;
                 }
                 if retag {
                     tag(aws, &o.arn, &self.tags).await?;
@@ -325,50 +345,29 @@ impl Resource for CapacityProvider {
     }
 }
 
-/// The capacity provider named `name`; `None` when there is none (or only its INACTIVE
-/// remains).
-pub(super) async fn find_capacity_provider(
-    aws: &Aws,
-    name: &str,
-) -> Result<Option<aws_sdk_ecs::types::CapacityProvider>, AwsError> {
-    let out = aws
-        .ecs
-        .describe_capacity_providers()
-        .capacity_providers(name)
-        .include(CapacityProviderField::Tags)
-        .send()
-        .await
-        .found(Svc::Ecs, "ecs:DescribeCapacityProviders")?;
-    // A deleted provider lingers as INACTIVE; every other status (PROVISIONING,
-    // ACTIVE, DEPROVISIONING, and any AWS adds) is a provider that exists.
-    Ok(out.and_then(|o| {
-        o.capacity_providers()
-            .iter()
-            .find(|c| c.status().is_none_or(|s| s.as_str() != "INACTIVE"))
-            .cloned()
-    }))
+/// How long, and how often, an update is repeated while another is in progress, and then
+/// waited for.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Pace {
+    pub limit: Duration,
+    /// The first pause between two looks (it doubles).
+    pub first: Duration,
+}
+
+/// The first pause of an update's retries and of the wait for it (the limit is the
+/// manifest's `timeouts.update_s`): ECS usually makes an update within seconds.
+const UPDATE_FIRST_PAUSE: Duration = Duration::from_secs(2);
+
+/// Whether ECS refused an update because the previous one has not finished: an update is
+/// asynchronous (`updateStatus` UPDATE_IN_PROGRESS until UPDATE_COMPLETE or
+/// UPDATE_FAILED), and ECS refuses another meanwhile with this code, which
+/// terraform-provider-aws retries (`RetryWhenIsA[*UpdateInProgressException]`). The SDK's
+/// model does not list it for UpdateCapacityProvider, so only the code tells it.
+fn update_in_progress(e: &AwsError) -> bool {
+    e.code.as_deref() == Some("UpdateInProgressException")
 }
 
 impl CapacityProvider {
-    /// Waits, up to `limit`, until the deleted provider is gone.
-    async fn wait_deleted(&self, aws: &Aws, limit: Duration) -> Result<(), AwsError> {
-        wait::until(
-            "ecs:DeleteCapacityProvider",
-            limit,
-            Duration::from_secs(2),
-            || async {
-                Ok(match find_capacity_provider(aws, &self.name).await? {
-                    None => Poll::Ready(()),
-                    Some(cp) => Poll::Pending(format!(
-                        "capacity provider {}",
-                        cp.update_status().map_or("deleting", |s| s.as_str())
-                    )),
-                })
-            },
-        )
-        .await
-    }
-
     /// Whether managed scaling is off, at another target, or without termination
     /// protection.
     fn needs_managed_scaling_update(&self, o: &ProviderObserved) -> bool {

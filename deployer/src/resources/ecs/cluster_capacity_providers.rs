@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::capacity_provider::find_capacity_provider;
+use super::capacity_provider_status::find_capacity_provider;
 use super::{
     CapacityProvider, SERVICE_LINKED_ROLE_PROPAGATION, strategy, with_service_linked_role,
 };

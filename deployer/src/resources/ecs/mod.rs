@@ -1,6 +1,7 @@
 //! ECS on EC2, one file per resource kind: the cluster (`cluster`), the capacity
 //! provider on the Auto Scaling group with managed scaling and managed termination
-//! protection (`capacity_provider`) and its attachment to the cluster
+//! protection (`capacity_provider`), its finder and the waits on its status
+//! (`capacity_provider_status`) and its attachment to the cluster
 //! (`cluster_capacity_providers`), the service (`service`) with its task definition
 //! (`task_definition`), the calls that start its deployments and the waits for them
 //! (`rollout`), and the service's own CPU target tracking through Application Auto
@@ -16,6 +17,7 @@
 //! capacity early when the instances themselves are busy.
 
 mod capacity_provider;
+mod capacity_provider_status;
 mod cluster;
 mod cluster_capacity_providers;
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `apply` replayed against a recording endpoint where moto cannot show it: a capacity
-//! provider's update (moto neither reports an update status nor fails one) and a
-//! service's rollout (moto has no rollout state, no circuit breaker and no rollback).
+//! provider's update (moto reports it complete at once, never in progress or failed, and
+//! never refuses a second one) and a service's rollout (moto has no rollout state, no
+//! circuit breaker and no rollback).
 //! ECS speaks JSON 1.1, so each call is named by its `X-Amz-Target`; Elastic Load
 //! Balancing and Auto Scaling by the `Action` of their query form. The answers are
 //! shaped as the ECS API reference shows them.
@@ -9,8 +10,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::capacity_provider::Pace;
 use super::task_definition::tests::spec;
 use super::{CapacityProvider, ProviderObserved, Service, ServiceObserved};
+use crate::aws::{Aws, AwsError};
 use crate::resources::Resource;
 use crate::resources::recording::{Request, amz_json_ok, aws, recording_each, xml_ok};
 
@@ -45,6 +48,31 @@ async fn replay<R: Resource>(
         .map_err(|e| e.to_string());
     let (ops, bodies) = operations(&seen.lock().unwrap());
     (ops, bodies, result)
+}
+
+/// `call` against `responses` (in order, the last repeating): the operations it called
+/// and how it ended; bounded like [`replay`].
+async fn replay_call<F, Fut>(responses: Vec<String>, call: F) -> (Vec<String>, Result<(), String>)
+where
+    F: FnOnce(Aws) -> Fut,
+    Fut: std::future::Future<Output = Result<(), AwsError>>,
+{
+    let (endpoint, seen) = recording_each(responses);
+    let result = tokio::time::timeout(Duration::from_secs(20), call(aws(&endpoint).await))
+        .await
+        .expect("the call ends within its waits")
+        .map_err(|e| e.to_string());
+    (operations(&seen.lock().unwrap()).0, result)
+}
+
+/// An error as the JSON 1.1 services (ECS) answer it: the code in the body's `__type`.
+fn amz_json_error(code: &str, message: &str) -> String {
+    let body = json!({"__type": code, "message": message}).to_string();
+    format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 // The capacity provider.
@@ -141,14 +169,23 @@ fn update_auto_scaling_group() -> String {
 }
 
 /// Managed scaling at another target is one UpdateCapacityProvider carrying the target
-/// and termination protection, and nothing else: no wait follows it (see the report of
-/// issue #15: terraform-provider-aws waits for UPDATE_COMPLETE here).
+/// and termination protection, then the wait until ECS has made the update: it is
+/// asynchronous (UPDATE_IN_PROGRESS, then UPDATE_COMPLETE), as terraform-provider-aws's
+/// `waitCapacityProviderUpdated` waits for it.
 #[tokio::test]
 async fn a_new_target_capacity_is_one_update_capacity_provider() {
     let mut o = provider_in_sync();
     o.target_capacity = Some(80);
-    let (ops, bodies, result) = replay(&provider(), &o, vec![update_capacity_provider()]).await;
-    assert_eq!(ops, ["UpdateCapacityProvider"]);
+    let (ops, bodies, result) = replay(
+        &provider(),
+        &o,
+        vec![
+            update_capacity_provider(),
+            describe_capacity_providers("UPDATE_COMPLETE", None),
+        ],
+    )
+    .await;
+    assert_eq!(ops, ["UpdateCapacityProvider", "DescribeCapacityProviders"]);
     assert_eq!(result, Ok(()));
     let sent: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
     assert_eq!(
@@ -163,9 +200,9 @@ async fn a_new_target_capacity_is_one_update_capacity_provider() {
     );
 }
 
-/// Every change at once: the update and the tags, then the wait until the provider is
-/// ACTIVE, the attachment, and only then the group's minimum (no instance may register
-/// before the provider is attached).
+/// Every change at once: the update and the wait for it, the tags, then the wait until
+/// the provider is ACTIVE, the attachment, and only then the group's minimum (no
+/// instance may register before the provider is attached).
 #[tokio::test]
 async fn an_update_then_the_attachment_then_the_group_minimum() {
     let o = ProviderObserved {
@@ -180,6 +217,7 @@ async fn an_update_then_the_attachment_then_the_group_minimum() {
         &o,
         vec![
             update_capacity_provider(),
+            describe_capacity_providers("UPDATE_COMPLETE", None),
             amz_json_ok("{}"),
             describe_capacity_providers("UPDATE_COMPLETE", None),
             put_cluster_capacity_providers(),
@@ -191,6 +229,7 @@ async fn an_update_then_the_attachment_then_the_group_minimum() {
         ops,
         [
             "UpdateCapacityProvider",
+            "DescribeCapacityProviders",
             "TagResource",
             "DescribeCapacityProviders",
             "PutClusterCapacityProviders",
@@ -199,9 +238,9 @@ async fn an_update_then_the_attachment_then_the_group_minimum() {
     );
     assert_eq!(result, Ok(()));
     assert!(
-        bodies[4].contains("AutoScalingGroupName=s-instances") && bodies[4].contains("MinSize=1"),
+        bodies[5].contains("AutoScalingGroupName=s-instances") && bodies[5].contains("MinSize=1"),
         "{}",
-        bodies[4]
+        bodies[5]
     );
 }
 
@@ -229,8 +268,105 @@ async fn a_failed_update_stops_before_the_attachment() {
     assert_eq!(
         result,
         Err(format!(
-            "ecs:DescribeCapacityProviders: capacity provider UPDATE_FAILED: {reason}"
+            "ecs:UpdateCapacityProvider: capacity provider UPDATE_FAILED: {reason}"
         ))
+    );
+}
+
+/// A new target alone (the provider attached, the group at its minimum): an update ECS
+/// then fails is `apply`'s failure, with ECS's reason, not a success.
+#[tokio::test]
+async fn a_failed_update_fails_apply_with_its_reason() {
+    let mut o = provider_in_sync();
+    o.target_capacity = Some(80);
+    // As ECS words it (pulumi/pulumi-aws#6018).
+    let reason = "The capacity provider cannot be updated due to an internal error. Try again.";
+    let (ops, _, result) = replay(
+        &provider(),
+        &o,
+        vec![
+            update_capacity_provider(),
+            describe_capacity_providers("UPDATE_FAILED", Some(reason)),
+        ],
+    )
+    .await;
+    assert_eq!(ops, ["UpdateCapacityProvider", "DescribeCapacityProviders"]);
+    assert_eq!(
+        result,
+        Err(format!(
+            "ecs:UpdateCapacityProvider: capacity provider UPDATE_FAILED: {reason}"
+        ))
+    );
+}
+
+/// Fast enough for a test: looks at about 0, 20, 60 ms; gives up at 500 ms.
+const FAST: Pace = Pace {
+    limit: Duration::from_millis(500),
+    first: Duration::from_millis(20),
+};
+
+/// ECS refuses an update while the previous one is in progress (UpdateInProgressException):
+/// the call is repeated, then the new update waited for until UPDATE_COMPLETE.
+#[tokio::test]
+async fn an_update_is_repeated_while_another_is_in_progress() {
+    let (ops, result) = replay_call(
+        vec![
+            amz_json_error(
+                "UpdateInProgressException",
+                "The capacity provider is already being updated.",
+            ),
+            update_capacity_provider(),
+            describe_capacity_providers("UPDATE_IN_PROGRESS", None),
+            describe_capacity_providers("UPDATE_COMPLETE", None),
+        ],
+        |aws| async move { provider().update_managed_scaling(&aws, FAST).await },
+    )
+    .await;
+    assert_eq!(
+        ops,
+        [
+            "UpdateCapacityProvider",
+            "UpdateCapacityProvider",
+            "DescribeCapacityProviders",
+            "DescribeCapacityProviders",
+        ]
+    );
+    assert_eq!(result, Ok(()));
+}
+
+/// Still in progress when the limit comes: the call gives up, saying so, and no other
+/// error is retried.
+#[tokio::test]
+async fn an_update_in_progress_past_the_limit_gives_up() {
+    let busy = amz_json_error(
+        "UpdateInProgressException",
+        "The capacity provider is already being updated.",
+    );
+    let (ops, result) = replay_call(vec![busy], |aws| async move {
+        provider().update_managed_scaling(&aws, FAST).await
+    })
+    .await;
+    assert!(
+        ops.len() > 1 && ops.iter().all(|op| op == "UpdateCapacityProvider"),
+        "{ops:?}"
+    );
+    let e = result.unwrap_err();
+    assert!(
+        e.starts_with("ecs:UpdateCapacityProvider: gave up after 0s: "),
+        "{e}"
+    );
+    let other = amz_json_error("ClientException", "The update is already in progress.");
+    let (ops, result) = replay_call(vec![other], |aws| async move {
+        provider().update_managed_scaling(&aws, FAST).await
+    })
+    .await;
+    assert_eq!(ops, ["UpdateCapacityProvider"]);
+    assert_eq!(
+        result,
+        Err(
+            "ecs:UpdateCapacityProvider: ClientException: The update is already in progress."
+                .into()
+        )
     );
 }
 
@@ -289,13 +425,14 @@ fn describe_target_groups() -> String {
     ))
 }
 
-fn register_task_definition() -> String {
+/// RegisterTaskDefinition's answer: revision `n`.
+fn register_task_definition(n: u32) -> String {
     amz_json_ok(
         &json!({
             "taskDefinition": {
-                "taskDefinitionArn": revision(3),
+                "taskDefinitionArn": revision(n),
                 "family": "s-predictor",
-                "revision": 3,
+                "revision": n,
                 "status": "ACTIVE",
                 "networkMode": "host"
             },
@@ -305,6 +442,7 @@ fn register_task_definition() -> String {
     )
 }
 
+/// Deployment `ecs-svc/n` (ECS created them in that order) of revision `revision_n`.
 fn deployment(
     id: &str,
     status: &str,
@@ -312,6 +450,8 @@ fn deployment(
     state: &str,
     reason: &str,
 ) -> serde_json::Value {
+    let n: f64 = id.trim_start_matches("ecs-svc/").parse().unwrap();
+    let created = 1.7e9 + 60.0 * n;
     json!({
         "id": id,
         "status": status,
@@ -320,8 +460,8 @@ fn deployment(
         "pendingCount": 0,
         "runningCount": if state == "FAILED" { 0 } else { 1 },
         "failedTasks": if state == "FAILED" { 3 } else { 0 },
-        "createdAt": 1.7e9,
-        "updatedAt": 1.7e9,
+        "createdAt": created,
+        "updatedAt": created,
         "rolloutState": state,
         "rolloutStateReason": reason
     })
@@ -348,20 +488,22 @@ fn service_answer(deployments: Vec<serde_json::Value>, event: &str) -> serde_jso
     })
 }
 
-fn update_service() -> String {
+/// UpdateService's answer: the deployment it started, `ecs-svc/{id}` of revision `to`,
+/// in progress; the one before it, on revision 2, still serving.
+fn update_service(id: u32, to: u32) -> String {
     let started = deployment(
-        "ecs-svc/3",
+        &format!("ecs-svc/{id}"),
         "PRIMARY",
-        3,
+        to,
         "IN_PROGRESS",
-        "ECS deployment ecs-svc/3 in progress.",
+        &format!("ECS deployment ecs-svc/{id} in progress."),
     );
     let old = deployment(
-        "ecs-svc/2",
+        &format!("ecs-svc/{}", id - 1),
         "ACTIVE",
         2,
         "COMPLETED",
-        "ECS deployment ecs-svc/2 completed.",
+        &format!("ECS deployment ecs-svc/{} completed.", id - 1),
     );
     amz_json_ok(
         &json!({"service": service_answer(vec![started, old], "(service s-predictor) has reached a steady state.")})
@@ -393,8 +535,8 @@ async fn a_new_revision_is_rolled_out_and_waited_for() {
         &service_in_sync(),
         vec![
             describe_target_groups(),
-            register_task_definition(),
-            update_service(),
+            register_task_definition(3),
+            update_service(3, 3),
             describe_services(
                 vec![done],
                 "(service s-predictor) has reached a steady state.",
@@ -424,6 +566,32 @@ async fn a_new_revision_is_rolled_out_and_waited_for() {
     );
 }
 
+const STOPPED_TASK: &str = "arn:aws:ecs:us-east-1:123456789012:task/s-cluster/1a2b3c4d5e6f";
+
+/// ListTasks's answer: one stopped task.
+fn list_stopped_tasks() -> String {
+    amz_json_ok(&json!({"taskArns": [STOPPED_TASK]}).to_string())
+}
+
+/// DescribeTasks's answer: the stopped task and why.
+fn describe_stopped_tasks() -> String {
+    amz_json_ok(
+        &json!({
+            "tasks": [{
+                "taskArn": STOPPED_TASK,
+                "lastStatus": "STOPPED",
+                "desiredStatus": "STOPPED",
+                "stopCode": "ServiceSchedulerInitiated",
+                "stoppedReason": "Task failed ELB health checks in (target-group \
+                                  arn:aws:elasticloadbalancing:us-east-1:123456789012:\
+                                  targetgroup/s-tg/73e2d6bc24d8a067)"
+            }],
+            "failures": []
+        })
+        .to_string(),
+    )
+}
+
 /// The circuit breaker tripped: ECS rolls back with a new PRIMARY on the last completed
 /// revision and keeps the failed deployment ACTIVE and FAILED. `apply` stops at once
 /// with the failure, the rollback and why the tasks stopped, instead of waiting for the
@@ -446,34 +614,19 @@ async fn a_tripped_circuit_breaker_fails_the_rollout_with_its_reasons() {
         "FAILED",
         "ECS deployment circuit breaker: tasks failed to start.",
     );
-    let task = format!("{ACCOUNT}:task/s-cluster/1a2b3c4d5e6f");
     let (ops, _, result) = replay(
         &s,
         &service_in_sync(),
         vec![
             describe_target_groups(),
-            register_task_definition(),
-            update_service(),
+            register_task_definition(3),
+            update_service(3, 3),
             describe_services(
                 vec![rollback, failed],
                 "(service s-predictor) rolling back to deployment ecs-svc/2.",
             ),
-            amz_json_ok(&json!({"taskArns": [task]}).to_string()),
-            amz_json_ok(
-                &json!({
-                    "tasks": [{
-                        "taskArn": task,
-                        "lastStatus": "STOPPED",
-                        "desiredStatus": "STOPPED",
-                        "stopCode": "ServiceSchedulerInitiated",
-                        "stoppedReason": "Task failed ELB health checks in (target-group \
-                                          arn:aws:elasticloadbalancing:us-east-1:123456789012:\
-                                          targetgroup/s-tg/73e2d6bc24d8a067)"
-                    }],
-                    "failures": []
-                })
-                .to_string(),
-            ),
+            list_stopped_tasks(),
+            describe_stopped_tasks(),
         ],
     )
     .await;
@@ -529,7 +682,7 @@ async fn a_rollout_still_in_progress_gives_up_after_the_wait() {
         &o,
         vec![
             describe_target_groups(),
-            update_service(),
+            update_service(3, 2),
             describe_services(
                 vec![started, old],
                 "(service s-predictor) has started 1 tasks: (task 9c5f).",
@@ -549,6 +702,177 @@ async fn a_rollout_still_in_progress_gives_up_after_the_wait() {
             "ecs:DescribeServices: gave up after 1s: 1 of 1 task(s) running, 0 failed, 1 \
              older deployment(s) draining; (service s-predictor) has started 1 tasks: (task \
              9c5f)."
+                .into()
+        )
+    );
+}
+
+/// The circuit breaker tripped and the rollback completed before the first look: the
+/// service shows one COMPLETED PRIMARY, on the old revision, and no FAILED deployment.
+/// That is this `up`'s failure, naming both revisions, the latest event and why the tasks
+/// stopped, not a success.
+#[tokio::test]
+async fn a_rollback_finished_before_the_first_look_fails_the_rollout() {
+    let mut s = service();
+    s.task.image = "r/s-predictor@sha256:bb".into();
+    let rolled_back = deployment(
+        "ecs-svc/4",
+        "PRIMARY",
+        2,
+        "COMPLETED",
+        "ECS deployment ecs-svc/4 completed.",
+    );
+    let (ops, _, result) = replay(
+        &s,
+        &service_in_sync(),
+        vec![
+            describe_target_groups(),
+            register_task_definition(3),
+            update_service(3, 3),
+            describe_services(
+                vec![rolled_back],
+                "(service s-predictor) has reached a steady state.",
+            ),
+            list_stopped_tasks(),
+            describe_stopped_tasks(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        ops,
+        [
+            "DescribeTargetGroups",
+            "RegisterTaskDefinition",
+            "UpdateService",
+            "DescribeServices",
+            "ListTasks",
+            "DescribeTasks",
+        ]
+    );
+    assert_eq!(
+        result,
+        Err(
+            "ecs:DescribeServices: the service runs `s-predictor:2`, not `s-predictor:3` \
+             which this `up` deployed: the circuit breaker rolled the deployment back (or \
+             another deployment replaced it); (service s-predictor) has reached a steady \
+             state.; stopped tasks: Task failed ELB health checks in (target-group \
+             arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/s-tg/\
+             73e2d6bc24d8a067)"
+                .into()
+        )
+    );
+}
+
+/// An earlier `up`'s deployment of revision 3 failed and was rolled back to revision 2;
+/// it is still listed, FAILED, while it drains. This `up` deploys revision 4: that stale
+/// failure does not fail it. The wait goes on (here it gives up after its one look,
+/// saying where the rollout stood) instead of stopping at once with the old failure.
+#[tokio::test]
+async fn a_failed_deployment_of_an_earlier_up_does_not_fail_the_new_rollout() {
+    let mut s = service();
+    s.task.image = "r/s-predictor@sha256:cc".into();
+    let ours = deployment(
+        "ecs-svc/5",
+        "PRIMARY",
+        4,
+        "IN_PROGRESS",
+        "ECS deployment ecs-svc/5 in progress.",
+    );
+    let rolled_back = deployment(
+        "ecs-svc/4",
+        "ACTIVE",
+        2,
+        "COMPLETED",
+        "ECS deployment ecs-svc/4 completed.",
+    );
+    let stale = deployment(
+        "ecs-svc/3",
+        "ACTIVE",
+        3,
+        "FAILED",
+        "ECS deployment circuit breaker: tasks failed to start.",
+    );
+    let (ops, _, result) = replay(
+        &s,
+        &service_in_sync(),
+        vec![
+            describe_target_groups(),
+            register_task_definition(4),
+            update_service(5, 4),
+            describe_services(
+                vec![ours, rolled_back, stale],
+                "(service s-predictor) has started 1 tasks: (task 7d1e).",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        ops,
+        [
+            "DescribeTargetGroups",
+            "RegisterTaskDefinition",
+            "UpdateService",
+            "DescribeServices",
+        ]
+    );
+    assert_eq!(
+        result,
+        Err(
+            "ecs:DescribeServices: gave up after 1s: 1 of 1 task(s) running, 0 failed, 2 \
+             older deployment(s) draining; (service s-predictor) has started 1 tasks: (task \
+             7d1e)."
+                .into()
+        )
+    );
+}
+
+/// The same, for an `up` that deploys the revision the service runs (here: the breaker
+/// turned back on), after an earlier deployment of that revision failed: the revision
+/// does not tell the stale FAILED deployment from this one; the time ECS created each
+/// does (this one's from UpdateService's answer).
+#[tokio::test]
+async fn a_failed_deployment_of_the_same_revision_from_before_does_not_fail_the_new_rollout() {
+    let o = ServiceObserved {
+        circuit_breaker: Some(false),
+        ..service_in_sync()
+    };
+    let ours = deployment(
+        "ecs-svc/5",
+        "PRIMARY",
+        2,
+        "IN_PROGRESS",
+        "ECS deployment ecs-svc/5 in progress.",
+    );
+    let stale = deployment(
+        "ecs-svc/3",
+        "ACTIVE",
+        2,
+        "FAILED",
+        "ECS deployment circuit breaker: tasks failed to start.",
+    );
+    let (ops, _, result) = replay(
+        &service(),
+        &o,
+        vec![
+            describe_target_groups(),
+            update_service(5, 2),
+            describe_services(
+                vec![ours, stale],
+                "(service s-predictor) has started 1 tasks: (task 7d1e).",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        ops,
+        ["DescribeTargetGroups", "UpdateService", "DescribeServices"]
+    );
+    assert_eq!(
+        result,
+        Err(
+            "ecs:DescribeServices: gave up after 1s: 1 of 1 task(s) running, 0 failed, 1 \
+             older deployment(s) draining; (service s-predictor) has started 1 tasks: (task \
+             7d1e)."
                 .into()
         )
     );

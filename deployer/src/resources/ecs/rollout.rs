@@ -1,11 +1,13 @@
 //! A service's deployments: the calls that start one (CreateService, UpdateService) with
 //! the placement and deployment configuration they share (one task per instance, the
 //! circuit breaker), and the wait for it to finish: its deployments as DescribeServices
-//! reports them, whether the latest has all its tasks running, and, when it failed, why
-//! its tasks stopped. Also the wait for a deleted service to drain.
+//! reports them, whether the one this `up` started has all its tasks running or was rolled
+//! back, and, when it failed, why its tasks stopped. Also the wait for a deleted service
+//! to drain.
 
 use std::time::Duration;
 
+use aws_sdk_ecs::primitives::DateTime;
 use aws_sdk_ecs::types::{
     DeploymentCircuitBreaker, DeploymentConfiguration, DesiredStatus, LoadBalancer,
     PlacementConstraint, PlacementConstraintType, PropagateTags,
@@ -21,6 +23,9 @@ use crate::wait::{self, Poll};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rollout {
     pub status: String,
+    /// The ARN of the revision it deploys.
+    pub task_definition: Option<String>,
+    pub created_at: Option<DateTime>,
     pub rollout_state: Option<String>,
     pub rollout_reason: Option<String>,
     pub desired: i32,
@@ -28,9 +33,38 @@ pub struct Rollout {
     pub failed_tasks: i32,
 }
 
-/// Whether a service's deployment has finished, from its deployments and the latest
-/// service event (which says why tasks cannot be placed or fail health checks).
-pub fn rollout_progress(deployments: &[Rollout], latest_event: Option<&str>) -> Poll<()> {
+/// The deployment an `up` started: the revision it deployed and, from ECS's answer to
+/// CreateService or UpdateService, when ECS created the deployment (`None`: not said).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    pub task_definition: String,
+    pub at: Option<DateTime>,
+}
+
+impl Started {
+    /// Whether `d` is this `up`'s concern: its own deployment or one ECS made after it
+    /// (the rollback). A deployment an earlier `up` left FAILED, still listed while it
+    /// drains, is not: it must not fail this one.
+    fn covers(&self, d: &Rollout) -> bool {
+        match (self.at, d.created_at) {
+            (Some(at), Some(created)) => created >= at,
+            _ => d.task_definition.as_deref() == Some(self.task_definition.as_str()),
+        }
+    }
+}
+
+/// A task definition's `family:revision`, from its ARN.
+fn revision(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// Whether the deployment `started` has finished, from the service's deployments and the
+/// latest service event (which says why tasks cannot be placed or fail health checks).
+pub fn rollout_progress(
+    deployments: &[Rollout],
+    latest_event: Option<&str>,
+    started: &Started,
+) -> Poll<()> {
     let Some(primary) = deployments.iter().find(|d| d.status == "PRIMARY") else {
         return Poll::Pending("no primary deployment yet".into());
     };
@@ -41,6 +75,7 @@ pub fn rollout_progress(deployments: &[Rollout], latest_event: Option<&str>) -> 
     // rollback's completion as this deployment's success.
     if let Some(failed) = deployments
         .iter()
+        .filter(|d| started.covers(d))
         .find(|d| d.rollout_state.as_deref() == Some("FAILED"))
     {
         let rollback = if failed.status == "PRIMARY" {
@@ -56,11 +91,30 @@ pub fn rollout_progress(deployments: &[Rollout], latest_event: Option<&str>) -> 
                 .unwrap_or("no reason given")
         ));
     }
+    let elsewhere = primary
+        .task_definition
+        .as_deref()
+        .filter(|t| *t != started.task_definition);
+    // A rollback that finished between two looks leaves no FAILED deployment to see: only
+    // a completed PRIMARY on another revision than the one deployed.
+    if let Some(runs) = elsewhere
+        && primary.rollout_state.as_deref() == Some("COMPLETED")
+    {
+        return Poll::Failed(format!(
+            "the service runs `{}`, not `{}` which this `up` deployed: the circuit breaker \
+             rolled the deployment back (or another deployment replaced it){event}",
+            revision(runs),
+            revision(&started.task_definition)
+        ));
+    }
+    let on = elsewhere
+        .map(|t| format!(" on `{}`", revision(t)))
+        .unwrap_or_default();
     match primary.rollout_state.as_deref() {
         Some("COMPLETED") if deployments.len() == 1 => Poll::Ready(()),
         None if deployments.len() == 1 && primary.running >= primary.desired => Poll::Ready(()),
         _ => Poll::Pending(format!(
-            "{} of {} task(s) running, {} failed, {} older deployment(s) draining{event}",
+            "{} of {} task(s) running{on}, {} failed, {} older deployment(s) draining{event}",
             primary.running,
             primary.desired,
             primary.failed_tasks,
@@ -94,8 +148,8 @@ impl Service {
         aws: &Aws,
         task_definition: &str,
         load_balancer: &LoadBalancer,
-    ) -> Result<(), AwsError> {
-        with_service_linked_role(
+    ) -> Result<Started, AwsError> {
+        let out = with_service_linked_role(
             "ecs:CreateService",
             SERVICE_LINKED_ROLE_PROPAGATION,
             || async {
@@ -123,7 +177,7 @@ impl Service {
             },
         )
         .await?;
-        Ok(())
+        Ok(started(task_definition, out.service()))
     }
 
     /// Moves the service to `task_definition`, the strategy, the target group and the
@@ -133,23 +187,25 @@ impl Service {
         aws: &Aws,
         task_definition: String,
         load_balancer: LoadBalancer,
-    ) -> Result<(), AwsError> {
-        aws.ecs
+    ) -> Result<Started, AwsError> {
+        let out = aws
+            .ecs
             .update_service()
             .cluster(&self.cluster)
             .service(&self.name)
-            .task_definition(task_definition)
+            .task_definition(&task_definition)
             .capacity_provider_strategy(strategy(&self.capacity_provider))
             .load_balancers(load_balancer)
             .deployment_configuration(self.deployment_configuration())
             .send()
             .await
             .map_err(error("ecs:UpdateService"))?;
-        Ok(())
+        Ok(started(&task_definition, out.service()))
     }
 
-    /// Waits, bounded, until the latest deployment has all its tasks running.
-    pub(super) async fn settled(&self, aws: &Aws) -> Result<(), AwsError> {
+    /// Waits, bounded, until the deployment `started` has all its tasks running; fails
+    /// when it failed or was rolled back.
+    pub(super) async fn settled(&self, aws: &Aws, started: &Started) -> Result<(), AwsError> {
         if self.wait.is_zero() {
             return Ok(());
         }
@@ -166,6 +222,8 @@ impl Service {
                     .iter()
                     .map(|d| Rollout {
                         status: d.status().unwrap_or_default().to_string(),
+                        task_definition: d.task_definition().map(str::to_string),
+                        created_at: d.created_at().copied(),
                         rollout_state: d.rollout_state().map(|r| r.as_str().to_string()),
                         rollout_reason: d.rollout_state_reason().map(str::to_string),
                         desired: d.desired_count(),
@@ -174,7 +232,7 @@ impl Service {
                     })
                     .collect();
                 let event = s.events().first().and_then(|e| e.message());
-                Ok(match rollout_progress(&deployments, event) {
+                Ok(match rollout_progress(&deployments, event, started) {
                     Poll::Failed(why) => {
                         Poll::Failed(format!("{why}{}", self.stopped_reasons(aws).await?))
                     }
@@ -249,103 +307,22 @@ impl Service {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rollout(status: &str, state: Option<&str>, running: i32) -> Rollout {
-        Rollout {
-            status: status.into(),
-            rollout_state: state.map(str::to_string),
-            rollout_reason: None,
-            desired: 1,
-            running,
-            failed_tasks: 0,
-        }
-    }
-
-    #[test]
-    fn rollout_waits_for_the_old_deployment_to_drain() {
-        let ev = Some(
-            "(service s-predictor) was unable to place a task because no container instance met all of its requirements.",
-        );
-        let both = [
-            rollout("PRIMARY", Some("IN_PROGRESS"), 0),
-            rollout("ACTIVE", Some("COMPLETED"), 1),
-        ];
-        match rollout_progress(&both, ev) {
-            Poll::Pending(why) => {
-                assert!(why.starts_with("0 of 1 task(s) running"), "{why}");
-                assert!(why.contains("unable to place a task"), "{why}");
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(
-            rollout_progress(&[rollout("PRIMARY", Some("COMPLETED"), 1)], None),
-            Poll::Ready(())
-        );
-        assert_eq!(
-            rollout_progress(&[], None),
-            Poll::Pending("no primary deployment yet".into())
-        );
-    }
-
-    /// DescribeServices answers shaped as the ECS API reference shows them.
-    #[test]
-    fn rollout_follows_describe_services_fixtures() {
-        let fixtures: serde_json::Value = serde_json::from_str(include_str!(
-            "../../../tests/fixtures/ecs/describe_services.json"
-        ))
-        .unwrap();
-        for case in fixtures.as_array().unwrap() {
-            let s = &case["service"];
-            let deployments: Vec<Rollout> = s["deployments"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| Rollout {
-                    status: d["status"].as_str().unwrap().into(),
-                    rollout_state: d["rolloutState"].as_str().map(str::to_string),
-                    rollout_reason: d["rolloutStateReason"].as_str().map(str::to_string),
-                    desired: d["desiredCount"].as_i64().unwrap() as i32,
-                    running: d["runningCount"].as_i64().unwrap() as i32,
-                    failed_tasks: d["failedTasks"].as_i64().unwrap() as i32,
-                })
-                .collect();
-            let event = s["events"][0]["message"].as_str();
-            let got = rollout_progress(&deployments, event);
-            let kind = match &got {
-                Poll::Ready(()) => "ready",
-                Poll::Pending(_) => "pending",
-                Poll::Failed(_) => "failed",
-            };
-            assert_eq!(
-                kind,
-                case["expect"].as_str().unwrap(),
-                "{}: {got:?}",
-                case["case"]
-            );
-            if let Poll::Pending(why) | Poll::Failed(why) = got {
-                // The latest event says why: shown while waiting and in the error.
-                assert!(why.contains(event.unwrap()), "{why}");
-            }
-        }
-    }
-
-    #[test]
-    fn a_failed_rollout_stops_the_wait_with_its_reason() {
-        let mut failed = rollout("PRIMARY", Some("FAILED"), 0);
-        failed.rollout_reason =
-            Some("ECS deployment circuit breaker: tasks failed to start.".into());
-        match rollout_progress(
-            &[failed],
-            Some("(service s) (task 1) failed ELB health checks"),
-        ) {
-            Poll::Failed(why) => {
-                assert!(why.contains("circuit breaker"), "{why}");
-                assert!(why.contains("failed ELB health checks"), "{why}");
-            }
-            other => panic!("{other:?}"),
-        }
+/// The deployment ECS answered a CreateService or UpdateService for `task_definition`
+/// with: its PRIMARY, the one the call started.
+fn started(task_definition: &str, service: Option<&aws_sdk_ecs::types::Service>) -> Started {
+    Started {
+        task_definition: task_definition.to_string(),
+        at: service
+            .and_then(|s| {
+                s.deployments()
+                    .iter()
+                    .find(|d| d.status() == Some("PRIMARY"))
+            })
+            .and_then(|d| d.created_at())
+            .copied(),
     }
 }
+
+#[cfg(test)]
+#[path = "rollout_tests.rs"]
+mod tests;

@@ -208,8 +208,8 @@ impl Resource for Service {
             .build();
         let Some(o) = observed else {
             let task_definition = self.register(aws).await?;
-            self.create(aws, &task_definition, &load_balancer).await?;
-            return self.settled(aws).await;
+            let started = self.create(aws, &task_definition, &load_balancer).await?;
+            return self.settled(aws, &started).await;
         };
         let (mut register, mut update, mut retag) = (false, false, false);
         for change in changes {
@@ -221,19 +221,20 @@ impl Resource for Service {
                 Change::Tags(_) => retag = true,
             }
         }
+        let mut started = None;
         if update {
             let task_definition = if register {
                 self.register(aws).await?
             } else {
                 o.task_definition.clone()
             };
-            self.update(aws, task_definition, load_balancer).await?;
+            started = Some(self.update(aws, task_definition, load_balancer).await?);
         }
         if retag {
             tag(aws, &o.arn, &self.tags).await?;
         }
-        if update {
-            self.settled(aws).await?;
+        if let Some(started) = started {
+            self.settled(aws, &started).await?;
         }
         Ok(())
     }
