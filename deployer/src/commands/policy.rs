@@ -66,12 +66,26 @@ pub fn document(m: &Manifest, account: &Account) -> Value {
     shape.serverful.enabled = true;
     shape.serverless.enabled = true;
     let m = &shape;
-    let n = m.names();
-    let (p, r, a) = (&account.partition, &account.region, &account.id);
+    let mut statements = Vec::new();
+    statements.extend(reads(m, account));
+    statements.extend(inventory(m, account));
+    statements.extend(repository(m, account));
+    statements.extend(buckets(m, account));
+    statements.extend(roles(m, account));
+    statements.extend(log_groups(m, account));
+    if m.serverless.enabled {
+        statements.extend(serverless(m, account));
+    }
+    if m.serverful.enabled {
+        statements.extend(serverful(m, account));
+    }
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// Reads AWS does not scope to a resource (or scopes only to `*`).
+fn reads(m: &Manifest, _account: &Account) -> Vec<Value> {
     let any = || vec!["*".to_string()];
     let mut statements = Vec::new();
-
-    // Reads AWS does not scope to a resource (or scopes only to `*`).
     let mut reads = vec!["iam:ListRoles"];
     if m.image.registry.is_none() {
         // The registry login: AWS requires `*`.
@@ -113,16 +127,29 @@ pub fn document(m: &Manifest, account: &Account) -> Value {
         reads.push("cloudwatch:GetMetricData");
     }
     statements.push(statement("ReadsAwsScopesToAll", &reads, any()));
-    // The stack's inventory: its buckets by tag (one call for the region), and every
-    // repository's tags (ECR has no tag filter), for what a renamed setting left behind.
+    statements
+}
+
+/// The stack's inventory: its buckets by tag (one call for the region), and every
+/// repository's tags (ECR has no tag filter), for what a renamed setting left behind.
+fn inventory(_m: &Manifest, account: &Account) -> Vec<Value> {
+    let (p, r, a) = (&account.partition, &account.region, &account.id);
+    let any = || vec!["*".to_string()];
+    let mut statements = Vec::new();
     statements.push(statement("InventoryByTag", &["tag:GetResources"], any()));
     statements.push(statement(
         "InventoryOfRepositories",
         &["ecr:DescribeRepositories", "ecr:ListTagsForResource"],
         vec![format!("arn:{p}:ecr:{r}:{a}:repository/*")],
     ));
+    statements
+}
 
-    // The image repository and its registry.
+/// The image repository and its registry.
+fn repository(m: &Manifest, account: &Account) -> Vec<Value> {
+    let n = m.names();
+    let (p, r, a) = (&account.partition, &account.region, &account.id);
+    let mut statements = Vec::new();
     let repository = format!("arn:{p}:ecr:{r}:{a}:repository/{}", n.repository);
     statements.push(statement(
         "Repository",
@@ -161,9 +188,15 @@ pub fn document(m: &Manifest, account: &Account) -> Value {
             vec![repository],
         ));
     }
+    statements
+}
 
-    // The buckets, and their objects (`down` empties them; `bench` and `predict` upload
-    // photos to the input bucket).
+/// The buckets, and their objects (`down` empties them; `bench` and `predict` upload
+/// photos to the input bucket).
+fn buckets(m: &Manifest, account: &Account) -> Vec<Value> {
+    let n = m.names();
+    let p = &account.partition;
+    let mut statements = Vec::new();
     let buckets = [&n.input_bucket, &n.output_bucket];
     statements.push(statement(
         "Buckets",
@@ -201,8 +234,14 @@ pub fn document(m: &Manifest, account: &Account) -> Value {
         &["s3:PutObject", "s3:GetObject"],
         vec![format!("arn:{p}:s3:::{}/*", n.input_bucket)],
     ));
+    statements
+}
 
-    // The roles and instance profile, and passing them to the services that run as them.
+/// The roles and instance profile, and passing them to the services that run as them.
+fn roles(m: &Manifest, account: &Account) -> Vec<Value> {
+    let n = m.names();
+    let (p, a) = (&account.partition, &account.id);
+    let mut statements = Vec::new();
     let role = |name: &str| format!("arn:{p}:iam::{a}:role/{name}");
     let mut roles = Vec::new();
     let mut passed_to = Vec::new();
@@ -285,8 +324,14 @@ pub fn document(m: &Manifest, account: &Account) -> Value {
             json!({"StringEquals": {"iam:AWSServiceName": linked}}),
         ));
     }
+    statements
+}
 
-    // The log groups (`logs` and `bench` read them).
+/// The log groups (`logs` and `bench` read them).
+fn log_groups(m: &Manifest, account: &Account) -> Vec<Value> {
+    let n = m.names();
+    let (p, r, a) = (&account.partition, &account.region, &account.id);
+    let mut statements = Vec::new();
     let mut groups = Vec::new();
     if m.serverless.enabled {
         groups.push(&n.lambda_log_group);
@@ -315,14 +360,7 @@ pub fn document(m: &Manifest, account: &Account) -> Value {
             })
             .collect(),
     ));
-
-    if m.serverless.enabled {
-        statements.extend(serverless(m, account));
-    }
-    if m.serverful.enabled {
-        statements.extend(serverful(m, account));
-    }
-    json!({"Version": "2012-10-17", "Statement": statements})
+    statements
 }
 
 /// The function and its HTTP API.
