@@ -377,4 +377,4 @@ impl CapacityProvider {
 
 #[cfg(test)]
 #[path = "capacity_provider_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -3,7 +3,8 @@
 use super::*;
 use crate::resources::Change as _;
 
-fn provider() -> CapacityProvider {
+/// The provider every ECS test starts from (the replays too).
+pub(in crate::resources::ecs) fn provider() -> CapacityProvider {
     CapacityProvider {
         name: "s-capacity".into(),
         cluster: "s-cluster".into(),

@@ -11,8 +11,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::capacity_provider::Pace;
+use super::capacity_provider::tests::provider;
 use super::task_definition::tests::spec;
-use super::{CapacityProvider, ProviderObserved, Service, ServiceObserved};
+use super::{ProviderObserved, Service, ServiceObserved};
 use crate::aws::{Aws, AwsError};
 use crate::resources::Resource;
 use crate::resources::recording::{Request, amz_json_ok, aws, recording_each, xml_ok};
@@ -76,17 +77,6 @@ fn amz_json_error(code: &str, message: &str) -> String {
 }
 
 // The capacity provider.
-
-fn provider() -> CapacityProvider {
-    CapacityProvider {
-        name: "s-capacity".into(),
-        cluster: "s-cluster".into(),
-        auto_scaling_group: "s-instances".into(),
-        target_capacity: 100,
-        group_min: 1,
-        tags: [("deployer:stack".to_string(), "s".to_string())].into(),
-    }
-}
 
 fn provider_in_sync() -> ProviderObserved {
     ProviderObserved {
@@ -381,21 +371,8 @@ const TARGET_GROUP: &str =
 
 fn service() -> Service {
     Service {
-        name: "s-predictor".into(),
-        cluster: "s-cluster".into(),
-        family: "s-predictor".into(),
-        container: "predictor".into(),
-        task: spec(),
-        region: "us-east-1".into(),
-        capacity_provider: "s-capacity".into(),
-        target_group: "s-tg".into(),
-        listener: "s-alb:80".into(),
-        execution_role: "s-ecs-task-execution".into(),
-        task_role: "s-ecs-task".into(),
-        initial_count: 1,
         wait: WAIT,
-        image_push: None,
-        tags: Default::default(),
+        ..super::service::tests::service()
     }
 }
 

@@ -330,4 +330,4 @@ fn circuit_breaker_off(o: &ServiceObserved) -> bool {
 
 #[cfg(test)]
 #[path = "service_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -4,7 +4,8 @@ use super::super::task_definition::tests::spec;
 use super::*;
 use crate::resources::Change as _;
 
-fn service() -> Service {
+/// The service every ECS test starts from (the replays too).
+pub(in crate::resources::ecs) fn service() -> Service {
     Service {
         name: "s-predictor".into(),
         cluster: "s-cluster".into(),
