@@ -3,7 +3,9 @@
 # lockstep:
 #   /opt/predictor/bin/predictor              the binary (entrypoint)
 #   /opt/predictor/bin/libonnxruntime.so      ONNX Runtime, found next to the executable
-#   /opt/predictor/models/yolo11n.onnx        the bundled model (AGPL-3.0 weights)
+#   /opt/predictor/models/yolo11n.onnx        the bundled models (AGPL-3.0 weights): square,
+#   /opt/predictor/models/yolo11n-rect.onnx   rect and rect INT8; the manifest's
+#   /opt/predictor/models/yolo11n-rect-int8.onnx  `model.variant` picks one (MODEL_PATH)
 #
 # For Lambda, build a single-platform image without attestations (Lambda rejects
 # image indexes):
@@ -20,13 +22,14 @@ RUN scripts/setup-ort.sh \
  && mkdir -p /out/bin /out/models \
  && cp target/release/predictor /out/bin/ \
  && cp -L .ort/lib/libonnxruntime.so /out/bin/libonnxruntime.so \
- && cp predictor/models/yolo11n.onnx /out/models/
+ && cp predictor/models/yolo11n.onnx predictor/models/yolo11n-rect.onnx \
+       predictor/models/yolo11n-rect-int8.onnx /out/models/
 
 # glibc and libstdc++ (ONNX Runtime is C++), CA roots, nothing else.
 FROM gcr.io/distroless/cc-debian12
 COPY --from=build /out /opt/predictor
-# The model is found next to the binary (../models): no MODEL_PATH, so a manifest's
-# MODEL_S3_URI can take over.
+# The square model is found next to the binary (../models) when neither MODEL_PATH nor
+# MODEL_S3_URI is set (the deployer sets one of them).
 ENV PORT=8080 ORT_DYLIB_PATH=/opt/predictor/bin/libonnxruntime.so
 EXPOSE 8080
 ENTRYPOINT ["/opt/predictor/bin/predictor", "serve"]

@@ -5,7 +5,7 @@
 #                                           then Python's onnxruntime on the same model and
 #                                           input and the ratio of the inference medians
 #   scripts/bench-predictor.sh vs-bentoml   the service side by side with the BentoML
-#                                           anchor (bench/anchors/bentoml): one moto S3,
+#                                           anchor (../shared/anchors/bentoml): one moto S3,
 #                                           the same two photos, `wrk`, both started fresh
 #                                           each round; p50/p99 at c=1, req/s and p99 at
 #                                           c=9, ready time, peak RSS, and the ratios
@@ -14,8 +14,12 @@
 # vs-bentoml: needs `wrk` (apt-get install wrk), moto (scripts/setup-test-tools.sh) and the
 # anchor's venv outside the repo:
 #   python3 -m venv /tmp/venv-bento && /tmp/venv-bento/bin/pip install bentoml onnxruntime==1.32.0 numpy pillow boto3
+# The anchor is a measuring stick, never part of the repository: BENTO_DIR names its
+# directory (default ../shared/anchors/bentoml beside the clone).
 # Environment: BENTO_VENV (default /tmp/venv-bento), BENTO_DIR, ROUNDS (3), DURATION
-# (seconds per load level, 20), PREDICTOR_ENV (extra `VAR=value ...` for the predictor),
+# (seconds per load level, 20), VARIANT (the predictor's bundled model: square, rect or
+# rect-int8; default rect, the deployments' default; BentoML always runs the square
+# model, as the study did), PREDICTOR_ENV (extra `VAR=value ...` for the predictor),
 # PREDICTOR_BIN (a predictor binary to run instead of building this tree's release one).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -113,7 +117,8 @@ start_predictor() {
   # shellcheck disable=SC2086
   exec env PORT="$1" BIND_ADDRESS=127.0.0.1 AWS_ENDPOINT_URL="$moto_url" \
     AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 \
-    INPUT_BUCKET=bench-in OUTPUT_BUCKET=bench-out ${PREDICTOR_ENV:-} \
+    INPUT_BUCKET=bench-in OUTPUT_BUCKET=bench-out MODEL_PATH="$root/predictor/models/$model_file" \
+    ${PREDICTOR_ENV:-} \
     "$predictor_bin" serve > "$work/predictor.log" 2>&1
 }
 
@@ -129,7 +134,14 @@ start_bentoml() {
 vs_bentoml() {
   bento_venv=${BENTO_VENV:-/tmp/venv-bento}
   bento_py=$bento_venv/bin/python
-  bento_dir=${BENTO_DIR:-$root/bench/anchors/bentoml}
+  bento_dir=${BENTO_DIR:-$root/../shared/anchors/bentoml}
+  local variant=${VARIANT:-rect}
+  case $variant in
+    square) model_file=yolo11n.onnx ;;
+    rect) model_file=yolo11n-rect.onnx ;;
+    rect-int8) model_file=yolo11n-rect-int8.onnx ;;
+    *) echo "error: VARIANT=$variant is not square, rect or rect-int8" >&2; exit 2 ;;
+  esac
   DURATION=${DURATION:-20}
   local rounds=${ROUNDS:-3}
   command -v wrk >/dev/null || { echo "error: wrk not found; hint: apt-get install wrk" >&2; exit 1; }
@@ -166,7 +178,7 @@ request = function()
   return wrk.format("POST", "/predict", { ["Content-Type"] = "application/json" }, bodies[n % 2 + 1])
 end
 LUA
-  echo "side by side: $rounds rounds, ${DURATION}s per level, $(nproc) cores, load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  echo "side by side: $rounds rounds, ${DURATION}s per level, predictor on $model_file, BentoML on yolo11n.onnx, $(nproc) cores, load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
   : > "$work/results.jsonl"
   for r in $(seq "$rounds"); do
     # Alternate who goes first, so neither always runs on the quieter half of a round.

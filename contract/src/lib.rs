@@ -25,11 +25,13 @@ pub const MAX_INFLIGHT: &str = "MAX_INFLIGHT";
 pub const QUEUE_DEPTH: &str = "QUEUE_DEPTH";
 /// A request's deadline.
 pub const DEADLINE_MS: &str = "DEADLINE_MS";
-/// The model's S3 URI, when it is not the bundled one.
+/// The model's S3 URI, when it is not a bundled one.
 pub const MODEL_S3_URI: &str = "MODEL_S3_URI";
+/// The model's file, when it is a bundled one (the image holds several).
+pub const MODEL_PATH: &str = "MODEL_PATH";
 
-/// Every variable the deployer sets on both targets ([`MODEL_S3_URI`] only when the
-/// model is on S3).
+/// Every variable the deployer sets on both targets, besides one of [`MODEL_PATH`] (a
+/// bundled model) and [`MODEL_S3_URI`] (a model on S3).
 pub const SET_BY_DEPLOYER: &[&str] = &[
     INPUT_BUCKET,
     OUTPUT_BUCKET,
@@ -66,7 +68,7 @@ mod tests {
     #[test]
     fn every_name_is_set_once() {
         let mut names = SET_BY_DEPLOYER.to_vec();
-        names.push(MODEL_S3_URI);
+        names.extend([MODEL_S3_URI, MODEL_PATH]);
         let count = names.len();
         names.sort();
         names.dedup();

@@ -14,7 +14,7 @@ use crate::resources::{Id, Kind};
 
 use serde_json::{Value, json};
 
-use crate::manifest::{Manifest, Names};
+use crate::manifest::{Manifest, Names, Variant};
 use crate::resources::ec2::{Network, Source};
 use crate::resources::{
     Node, Tags, apigw, autoscaling, ec2, ecr, ecs, elb, iam, image, lambda, logs, s3,
@@ -74,8 +74,9 @@ pub struct Image {
 /// The container's name in the task definition.
 pub const CONTAINER: &str = "predictor";
 
-/// The predictor's settings as environment variables, the same on both targets.
-pub fn predictor_env(m: &Manifest) -> BTreeMap<String, String> {
+/// The predictor's settings as environment variables: the same on both targets but for
+/// the bundled model each serves (`variant`).
+pub fn predictor_env(m: &Manifest, variant: Variant) -> BTreeMap<String, String> {
     let n = m.names();
     let p = &m.predictor;
     let mut env: BTreeMap<String, String> = [
@@ -97,9 +98,13 @@ pub fn predictor_env(m: &Manifest) -> BTreeMap<String, String> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    if m.model.s3().is_some() {
-        env.insert(contract::MODEL_S3_URI.into(), m.model.source.clone());
-    }
+    match m.model.s3() {
+        Some(_) => env.insert(contract::MODEL_S3_URI.into(), m.model.source.clone()),
+        None => env.insert(
+            contract::MODEL_PATH.into(),
+            crate::image::model_path(variant),
+        ),
+    };
     env
 }
 
@@ -289,7 +294,7 @@ impl<'a> Parts<'a> {
                 architecture: self.ctx.image.architecture.clone(),
                 memory_mb: l.memory_mb,
                 timeout_s: l.timeout_s,
-                environment: predictor_env(m),
+                environment: predictor_env(m, m.model.variant.serverless),
                 reserved_concurrency: l.reserved_concurrency,
                 provisioned_concurrency: l.provisioned_concurrency,
                 image_push,
@@ -392,7 +397,7 @@ fn serverful(
     let p = &account.partition;
     let role_arn = |name: &str| format!("arn:{p}:iam::{}:role/{name}", account.id);
     let listener = format!("{}:{}", n.load_balancer, s.load_balancer.port);
-    let mut env = predictor_env(m);
+    let mut env = predictor_env(m, m.model.variant.serverful);
     env.insert("PORT".into(), s.container.port.to_string());
     vec![
         Box::new(ec2::SecurityGroup {
@@ -519,8 +524,9 @@ pub(crate) mod tests {
     #[test]
     fn the_predictor_gets_exactly_the_contracts_variables() {
         let m = Manifest::parse("m.yaml".as_ref(), "name: s\nregion: us-east-1\n").unwrap();
-        let set: Vec<String> = predictor_env(&m).into_keys().collect();
+        let set: Vec<String> = predictor_env(&m, Variant::Rect).into_keys().collect();
         let mut want: Vec<&str> = contract::SET_BY_DEPLOYER.to_vec();
+        want.push(contract::MODEL_PATH);
         want.sort();
         assert_eq!(set, want);
     }
@@ -664,27 +670,60 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn both_targets_get_the_same_image_and_predictor_settings() {
-        let m = Manifest::parse(
-            std::path::Path::new("t.yaml"),
-            "name: s\nregion: us-east-1\n",
-        )
-        .unwrap();
-        let env = predictor_env(&m);
-        assert_eq!(env["INPUT_BUCKET"], "s-input");
-        assert_eq!(env["OUTPUT_BUCKET"], "s-results");
-        assert!(
-            !env.contains_key("MODEL_S3_URI"),
-            "the bundled model needs no variable"
-        );
-        let m = Manifest::parse(
-            std::path::Path::new("t.yaml"),
-            "name: s\nregion: us-east-1\nmodel:\n  source: s3://models/yolo11n.onnx\n",
-        )
-        .unwrap();
+    fn both_targets_get_the_same_settings_and_each_its_bundled_model() {
+        let parse = |yaml: &str| Manifest::parse("t.yaml".as_ref(), yaml).unwrap();
+        let m = parse("name: s\nregion: us-east-1\n");
+        let (serverful, serverless) = env_of_each_target(&m);
+        assert_eq!(serverful["INPUT_BUCKET"], "s-input");
+        assert_eq!(serverless["OUTPUT_BUCKET"], "s-results");
         assert_eq!(
-            predictor_env(&m)["MODEL_S3_URI"],
-            "s3://models/yolo11n.onnx"
+            serverful["MODEL_PATH"], "/opt/predictor/models/yolo11n-rect.onnx",
+            "rect mode is the default on both targets"
         );
+        assert_eq!(serverless["MODEL_PATH"], serverful["MODEL_PATH"]);
+        assert!(!serverless.contains_key("MODEL_S3_URI"));
+
+        let m = parse(
+            "name: s\nregion: us-east-1\nmodel:\n  variant: {serverless: rect-int8, serverful: square}\n",
+        );
+        let (serverful, serverless) = env_of_each_target(&m);
+        assert_eq!(
+            serverful["MODEL_PATH"],
+            "/opt/predictor/models/yolo11n.onnx"
+        );
+        assert_eq!(
+            serverless["MODEL_PATH"],
+            "/opt/predictor/models/yolo11n-rect-int8.onnx"
+        );
+        assert_eq!(
+            serverless["INPUT_BUCKET"], serverful["INPUT_BUCKET"],
+            "only the model differs"
+        );
+
+        let m = parse("name: s\nregion: us-east-1\nmodel:\n  source: s3://models/yolo11n.onnx\n");
+        let (serverful, serverless) = env_of_each_target(&m);
+        assert_eq!(serverless["MODEL_S3_URI"], "s3://models/yolo11n.onnx");
+        assert_eq!(serverful["MODEL_S3_URI"], "s3://models/yolo11n.onnx");
+        assert!(
+            !serverful.contains_key("MODEL_PATH"),
+            "one model source, not two"
+        );
+    }
+
+    /// The environment the stack gives the ECS container and the Lambda function.
+    fn env_of_each_target(m: &Manifest) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+        let nodes = desired(m, &context());
+        let mut task = None;
+        let mut function = None;
+        for node in &nodes {
+            let any = node.as_any();
+            if let Some(s) = any.downcast_ref::<ecs::Service>() {
+                task = Some(s.task.environment.clone());
+            }
+            if let Some(f) = any.downcast_ref::<lambda::Function>() {
+                function = Some(f.environment.clone());
+            }
+        }
+        (task.expect("a service"), function.expect("a function"))
     }
 }

@@ -195,7 +195,19 @@ async fn build_pushes_an_image_that_skopeo_reads_umoci_unpacks_and_runs_in_an_em
         mode(&root.join("opt/predictor/bin/libonnxruntime.so")),
         0o755
     );
-    assert_eq!(mode(&root.join("opt/predictor/models/yolo11n.onnx")), 0o644);
+    for model in [
+        "yolo11n.onnx",
+        "yolo11n-rect.onnx",
+        "yolo11n-rect-int8.onnx",
+    ] {
+        let bundled = root.join("opt/predictor/models").join(model);
+        assert_eq!(mode(&bundled), 0o644, "{model}");
+        assert_eq!(
+            std::fs::read(&bundled).unwrap(),
+            std::fs::read(common::repo_root().join("predictor/models").join(model)).unwrap(),
+            "{model}"
+        );
+    }
     assert_eq!(mode(&root.join("tmp")), 0o1777);
     assert!(root.join("lib64/ld-linux-x86-64.so.2").is_file());
     assert!(root.join("etc/hosts").is_file());

@@ -266,6 +266,10 @@ fn both_targets_serve_detections_cold_then_warm_and_down_leaves_no_process() {
     let r = post_image(&serverful, &bus);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(labels(&r), labels(&first));
+    // Both serve the manifest's default variant, from the image's models.
+    for answer in [&r, &first] {
+        assert_eq!(answer.json()["model"], "yolo11n-rect");
+    }
     assert!(
         r.json()["url"]
             .as_str()

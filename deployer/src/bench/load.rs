@@ -49,6 +49,9 @@ pub struct Record {
     pub seq: Option<u64>,
     pub cold: bool,
     pub error: Option<String>,
+    /// The model that answered (the answer's `model`: its file's stem).
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 /// Sends requests to one target.
@@ -111,6 +114,7 @@ impl Shooter {
             seq: None,
             cold: false,
             error: None,
+            model: None,
         };
         match request.send().await {
             Err(e) => r.error = Some(cause(&e)),
@@ -248,6 +252,7 @@ async fn read(r: &mut Record, answer: reqwest::Response) {
 /// header named it, the answering instance.
 fn from_body(r: &mut Record, j: &serde_json::Value) {
     r.server_ms = j["timings_ms"]["total"].as_f64();
+    r.model = j["model"].as_str().map(str::to_string);
     r.stages = j["timings_ms"].as_object().map(|t| {
         t.iter()
             .filter(|(k, _)| *k != "total")

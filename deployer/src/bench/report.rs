@@ -382,6 +382,7 @@ pub fn table(run: &Run, compare: Option<&Run>) -> String {
             r * 86_400.0
         );
     }
+    o.push_str(&models(run));
     for s in &run.summaries {
         if !s.errors.is_empty() {
             let errors: Vec<String> = s.errors.iter().map(|(k, v)| format!("{k} ×{v}")).collect();
@@ -405,6 +406,29 @@ pub fn table(run: &Run, compare: Option<&Run>) -> String {
         }
     }
     o
+}
+
+/// Which model each target served, and a warning when they differ: the comparison is
+/// then of the targets and the models together.
+fn models(run: &Run) -> String {
+    let served: Vec<(&str, String)> = run
+        .summaries
+        .iter()
+        .filter(|s| !s.models.is_empty())
+        .map(|s| (s.target.as_str(), s.models.join(" then ")))
+        .collect();
+    let Some((_, first)) = served.first() else {
+        return String::new();
+    };
+    let each: Vec<String> = served.iter().map(|(t, m)| format!("{t} {m}")).collect();
+    if served.iter().all(|(_, m)| m == first) && !first.contains(" then ") {
+        format!("model: {first} on every target\n")
+    } else {
+        format!(
+            "warning: the targets did not serve the same model ({}); the comparison is of target and model together (`model.variant`)\n",
+            each.join(", ")
+        )
+    }
 }
 
 fn row(s: &Summary) -> String {
@@ -488,4 +512,77 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::stats::summarize;
+    use super::*;
+
+    fn run_with(models: &[(&str, &str)]) -> Run {
+        let records: Vec<Record> = models
+            .iter()
+            .enumerate()
+            .map(|(i, (target, model))| Record {
+                target: target.to_string(),
+                phase: 0,
+                id: i as u64,
+                photo: "bus.jpg".into(),
+                intended_s: 0.0,
+                sent_s: 0.0,
+                latency_ms: 100.0,
+                status: 200,
+                bytes: 10,
+                server_ms: None,
+                stages: None,
+                instance: None,
+                seq: None,
+                cold: false,
+                error: None,
+                model: Some(model.to_string()),
+            })
+            .collect();
+        Run {
+            stack: "s".into(),
+            protocol: Protocol::Ab,
+            started_unix_ms: 0,
+            summaries: ["serverful", "serverless"]
+                .iter()
+                .map(|t| summarize(t, &records, false))
+                .collect(),
+            break_even_rps: None,
+            prices: crate::manifest::Prices::default(),
+            broken: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_table_names_the_model_and_warns_when_the_targets_differ() {
+        let same = table(
+            &run_with(&[
+                ("serverful", "yolo11n-rect"),
+                ("serverless", "yolo11n-rect"),
+            ]),
+            None,
+        );
+        assert!(
+            same.contains("model: yolo11n-rect on every target\n"),
+            "{same}"
+        );
+        assert!(!same.contains("warning"), "{same}");
+
+        let differ = table(
+            &run_with(&[
+                ("serverful", "yolo11n-rect"),
+                ("serverless", "yolo11n-rect-int8"),
+            ]),
+            None,
+        );
+        assert!(
+            differ.contains(
+                "warning: the targets did not serve the same model (serverful yolo11n-rect, serverless yolo11n-rect-int8)"
+            ),
+            "{differ}"
+        );
+    }
 }

@@ -105,6 +105,9 @@ pub struct Summary {
     pub send_lateness_ms: Option<(f64, f64)>,
     pub resources: Resources,
     pub cost: Cost,
+    /// The models that answered (one, unless the target changed during the run).
+    #[serde(default)]
+    pub models: Vec<String>,
 }
 
 /// The first intended send time and the last answer of `records`, seconds since the
@@ -154,6 +157,12 @@ pub fn summarize(target: &str, records: &[Record], open_loop: bool) -> Summary {
         send_lateness_ms: open_loop.then(|| lateness(&mine)),
         resources: Resources::default(),
         cost: Cost::default(),
+        models: ok
+            .iter()
+            .filter_map(|r| r.model.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -283,6 +292,7 @@ mod tests {
             seq: Some(seq),
             cold: seq == 1,
             error: (status != 200).then(|| "boom".into()),
+            model: Some("yolo11n-rect".into()),
         }
     }
 

@@ -14,11 +14,19 @@ use std::process::Command;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::manifest::Variant;
 use layer::{Entry, Layer, sha256};
+
+/// Where `variant`'s model is inside the image.
+pub fn model_path(variant: Variant) -> String {
+    format!("{MODELS_DIR}/{}", variant.file())
+}
 
 pub const BINARY: &str = "/opt/predictor/bin/predictor";
 pub const ORT_LIB: &str = "/opt/predictor/bin/libonnxruntime.so";
-pub const MODEL: &str = "/opt/predictor/models/yolo11n.onnx";
+/// The bundled models, one file per [`Variant`], the square one also where the
+/// predictor looks by default (`../models/yolo11n.onnx` beside its binary).
+pub const MODELS_DIR: &str = "/opt/predictor/models";
 pub const PORT: u16 = 8080;
 
 pub const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -32,7 +40,8 @@ pub const UNCOMPRESSED_ANNOTATION: &str = "dev.deployer.image.uncompressed-size"
 pub struct Inputs {
     pub binary: PathBuf,
     pub ort_lib: PathBuf,
-    pub model: PathBuf,
+    /// The directory holding every [`Variant`]'s file (`predictor/models`).
+    pub models: PathBuf,
 }
 
 /// A built image, ready to push.
@@ -125,7 +134,11 @@ pub fn layers(inputs: &Inputs) -> Result<Vec<Layer>, BuildError> {
             read(roots)?,
         ));
     }
-    let model = vec![Entry::file(MODEL, 0o644, read(&inputs.model)?)];
+    let mut model = Vec::new();
+    for variant in Variant::ALL {
+        let file = inputs.models.join(variant.file());
+        model.push(Entry::file(&model_path(variant), 0o644, read(&file)?));
+    }
     let binary = vec![Entry::file(BINARY, 0o755, read(&inputs.binary)?)];
     // Compressing is most of a build: one thread per layer.
     let parts = [
@@ -306,7 +319,7 @@ pub fn locate(root: &Path, binary: Option<PathBuf>) -> Result<Inputs, BuildError
     Ok(Inputs {
         binary,
         ort_lib,
-        model: root.join("predictor/models/yolo11n.onnx"),
+        models: root.join("predictor/models"),
     })
 }
 

@@ -206,9 +206,11 @@ fn map_into_image(env: &mut BTreeMap<String, String>, rootfs: &Rootfs) {
             *v = inside(root, v).display().to_string();
         }
     }
-    if let Some(model) = rootfs.model() {
-        env.entry("MODEL_PATH".into())
-            .or_insert_with(|| model.display().to_string());
+    let chosen = [contract::MODEL_PATH, contract::MODEL_S3_URI];
+    if let Some(model) = rootfs.model()
+        && !chosen.iter().any(|v| env.contains_key(*v))
+    {
+        env.insert(contract::MODEL_PATH.into(), model.display().to_string());
     }
 }
 
@@ -435,5 +437,44 @@ mod tests {
             ),
             PathBuf::from("/cache/rootfs/abc/opt/predictor/bin/predictor")
         );
+    }
+
+    /// The chosen bundled model is found below the image's root; with none chosen the
+    /// image's default is; a model from S3 gets no second source beside it.
+    #[test]
+    fn the_model_the_manifest_chose_is_found_below_the_root() {
+        let dir = std::env::temp_dir().join(format!("rootfs-model-{}", std::process::id()));
+        let models = dir.join("opt/predictor/models");
+        std::fs::create_dir_all(&models).unwrap();
+        for f in ["yolo11n.onnx", "yolo11n-rect.onnx"] {
+            std::fs::write(models.join(f), b"").unwrap();
+        }
+        let rootfs = Rootfs {
+            digest: "sha256:0".into(),
+            dir: dir.clone(),
+            entrypoint: vec!["/opt/predictor/bin/predictor".into()],
+            env: BTreeMap::new(),
+        };
+        let mapped = |vars: &[(&str, &str)]| {
+            let mut env: BTreeMap<String, String> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            map_into_image(&mut env, &rootfs);
+            env
+        };
+        let chosen = mapped(&[("MODEL_PATH", "/opt/predictor/models/yolo11n-rect.onnx")]);
+        assert_eq!(
+            chosen["MODEL_PATH"],
+            models.join("yolo11n-rect.onnx").display().to_string()
+        );
+        let default = mapped(&[]);
+        assert_eq!(
+            default["MODEL_PATH"],
+            models.join("yolo11n.onnx").display().to_string()
+        );
+        let s3 = mapped(&[("MODEL_S3_URI", "s3://models/m.onnx")]);
+        assert!(!s3.contains_key("MODEL_PATH"), "{s3:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -50,9 +50,11 @@ impl Rootfs {
         dirs.join(":")
     }
 
-    /// The model bundled in the image, if it has one.
+    /// The image's default model (where the predictor looks beside its binary), if it
+    /// has one.
     pub fn model(&self) -> Option<PathBuf> {
-        Some(self.dir.join("opt/predictor/models/yolo11n.onnx")).filter(|p| p.is_file())
+        let path = crate::image::model_path(crate::manifest::Variant::Square);
+        Some(super::process::inside(&self.dir, &path)).filter(|p| p.is_file())
     }
 }
 

@@ -1,7 +1,7 @@
 //! Manifest checks: YAML and type errors from serde, then every rule AWS would
 //! otherwise reject halfway through an `up` (ranges, name rules, lengths after prefixing).
 
-use super::{Manifest, Names, Position, Problem, Spans};
+use super::{Manifest, Names, Position, Problem, Spans, Variants};
 
 /// Deserialises `source`, turning serde's error into a positioned problem with the
 /// field's path and, for a mistyped key, the closest valid one.
@@ -351,6 +351,13 @@ fn model_logs_timeouts(c: &mut Checker, m: &Manifest) {
                 format!("`{}` is neither `bundled` nor an S3 URI", m.model.source),
                 "use `bundled`, or `s3://bucket/path/model.onnx`",
             ),
+        }
+        if m.model.variant != Variants::default() {
+            c.hint(
+                "model.variant",
+                "chooses among the bundled models, but `model.source` is not `bundled`",
+                "remove `model.variant`: a model from S3 is served as it is (rect mode when its input has dynamic height and width)",
+            );
         }
     }
     const RETENTION: [u32; 22] = [

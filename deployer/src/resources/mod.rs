@@ -330,11 +330,21 @@ pub trait Node {
         aws: &'a Aws,
         seen: &'a Observation,
     ) -> LocalFuture<'a, Result<(), AwsError>>;
+    /// The resource itself, for tests that look at what the stack asks for.
+    #[cfg(test)]
+    fn as_any(&self) -> &dyn std::any::Any {
+        &()
+    }
 }
 
-impl<R: Resource> Node for R {
+impl<R: Resource + 'static> Node for R {
     fn id(&self) -> Id {
         Id::new(R::KIND, self.name())
+    }
+
+    #[cfg(test)]
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 
     fn depends_on(&self) -> Vec<Id> {

@@ -120,7 +120,7 @@ impl Config {
         if let Some(v) = var(contract::URL_EXPIRY_S) {
             c.url_expiry_s = parse(v, |s| (1..=604_800).contains(s), "seconds in 1..=604800")?;
         }
-        c.model = match (var("MODEL_PATH"), var(contract::MODEL_S3_URI)) {
+        c.model = match (var(contract::MODEL_PATH), var(contract::MODEL_S3_URI)) {
             (Some(_), Some((name, value))) => {
                 return Err(ConfigError {
                     var: name,
@@ -269,7 +269,7 @@ mod tests {
     fn every_variable_the_deployer_sets_is_read() {
         for name in contract::SET_BY_DEPLOYER
             .iter()
-            .chain([&contract::MODEL_S3_URI])
+            .chain([&contract::MODEL_S3_URI, &contract::MODEL_PATH])
         {
             let read = from(&[(name, "not-a-value")]);
             assert!(
