@@ -5,7 +5,7 @@
 #                                           then Python's onnxruntime on the same model and
 #                                           input and the ratio of the inference medians
 #   scripts/bench-predictor.sh vs-bentoml   the service side by side with the BentoML
-#                                           anchor (../shared/anchors/bentoml): one moto S3,
+#                                           anchor (BENTO_DIR): one moto S3,
 #                                           the same two photos, `wrk`, both started fresh
 #                                           each round; p50/p99 at c=1, req/s and p99 at
 #                                           c=9, ready time, peak RSS, and the ratios
@@ -14,8 +14,8 @@
 # vs-bentoml: needs `wrk` (apt-get install wrk), moto (scripts/setup-test-tools.sh) and the
 # anchor's venv outside the repo:
 #   python3 -m venv /tmp/venv-bento && /tmp/venv-bento/bin/pip install bentoml onnxruntime==1.32.0 numpy pillow boto3
-# The anchor is a measuring stick, never part of the repository: BENTO_DIR names its
-# directory (default ../shared/anchors/bentoml beside the clone).
+# The anchor is a measuring stick kept outside the repository (never copied in):
+# BENTO_DIR must name its directory, the one holding its service.py.
 # Environment: BENTO_VENV (default /tmp/venv-bento), BENTO_DIR, ROUNDS (3), DURATION
 # (seconds per load level, 20), VARIANT (the predictor's bundled model: square, rect or
 # rect-int8; default rect, the deployments' default; BentoML always runs the square
@@ -134,7 +134,7 @@ start_bentoml() {
 vs_bentoml() {
   bento_venv=${BENTO_VENV:-/tmp/venv-bento}
   bento_py=$bento_venv/bin/python
-  bento_dir=${BENTO_DIR:-$root/../shared/anchors/bentoml}
+  bento_dir=${BENTO_DIR:-}
   local variant=${VARIANT:-rect}
   case $variant in
     square) model_file=yolo11n.onnx ;;
@@ -146,7 +146,8 @@ vs_bentoml() {
   local rounds=${ROUNDS:-3}
   command -v wrk >/dev/null || { echo "error: wrk not found; hint: apt-get install wrk" >&2; exit 1; }
   [ -x "$bento_venv/bin/bentoml" ] || { echo "error: no bentoml in $bento_venv (see the header of $0)" >&2; exit 1; }
-  [ -f "$bento_dir/service.py" ] || { echo "error: the BentoML anchor is not at $bento_dir; set BENTO_DIR" >&2; exit 1; }
+  [ -n "$bento_dir" ] || { echo "error: BENTO_DIR is not set; hint: point it at the BentoML anchor's directory (the one with service.py)" >&2; exit 2; }
+  [ -f "$bento_dir/service.py" ] || { echo "error: the BentoML anchor is not at $bento_dir (no service.py); set BENTO_DIR" >&2; exit 1; }
   "$root/scripts/setup-test-tools.sh"
   predictor_bin=${PREDICTOR_BIN:-$CARGO_TARGET_DIR/release/predictor}
   [ -n "${PREDICTOR_BIN:-}" ] || cargo build -q --release -p predictor

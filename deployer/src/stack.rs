@@ -98,13 +98,11 @@ pub fn predictor_env(m: &Manifest, variant: Variant) -> BTreeMap<String, String>
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    match m.model.s3() {
-        Some(_) => env.insert(contract::MODEL_S3_URI.into(), m.model.source.clone()),
-        None => env.insert(
-            contract::MODEL_PATH.into(),
-            crate::image::model_path(variant),
-        ),
+    let (var, model) = match m.model.s3() {
+        Some(_) => (contract::MODEL_S3_URI, m.model.source.clone()),
+        None => (contract::MODEL_PATH, crate::image::model_path(variant)),
     };
+    env.insert(var.into(), model);
     env
 }
 

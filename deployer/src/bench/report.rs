@@ -411,24 +411,25 @@ pub fn table(run: &Run, compare: Option<&Run>) -> String {
 /// Which model each target served, and a warning when they differ: the comparison is
 /// then of the targets and the models together.
 fn models(run: &Run) -> String {
-    let served: Vec<(&str, String)> = run
+    let served: Vec<&Summary> = run
         .summaries
         .iter()
         .filter(|s| !s.models.is_empty())
-        .map(|s| (s.target.as_str(), s.models.join(" then ")))
         .collect();
-    let Some((_, first)) = served.first() else {
+    let Some(first) = served.first() else {
         return String::new();
     };
-    let each: Vec<String> = served.iter().map(|(t, m)| format!("{t} {m}")).collect();
-    if served.iter().all(|(_, m)| m == first) && !first.contains(" then ") {
-        format!("model: {first} on every target\n")
-    } else {
-        format!(
-            "warning: the targets did not serve the same model ({}); the comparison is of target and model together (`model.variant`)\n",
-            each.join(", ")
-        )
+    if first.models.len() == 1 && served.iter().all(|s| s.models == first.models) {
+        return format!("model: {} on every target\n", first.models[0]);
     }
+    let each: Vec<String> = served
+        .iter()
+        .map(|s| format!("{} {}", s.target, s.models.join(" and ")))
+        .collect();
+    format!(
+        "warning: the targets did not serve the same model ({}); the comparison is of target and model together (`model.variant`)\n",
+        each.join(", ")
+    )
 }
 
 fn row(s: &Summary) -> String {
@@ -517,32 +518,19 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::super::stats::summarize;
+    use super::super::stats::tests::record;
     use super::*;
 
-    fn run_with(models: &[(&str, &str)]) -> Run {
-        let records: Vec<Record> = models
+    /// The table of a run whose serverful and serverless answers came from these models.
+    fn table_of(serverful: &str, serverless: &str) -> String {
+        let records: Vec<Record> = [("serverful", serverful), ("serverless", serverless)]
             .iter()
-            .enumerate()
-            .map(|(i, (target, model))| Record {
-                target: target.to_string(),
-                phase: 0,
-                id: i as u64,
-                photo: "bus.jpg".into(),
-                intended_s: 0.0,
-                sent_s: 0.0,
-                latency_ms: 100.0,
-                status: 200,
-                bytes: 10,
-                server_ms: None,
-                stages: None,
-                instance: None,
-                seq: None,
-                cold: false,
-                error: None,
+            .map(|(target, model)| Record {
                 model: Some(model.to_string()),
+                ..record(target, 100.0, 200, 2)
             })
             .collect();
-        Run {
+        let run = Run {
             stack: "s".into(),
             protocol: Protocol::Ab,
             started_unix_ms: 0,
@@ -553,31 +541,20 @@ mod tests {
             break_even_rps: None,
             prices: crate::manifest::Prices::default(),
             broken: Vec::new(),
-        }
+        };
+        table(&run, None)
     }
 
     #[test]
     fn the_table_names_the_model_and_warns_when_the_targets_differ() {
-        let same = table(
-            &run_with(&[
-                ("serverful", "yolo11n-rect"),
-                ("serverless", "yolo11n-rect"),
-            ]),
-            None,
-        );
+        let same = table_of("yolo11n-rect", "yolo11n-rect");
         assert!(
             same.contains("model: yolo11n-rect on every target\n"),
             "{same}"
         );
         assert!(!same.contains("warning"), "{same}");
 
-        let differ = table(
-            &run_with(&[
-                ("serverful", "yolo11n-rect"),
-                ("serverless", "yolo11n-rect-int8"),
-            ]),
-            None,
-        );
+        let differ = table_of("yolo11n-rect", "yolo11n-rect-int8");
         assert!(
             differ.contains(
                 "warning: the targets did not serve the same model (serverful yolo11n-rect, serverless yolo11n-rect-int8)"

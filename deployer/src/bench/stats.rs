@@ -272,10 +272,11 @@ pub fn break_even_rps(p: &Prices, min_instances: f64, serverless_per_million: f6
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn record(target: &str, latency: f64, status: u16, seq: u64) -> Record {
+    /// A request as the generator records it (the report's tests too).
+    pub(in crate::bench) fn record(target: &str, latency: f64, status: u16, seq: u64) -> Record {
         Record {
             target: target.into(),
             phase: 0,
