@@ -295,6 +295,12 @@ fn both_targets_serve_detections_cold_then_warm_and_down_leaves_no_process() {
     );
 
     // `status` shows the live data plane; the REPORT lines are in the function's log.
+    // The supervisor writes its state once a second: wait until it has seen the requests.
+    s.wait_for(
+        "the cold start in the state",
+        Duration::from_secs(10),
+        |st| st["serverless"]["cold_starts"].as_u64() >= Some(1),
+    );
     let status: Value = serde_json::from_str(&s.ok(&["status", "-o", "json"])).unwrap();
     let rt = &status["runtime"];
     assert_eq!(rt["serverless"]["cold_starts"], 1, "{rt:#}");
